@@ -1,0 +1,70 @@
+# XNNPACK (with pthreadpool, cpuinfo, FXdiv) built from the pinned sources that scripts/setup
+# unpacks (and patches) into build/deps/. Nothing is downloaded at configure time.
+#
+# Provides the targets XNNPACK and pthreadpool.
+#
+# Emscripten: build/deps/xnnpack carries cmake/patches/xnnpack-emscripten.patch (applied by
+# scripts/setup), which
+#   1. accepts CMAKE_SYSTEM_NAME "Emscripten",
+#   2. sets XNNPACK_TARGET_PROCESSOR to "wasm" (no x86/ARM kernels),
+#   3. adds PROD_WASM_MICROKERNEL_SRCS (+ PROD_WASMSIMD_MICROKERNEL_SRCS when
+#      XNNPACK_ENABLE_WASM_SIMD) to the production kernels,
+#   4. makes the two wasmsimd f32->qs8/qu8 vcvt kernels include <wasm_simd128.h> instead of
+#      <arm_neon.h>.
+# -msimd128 itself is added by the top-level CMakeLists (NEUROLENS_WASM_SIMD).
+
+set(NEUROLENS_DEPS_DIR "${PROJECT_SOURCE_DIR}/build/deps" CACHE PATH
+    "Directory holding the unpacked xnnpack, pthreadpool, cpuinfo and fxdiv sources")
+
+foreach(_dep xnnpack pthreadpool cpuinfo fxdiv)
+  if(NOT EXISTS "${NEUROLENS_DEPS_DIR}/${_dep}/CMakeLists.txt")
+    message(FATAL_ERROR "${NEUROLENS_DEPS_DIR}/${_dep} is missing: run scripts/setup first")
+  endif()
+endforeach()
+
+# The dependency sources are part of the configuration: re-configure when setup re-unpacks them.
+set(_xnn_stamp "${NEUROLENS_DEPS_DIR}/xnnpack/.neurolens-stamp")
+if(NOT EXISTS "${_xnn_stamp}")
+  message(FATAL_ERROR "${NEUROLENS_DEPS_DIR}/xnnpack was not unpacked by scripts/setup")
+endif()
+file(READ "${_xnn_stamp}" _xnn_stamp_text)
+if(NOT _xnn_stamp_text MATCHES "xnnpack-emscripten\\.patch:")
+  message(FATAL_ERROR "build/deps/xnnpack lacks the Emscripten patch: run scripts/setup")
+endif()
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${_xnn_stamp}")
+
+# Where the sub-projects find each other (all local; this also disables their downloads).
+set(CPUINFO_SOURCE_DIR "${NEUROLENS_DEPS_DIR}/cpuinfo" CACHE PATH "" FORCE)
+set(PTHREADPOOL_SOURCE_DIR "${NEUROLENS_DEPS_DIR}/pthreadpool" CACHE PATH "" FORCE)
+set(FXDIV_SOURCE_DIR "${NEUROLENS_DEPS_DIR}/fxdiv" CACHE PATH "" FORCE)
+
+set(XNNPACK_LIBRARY_TYPE "static" CACHE STRING "" FORCE)
+set(XNNPACK_BUILD_TESTS OFF CACHE BOOL "" FORCE)
+set(XNNPACK_BUILD_BENCHMARKS OFF CACHE BOOL "" FORCE)
+set(XNNPACK_BUILD_ALL_MICROKERNELS OFF CACHE BOOL "" FORCE)
+set(XNNPACK_ENABLE_KLEIDIAI OFF CACHE BOOL "" FORCE)
+set(XNNPACK_USE_SYSTEM_LIBS OFF CACHE BOOL "" FORCE)
+set(PTHREADPOOL_BUILD_TESTS OFF CACHE BOOL "" FORCE)
+set(PTHREADPOOL_BUILD_BENCHMARKS OFF CACHE BOOL "" FORCE)
+set(CPUINFO_BUILD_TOOLS OFF CACHE BOOL "" FORCE)
+set(CPUINFO_BUILD_UNIT_TESTS OFF CACHE BOOL "" FORCE)
+set(CPUINFO_BUILD_MOCK_TESTS OFF CACHE BOOL "" FORCE)
+set(CPUINFO_BUILD_BENCHMARKS OFF CACHE BOOL "" FORCE)
+set(FXDIV_BUILD_TESTS OFF CACHE BOOL "" FORCE)
+set(FXDIV_BUILD_BENCHMARKS OFF CACHE BOOL "" FORCE)
+if(EMSCRIPTEN)
+  if(NEUROLENS_WASM_SIMD)
+    set(XNNPACK_ENABLE_WASM_SIMD ON CACHE BOOL "" FORCE)
+  else()
+    set(XNNPACK_ENABLE_WASM_SIMD OFF CACHE BOOL "" FORCE)
+  endif()
+endif()
+
+# XNNPACK is third-party code: it is built with its own flags, never with our warnings or
+# sanitizers (those are set per target in the top-level CMakeLists). SYSTEM makes its headers
+# system headers for our targets.
+add_subdirectory("${NEUROLENS_DEPS_DIR}/xnnpack" "${CMAKE_BINARY_DIR}/_deps/xnnpack" EXCLUDE_FROM_ALL SYSTEM)
+
+if(NOT TARGET XNNPACK OR NOT TARGET pthreadpool)
+  message(FATAL_ERROR "XNNPACK's CMake did not define the XNNPACK/pthreadpool targets")
+endif()
