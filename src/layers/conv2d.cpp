@@ -1,0 +1,259 @@
+#include "layers/conv2d.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "layers/init.h"
+
+namespace nl {
+
+namespace {
+
+// im2col buffers are filled this many floats at a time at most (16 MB), a whole number of
+// images per chunk: big batches of big images would otherwise need hundreds of MB.
+constexpr size_t kColsBudgetFloats = size_t{1} << 22;
+
+[[noreturn]] void fail(const LayerSpec& spec, const std::string& what) {
+  throw std::invalid_argument("layer '" + spec.name + "' (conv2d): " + what);
+}
+
+}  // namespace
+
+Conv2D::Conv2D(const LayerSpec& spec) : Layer(spec) {
+  if (spec_.filters == 0) fail(spec_, "filters must be at least 1, got 0");
+  if (spec_.kernel == 0) fail(spec_, "kernel must be at least 1, got 0");
+  if (spec_.stride == 0) fail(spec_, "stride must be at least 1, got 0");
+}
+
+size_t Conv2D::in_channels() const { return params_.empty() ? 0 : params_[0].value.dim(3); }
+
+bool Conv2D::is_pointwise() const {
+  return spec_.kernel == 1 && spec_.stride == 1 && spec_.padding == 0;
+}
+
+Shape Conv2D::output_shape(const std::vector<Shape>& inputs) const {
+  if (inputs.size() != 1) fail(spec_, "expects 1 input, got " + std::to_string(inputs.size()));
+  const Shape& s = inputs[0];
+  if (s.size() != 4) fail(spec_, "input must be NHWC [N,H,W,C], got shape " + to_string(s));
+  for (size_t d : s)
+    if (d == 0) fail(spec_, "input shape " + to_string(s) + " has a zero dimension");
+  const size_t k = spec_.kernel, p = spec_.padding;
+  if (in_channels() != 0 && s[3] != in_channels())
+    fail(spec_, "input has " + std::to_string(s[3]) + " channels but the weight " +
+                    to_string(params_[0].value.shape()) + " expects " +
+                    std::to_string(in_channels()));
+  if (k > s[1] + 2 * p)
+    fail(spec_, "kernel " + std::to_string(k) + " exceeds padded input height " +
+                    std::to_string(s[1] + 2 * p) + " (height " + std::to_string(s[1]) +
+                    " + 2 * padding " + std::to_string(p) + ")");
+  if (k > s[2] + 2 * p)
+    fail(spec_, "kernel " + std::to_string(k) + " exceeds padded input width " +
+                    std::to_string(s[2] + 2 * p) + " (width " + std::to_string(s[2]) +
+                    " + 2 * padding " + std::to_string(p) + ")");
+  const size_t oh = (s[1] + 2 * p - k) / spec_.stride + 1;
+  const size_t ow = (s[2] + 2 * p - k) / spec_.stride + 1;
+  return {s[0], oh, ow, spec_.filters};
+}
+
+void Conv2D::create_params(const std::vector<Shape>& inputs) {
+  params_.clear();  // so output_shape does not check against old weights
+  const size_t c = inputs.size() == 1 && inputs[0].size() == 4 ? inputs[0][3] : 0;
+  output_shape(inputs);  // validates
+  const size_t f = spec_.filters, k = spec_.kernel;
+  params_.push_back({"weight", Tensor({f, k, k, c}), Tensor({f, k, k, c}), true});
+  if (spec_.bias) params_.push_back({"bias", Tensor({f}), Tensor({f}), true});
+  params_dirty_ = true;
+}
+
+void Conv2D::init_params(uint64_t seed) {
+  if (params_.empty()) fail(spec_, "init_params before create_params");
+  Tensor& w = params_[0].value;
+  fill_he_normal(w.values(), spec_.kernel * spec_.kernel * in_channels(), seed);
+  if (params_.size() > 1) params_[1].value.fill(0.0f);
+  params_dirty_ = true;
+}
+
+double Conv2D::flops(const std::vector<Shape>& inputs) const {
+  const Shape o = output_shape(inputs);
+  const double k = static_cast<double>(spec_.kernel);
+  return 2.0 * static_cast<double>(o[1]) * static_cast<double>(o[2]) * k * k *
+         static_cast<double>(inputs[0][3]) * static_cast<double>(spec_.filters);
+}
+
+void Conv2D::create_operator() {
+  const auto p = static_cast<uint32_t>(spec_.padding);
+  const auto k = static_cast<uint32_t>(spec_.kernel);
+  const auto s = static_cast<uint32_t>(spec_.stride);
+  const size_t c = in_channels(), f = spec_.filters;
+  const float out_min = spec_.activation == Activation::relu ? 0.0f : -INFINITY;
+  const float* bias = params_.size() > 1 ? params_[1].value.data() : nullptr;
+  xnn_operator_t op = nullptr;
+  check_xnn(xnn_create_convolution2d_nhwc_f32(p, p, p, p, k, k, s, s, /*dilation=*/1, 1,
+                                              /*groups=*/1, c, f, /*input_channel_stride=*/c,
+                                              /*output_channel_stride=*/f,
+                                              params_[0].value.data(), bias, out_min, INFINITY,
+                                              /*flags=*/0, nullptr, nullptr, &op),
+            ("create convolution2d_nhwc_f32 for layer '" + spec_.name + "'").c_str());
+  op_.reset(op);
+  batch_ = height_ = width_ = 0;  // a fresh operator must be reshaped
+  params_dirty_ = false;
+}
+
+void Conv2D::forward(Runtime& rt, const std::vector<const Tensor*>& in, Tensor& out,
+                     bool training) {
+  (void)training;
+  if (in.size() != 1 || in[0] == nullptr) fail(spec_, "forward needs exactly 1 input tensor");
+  if (params_.empty()) fail(spec_, "forward before create_params");
+  const Tensor& x = *in[0];
+  const Shape out_shape = output_shape({x.shape()});
+  if (params_dirty_ || !op_) create_operator();
+  if (x.dim(0) != batch_ || x.dim(1) != height_ || x.dim(2) != width_) {
+    check_xnn(xnn_reshape_convolution2d_nhwc_f32(op_.get(), x.dim(0), x.dim(1), x.dim(2),
+                                                 &workspace_bytes_, &workspace_alignment_,
+                                                 &out_height_, &out_width_, rt.threadpool()),
+              ("reshape convolution2d_nhwc_f32 for layer '" + spec_.name + "'").c_str());
+    batch_ = x.dim(0);
+    height_ = x.dim(1);
+    width_ = x.dim(2);
+  }
+  if (out_height_ != out_shape[1] || out_width_ != out_shape[2])
+    fail(spec_, "XNNPACK output " + std::to_string(out_height_) + "x" +
+                    std::to_string(out_width_) + " differs from the expected " +
+                    to_string(out_shape));
+  out.reshape(out_shape);
+  void* workspace = workspace_.get(workspace_bytes_, workspace_alignment_);
+  check_xnn(xnn_setup_convolution2d_nhwc_f32(op_.get(), workspace, x.data(), out.data()),
+            ("setup convolution2d_nhwc_f32 for layer '" + spec_.name + "'").c_str());
+  check_xnn(xnn_run_operator(op_.get(), rt.threadpool()),
+            ("run convolution2d_nhwc_f32 for layer '" + spec_.name + "'").c_str());
+}
+
+void Conv2D::im2col(const Tensor& x, size_t first, size_t count, float* cols) const {
+  const size_t h = x.dim(1), w = x.dim(2), c = x.dim(3);
+  const size_t k = spec_.kernel, s = spec_.stride, p = spec_.padding;
+  const size_t oh_count = (h + 2 * p - k) / s + 1, ow_count = (w + 2 * p - k) / s + 1;
+  float* dst = cols;
+  for (size_t n = first; n < first + count; ++n) {
+    const float* image = x.data() + n * h * w * c;
+    for (size_t oh = 0; oh < oh_count; ++oh) {
+      for (size_t ow = 0; ow < ow_count; ++ow) {
+        for (size_t kh = 0; kh < k; ++kh) {
+          // Signed: the window may start above or left of the image (padding).
+          const ptrdiff_t ih = static_cast<ptrdiff_t>(oh * s + kh) - static_cast<ptrdiff_t>(p);
+          for (size_t kw = 0; kw < k; ++kw, dst += c) {
+            const ptrdiff_t iw = static_cast<ptrdiff_t>(ow * s + kw) - static_cast<ptrdiff_t>(p);
+            if (ih < 0 || iw < 0 || ih >= static_cast<ptrdiff_t>(h) ||
+                iw >= static_cast<ptrdiff_t>(w)) {
+              std::fill(dst, dst + c, 0.0f);
+            } else {
+              std::memcpy(dst, image + (static_cast<size_t>(ih) * w + static_cast<size_t>(iw)) * c,
+                          c * sizeof(float));
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+void Conv2D::col2im(const float* cols, size_t first, size_t count, Tensor& dx) const {
+  const size_t h = dx.dim(1), w = dx.dim(2), c = dx.dim(3);
+  const size_t k = spec_.kernel, s = spec_.stride, p = spec_.padding;
+  const size_t oh_count = (h + 2 * p - k) / s + 1, ow_count = (w + 2 * p - k) / s + 1;
+  const float* src = cols;
+  for (size_t n = first; n < first + count; ++n) {
+    float* image = dx.data() + n * h * w * c;
+    for (size_t oh = 0; oh < oh_count; ++oh) {
+      for (size_t ow = 0; ow < ow_count; ++ow) {
+        for (size_t kh = 0; kh < k; ++kh) {
+          const ptrdiff_t ih = static_cast<ptrdiff_t>(oh * s + kh) - static_cast<ptrdiff_t>(p);
+          for (size_t kw = 0; kw < k; ++kw, src += c) {
+            const ptrdiff_t iw = static_cast<ptrdiff_t>(ow * s + kw) - static_cast<ptrdiff_t>(p);
+            if (ih < 0 || iw < 0 || ih >= static_cast<ptrdiff_t>(h) ||
+                iw >= static_cast<ptrdiff_t>(w))
+              continue;  // a padding position: no input to receive gradient
+            float* d = image + (static_cast<size_t>(ih) * w + static_cast<size_t>(iw)) * c;
+            for (size_t ch = 0; ch < c; ++ch) d[ch] += src[ch];
+          }
+        }
+      }
+    }
+  }
+}
+
+void Conv2D::backward(Runtime& rt, const std::vector<const Tensor*>& in, const Tensor& out,
+                      const Tensor& dout, const std::vector<Tensor*>& din) {
+  if (in.size() != 1 || in[0] == nullptr) fail(spec_, "backward needs exactly 1 input tensor");
+  if (params_.empty()) fail(spec_, "backward before create_params");
+  const Tensor& x = *in[0];
+  const Shape out_shape = output_shape({x.shape()});
+  if (out.shape() != out_shape)
+    fail(spec_, "backward: output shape " + to_string(out.shape()) + " is not " +
+                    to_string(out_shape) + " for input " + to_string(x.shape()));
+  if (dout.shape() != out_shape)
+    fail(spec_, "backward: gradient shape " + to_string(dout.shape()) +
+                    " differs from output shape " + to_string(out_shape));
+  Tensor* dx = din.empty() ? nullptr : din[0];
+  const bool want_params = !frozen;
+  if (!want_params && dx == nullptr) return;
+
+  const size_t batch = x.dim(0), h = x.dim(1), w = x.dim(2), c = x.dim(3);
+  const size_t f = spec_.filters, k = spec_.kernel;
+  const size_t pixels = out_shape[1] * out_shape[2];  // output positions per image
+  const size_t kk = k * k * c;                        // one im2col row
+
+  // The fused ReLU passed gradient only where it did not clamp.
+  const float* g = dout.data();
+  if (spec_.activation == Activation::relu) {
+    masked_dout_.reshape(dout.shape());
+    for (size_t i = 0; i < dout.size(); ++i) masked_dout_[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+    g = masked_dout_.data();
+  }
+
+  if (want_params && params_.size() > 1) {
+    std::vector<double> sums(f, 0.0);
+    const size_t rows = batch * pixels;
+    for (size_t r = 0; r < rows; ++r)
+      for (size_t j = 0; j < f; ++j) sums[j] += g[r * f + j];
+    float* db = params_[1].grad.data();
+    for (size_t j = 0; j < f; ++j) db[j] += static_cast<float>(sums[j]);
+  }
+
+  const bool pointwise = is_pointwise();
+  if (dx != nullptr) {
+    dx->reshape(x.shape());
+    if (!pointwise) dx->fill(0.0f);  // col2im adds into it
+  }
+  const size_t images_per_chunk =
+      std::clamp<size_t>(kColsBudgetFloats / std::max<size_t>(pixels * kk, 1), 1, batch);
+  for (size_t first = 0; first < batch; first += images_per_chunk) {
+    const size_t count = std::min(images_per_chunk, batch - first);
+    const size_t rows = count * pixels;
+    const float* g_chunk = g + first * pixels * f;
+    const float* cols = x.data() + first * h * w * c;  // pointwise: the input is its own im2col
+    if (want_params) {
+      if (!pointwise) {
+        cols_.reshape({rows, kk});
+        im2col(x, first, count, cols_.data());
+        cols = cols_.data();
+      }
+      weight_grad_.run(rt, f, rows, kk, g_chunk, cols, params_[0].grad.data(),
+                       /*accumulate=*/true);
+    }
+    if (dx != nullptr) {
+      if (pointwise) {
+        input_grad_.run(rt, rows, f, kk, g_chunk, params_[0].value.data(),
+                        dx->data() + first * h * w * c);
+      } else {
+        dcols_.reshape({rows, kk});
+        input_grad_.run(rt, rows, f, kk, g_chunk, params_[0].value.data(), dcols_.data());
+        col2im(dcols_.data(), first, count, *dx);
+      }
+    }
+  }
+}
+
+}  // namespace nl
