@@ -1,0 +1,172 @@
+#include "layers/batch_norm.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "layers/layer_checks.h"
+
+namespace nl {
+
+namespace {
+enum { kGamma, kBeta, kRunningMean, kRunningVar };
+}
+
+BatchNorm::BatchNorm(const LayerSpec& spec) : Layer(spec) {
+  if (!(spec_.epsilon > 0.0f) || !std::isfinite(spec_.epsilon))
+    throw_layer_error(spec_, "epsilon must be a positive finite number, got " + std::to_string(spec_.epsilon));
+  if (!(spec_.momentum >= 0.0f && spec_.momentum <= 1.0f))
+    throw_layer_error(spec_, "momentum must be in [0, 1], got " + std::to_string(spec_.momentum));
+}
+
+Shape BatchNorm::output_shape(const std::vector<Shape>& inputs) const {
+  expect_input_count(spec_, inputs, 1);
+  const Shape& in = inputs[0];
+  if (in.size() != 2 && in.size() != 4)
+    throw_layer_error(spec_, "input must be [N,H,W,C] or [N,C], got " + to_string(in));
+  expect_rank(spec_, in, in.size(), "input");
+  if (!params_.empty() && in.back() != params_[kGamma].value.size())
+    throw_layer_error(spec_, "input has " + std::to_string(in.back()) + " channels, parameters have " +
+                                 std::to_string(params_[kGamma].value.size()));
+  return in;
+}
+
+void BatchNorm::create_params(const std::vector<Shape>& inputs) {
+  const size_t c = output_shape(inputs).back();
+  params_.clear();
+  params_.push_back({"gamma", Tensor({c}, 1.0f), Tensor({c}, 0.0f), true});
+  params_.push_back({"beta", Tensor({c}, 0.0f), Tensor({c}, 0.0f), true});
+  params_.push_back({"running_mean", Tensor({c}, 0.0f), Tensor({c}, 0.0f), false});
+  params_.push_back({"running_var", Tensor({c}, 1.0f), Tensor({c}, 0.0f), false});
+}
+
+void BatchNorm::init_params(uint64_t) {
+  // The identity transform is the standard initialisation; the seed is not needed.
+  param(kGamma).value.fill(1.0f);
+  param(kBeta).value.fill(0.0f);
+  param(kRunningMean).value.fill(0.0f);
+  param(kRunningVar).value.fill(1.0f);
+}
+
+Param& BatchNorm::param(size_t i) {
+  if (params_.size() != 4) throw std::logic_error("layer '" + spec_.name + "' (batch_norm): parameters not created");
+  return params_[i];
+}
+
+double BatchNorm::flops(const std::vector<Shape>& inputs) const {
+  return 2.0 * static_cast<double>(numel(inputs.at(0)));  // a multiply and an add per element
+}
+
+void BatchNorm::forward(Runtime&, const std::vector<const Tensor*>& in, Tensor& out, bool training) {
+  const Tensor& x = *in.at(0);
+  const Shape shape = output_shape({x.shape()});
+  const size_t c = shape.back(), rows = x.size() / c;
+  float* gamma = param(kGamma).value.data();
+  float* beta = param(kBeta).value.data();
+  float* running_mean = param(kRunningMean).value.data();
+  float* running_var = param(kRunningVar).value.data();
+  mean_.assign(c, 0.0f);
+  inv_std_.assign(c, 0.0f);
+  if (training) {
+    // Two passes in double: the mean, then the centred sum of squares (no cancellation).
+    std::vector<double> sum(c, 0.0), sq(c, 0.0);
+    for (size_t r = 0; r < rows; ++r) {
+      const float* xr = x.data() + r * c;
+      for (size_t ch = 0; ch < c; ++ch) sum[ch] += xr[ch];
+    }
+    for (size_t ch = 0; ch < c; ++ch) sum[ch] /= static_cast<double>(rows);
+    for (size_t r = 0; r < rows; ++r) {
+      const float* xr = x.data() + r * c;
+      for (size_t ch = 0; ch < c; ++ch) {
+        const double d = xr[ch] - sum[ch];
+        sq[ch] += d * d;
+      }
+    }
+    const double m = spec_.momentum;
+    for (size_t ch = 0; ch < c; ++ch) {
+      const double var = sq[ch] / static_cast<double>(rows);
+      const double unbiased = rows > 1 ? sq[ch] / static_cast<double>(rows - 1) : var;
+      mean_[ch] = static_cast<float>(sum[ch]);
+      inv_std_[ch] = static_cast<float>(1.0 / std::sqrt(var + spec_.epsilon));
+      running_mean[ch] = static_cast<float>((1.0 - m) * running_mean[ch] + m * sum[ch]);
+      running_var[ch] = static_cast<float>((1.0 - m) * running_var[ch] + m * unbiased);
+    }
+  } else {
+    for (size_t ch = 0; ch < c; ++ch) {
+      mean_[ch] = running_mean[ch];
+      inv_std_[ch] = static_cast<float>(1.0 / std::sqrt(static_cast<double>(running_var[ch]) + spec_.epsilon));
+    }
+  }
+  // y = x * scale + shift per channel.
+  std::vector<float> scale(c), shift(c);
+  for (size_t ch = 0; ch < c; ++ch) {
+    scale[ch] = gamma[ch] * inv_std_[ch];
+    shift[ch] = beta[ch] - mean_[ch] * scale[ch];
+  }
+  out.reshape(shape);
+  for (size_t r = 0; r < rows; ++r) {
+    const float* xr = x.data() + r * c;
+    float* yr = out.data() + r * c;
+    for (size_t ch = 0; ch < c; ++ch) yr[ch] = xr[ch] * scale[ch] + shift[ch];
+  }
+  last_training_ = training;
+  last_shape_ = shape;
+}
+
+void BatchNorm::backward(Runtime&, const std::vector<const Tensor*>& in, const Tensor& out,
+                         const Tensor& dout, const std::vector<Tensor*>& din) {
+  const Tensor& x = *in.at(0);
+  expect_shape(spec_, x.shape(), last_shape_, "input (compared with the last forward)");
+  expect_shape(spec_, dout.shape(), out.shape(), "output gradient");
+  const size_t c = x.shape().back(), rows = x.size() / c;
+  const float* gamma = param(kGamma).value.data();
+  // Per channel: sum(dy) and sum(dy * x_hat), with x_hat = (x - mean) * inv_std.
+  std::vector<double> sum_dy(c, 0.0), sum_dy_xhat(c, 0.0);
+  for (size_t r = 0; r < rows; ++r) {
+    const float* xr = x.data() + r * c;
+    const float* gr = dout.data() + r * c;
+    for (size_t ch = 0; ch < c; ++ch) {
+      sum_dy[ch] += gr[ch];
+      sum_dy_xhat[ch] += static_cast<double>(gr[ch]) * (xr[ch] - mean_[ch]) * inv_std_[ch];
+    }
+  }
+  if (!frozen) {
+    float* dgamma = param(kGamma).grad.data();
+    float* dbeta = param(kBeta).grad.data();
+    for (size_t ch = 0; ch < c; ++ch) {
+      dgamma[ch] += static_cast<float>(sum_dy_xhat[ch]);
+      dbeta[ch] += static_cast<float>(sum_dy[ch]);
+    }
+  }
+  if (din.empty() || din[0] == nullptr) return;
+  Tensor& dx = *din[0];
+  dx.reshape(x.shape());
+  if (last_training_) {
+    // Through the batch statistics:
+    //   dx = gamma * inv_std * (dy - mean(dy) - x_hat * mean(dy * x_hat)).
+    const double inv_rows = 1.0 / static_cast<double>(rows);
+    std::vector<float> k(c), mean_dy(c), mean_dy_xhat(c);
+    for (size_t ch = 0; ch < c; ++ch) {
+      k[ch] = gamma[ch] * inv_std_[ch];
+      mean_dy[ch] = static_cast<float>(sum_dy[ch] * inv_rows);
+      mean_dy_xhat[ch] = static_cast<float>(sum_dy_xhat[ch] * inv_rows);
+    }
+    for (size_t r = 0; r < rows; ++r) {
+      const float* xr = x.data() + r * c;
+      const float* gr = dout.data() + r * c;
+      float* dr = dx.data() + r * c;
+      for (size_t ch = 0; ch < c; ++ch) {
+        const float xhat = (xr[ch] - mean_[ch]) * inv_std_[ch];
+        dr[ch] = k[ch] * (gr[ch] - mean_dy[ch] - xhat * mean_dy_xhat[ch]);
+      }
+    }
+  } else {
+    // Inference statistics are constants: dx = gamma * inv_std * dy.
+    for (size_t r = 0; r < rows; ++r) {
+      const float* gr = dout.data() + r * c;
+      float* dr = dx.data() + r * c;
+      for (size_t ch = 0; ch < c; ++ch) dr[ch] = gamma[ch] * inv_std_[ch] * gr[ch];
+    }
+  }
+}
+
+}  // namespace nl

@@ -1,0 +1,35 @@
+// Batch normalization over the last (channel) dimension of [N,H,W,C] or [N,C]:
+//   y = gamma * (x - mean) / sqrt(var + epsilon) + beta.
+// Training: mean and (biased) variance of the batch over N,H,W per channel; the running
+// statistics move towards them with `momentum` (running_var towards the unbiased batch
+// variance, as PyTorch does). Inference: the running statistics. Per-channel element-wise
+// loops: the work is light and the model folds batch norm into its convolution for inference.
+// Params: gamma, beta (trainable), running_mean, running_var (trainable = false), all [C].
+#pragma once
+#include <vector>
+
+#include "layer.h"
+
+namespace nl {
+
+class BatchNorm : public Layer {
+ public:
+  explicit BatchNorm(const LayerSpec& spec);
+  Shape output_shape(const std::vector<Shape>& inputs) const override;
+  void create_params(const std::vector<Shape>& inputs) override;
+  void init_params(uint64_t seed) override;
+  double flops(const std::vector<Shape>& inputs) const override;
+  void forward(Runtime& rt, const std::vector<const Tensor*>& in, Tensor& out, bool training) override;
+  void backward(Runtime& rt, const std::vector<const Tensor*>& in, const Tensor& out,
+                const Tensor& dout, const std::vector<Tensor*>& din) override;
+
+ private:
+  Param& param(size_t i);
+  // Statistics the last forward normalised with (batch ones in training, running ones
+  // otherwise), kept for backward.
+  std::vector<float> mean_, inv_std_;
+  bool last_training_ = false;
+  Shape last_shape_;
+};
+
+}  // namespace nl

@@ -1,0 +1,102 @@
+#include "layers/max_pool.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "layers/layer_checks.h"
+#include "layers/pool_geometry.h"
+
+namespace nl {
+
+MaxPool::MaxPool(const LayerSpec& spec) : Layer(spec) { check_pool_spec(spec_); }
+
+Shape MaxPool::output_shape(const std::vector<Shape>& inputs) const {
+  return pool_output_shape(spec_, inputs);
+}
+
+double MaxPool::flops(const std::vector<Shape>& inputs) const {
+  // One comparison per window element.
+  return static_cast<double>(numel(output_shape(inputs))) * static_cast<double>(spec_.kernel * spec_.kernel);
+}
+
+void MaxPool::forward(Runtime& rt, const std::vector<const Tensor*>& in, Tensor& out, bool) {
+  const Shape& shape = in.at(0)->shape();
+  const Shape out_shape = output_shape({shape});
+  if (spec_.kernel == 1) {  // padding < kernel, so 0: out[y,x] = in[y*stride, x*stride]
+    out.reshape(out_shape);
+    const size_t c = shape[3];
+    for (size_t n = 0; n < out_shape[0]; ++n)
+      for (size_t oy = 0; oy < out_shape[1]; ++oy)
+        for (size_t ox = 0; ox < out_shape[2]; ++ox) {
+          const float* src = in[0]->data() + ((n * shape[1] + oy * spec_.stride) * shape[2] + ox * spec_.stride) * c;
+          std::copy(src, src + c, out.data() + ((n * out_shape[1] + oy) * out_shape[2] + ox) * c);
+        }
+    return;
+  }
+  if (!op_) {
+    const uint32_t k = static_cast<uint32_t>(spec_.kernel), s = static_cast<uint32_t>(spec_.stride),
+                   p = static_cast<uint32_t>(spec_.padding);
+    xnn_operator_t op = nullptr;
+    check_xnn(xnn_create_max_pooling2d_nhwc_f32(p, p, p, p, k, k, s, s, 1, 1, -INFINITY, INFINITY, 0, &op),
+              "create max_pooling2d_nhwc_f32");
+    op_.reset(op);
+    planned_.clear();
+  }
+  if (shape != planned_ || rt.threadpool() != pool_) {
+    size_t oh = 0, ow = 0;
+    check_xnn(xnn_reshape_max_pooling2d_nhwc_f32(op_.get(), shape[0], shape[1], shape[2], shape[3], shape[3],
+                                                 shape[3], &oh, &ow, rt.threadpool()),
+              "reshape max_pooling2d_nhwc_f32");
+    if (oh != out_shape[1] || ow != out_shape[2])
+      throw_layer_error(spec_, "XNNPACK output size " + std::to_string(oh) + "x" + std::to_string(ow) +
+                                   " differs from the expected " + to_string(out_shape));
+    planned_ = shape;
+    pool_ = rt.threadpool();
+  }
+  out.reshape(out_shape);
+  check_xnn(xnn_setup_max_pooling2d_nhwc_f32(op_.get(), in[0]->data(), out.data()),
+            "setup max_pooling2d_nhwc_f32");
+  check_xnn(xnn_run_operator(op_.get(), rt.threadpool()), "run max_pooling2d_nhwc_f32");
+}
+
+void MaxPool::backward(Runtime&, const std::vector<const Tensor*>& in, const Tensor& out,
+                       const Tensor& dout, const std::vector<Tensor*>& din) {
+  const Tensor& x = *in.at(0);
+  expect_shape(spec_, out.shape(), output_shape({x.shape()}), "output");
+  expect_shape(spec_, dout.shape(), out.shape(), "output gradient");
+  if (din.empty() || din[0] == nullptr) return;
+  Tensor& dx = *din[0];
+  dx.reshape(x.shape());
+  dx.fill(0.0f);
+  const size_t n_count = x.dim(0), h = x.dim(1), w = x.dim(2), c = x.dim(3);
+  const size_t oh = out.dim(1), ow = out.dim(2);
+  // Per output pixel: scan its window once, keeping the first maximum of every channel.
+  std::vector<float> best(c);
+  std::vector<size_t> best_at(c);
+  for (size_t n = 0; n < n_count; ++n) {
+    const float* xn = x.data() + n * h * w * c;
+    float* dxn = dx.data() + n * h * w * c;
+    for (size_t oy = 0; oy < oh; ++oy) {
+      const WindowRange ry = pool_window(spec_, oy, h);
+      for (size_t ox = 0; ox < ow; ++ox) {
+        const WindowRange rx = pool_window(spec_, ox, w);
+        std::fill(best.begin(), best.end(), -INFINITY);
+        std::fill(best_at.begin(), best_at.end(), (ry.begin * w + rx.begin) * c);
+        for (size_t iy = ry.begin; iy < ry.end; ++iy)
+          for (size_t ix = rx.begin; ix < rx.end; ++ix) {
+            const size_t base = (iy * w + ix) * c;
+            for (size_t ch = 0; ch < c; ++ch)
+              if (xn[base + ch] > best[ch]) {  // strict: ties keep the earlier position
+                best[ch] = xn[base + ch];
+                best_at[ch] = base;
+              }
+          }
+        const float* g = dout.data() + ((n * oh + oy) * ow + ox) * c;
+        for (size_t ch = 0; ch < c; ++ch) dxn[best_at[ch] + ch] += g[ch];
+      }
+    }
+  }
+}
+
+}  // namespace nl
