@@ -1,0 +1,114 @@
+#include "train/optimizer.h"
+
+#include <cmath>
+#include <numbers>
+#include <stdexcept>
+
+namespace nl {
+
+bool is_decayed(const ParamRef& p) {
+  const std::string& type = p.layer->spec().type;
+  return p.param->name == "weight" && (type == "conv2d" || type == "dense");
+}
+
+namespace {
+bool is_updated(const ParamRef& p) { return p.param->trainable && !p.layer->frozen; }
+}  // namespace
+
+double AdamW::step(Model& model, double lr) {
+  std::vector<ParamRef> params = model.parameters();
+  double norm_sq = 0.0;
+  for (const ParamRef& p : params) {
+    if (!is_updated(p)) continue;
+    for (float g : p.param->grad.values()) norm_sq += static_cast<double>(g) * g;
+  }
+  const double norm = std::sqrt(norm_sq);
+  if (!std::isfinite(norm))
+    throw std::runtime_error("AdamW: the gradient is not finite (loss diverged); lower the "
+                             "learning rate");
+  double scale = 1.0;
+  if (options_.max_grad_norm > 0.0 && norm > options_.max_grad_norm)
+    scale = options_.max_grad_norm / norm;
+
+  ++steps_;
+  const double b1 = options_.beta1, b2 = options_.beta2;
+  const double correction1 = 1.0 - std::pow(b1, static_cast<double>(steps_));
+  const double correction2 = 1.0 - std::pow(b2, static_cast<double>(steps_));
+  const double step_size = lr / correction1;
+  const double inv_sqrt_c2 = 1.0 / std::sqrt(correction2);
+  for (const ParamRef& p : params) {
+    if (!is_updated(p)) continue;
+    Tensor& value = p.param->value;
+    const Tensor& grad = p.param->grad;
+    Moments& mo = moments_[p.name];
+    if (mo.m.shape() != value.shape()) {
+      mo.m = Tensor(value.shape());
+      mo.v = Tensor(value.shape());
+    }
+    const double decay = is_decayed(p) ? 1.0 - lr * options_.weight_decay : 1.0;
+    float* w = value.data();
+    const float* g = grad.data();
+    float* m = mo.m.data();
+    float* v = mo.v.data();
+    for (size_t i = 0, n = value.size(); i < n; ++i) {
+      const double gi = g[i] * scale;
+      const double mi = b1 * m[i] + (1.0 - b1) * gi;
+      const double vi = b2 * v[i] + (1.0 - b2) * gi * gi;
+      m[i] = static_cast<float>(mi);
+      v[i] = static_cast<float>(vi);
+      const double denom = std::sqrt(vi) * inv_sqrt_c2 + options_.epsilon;
+      w[i] = static_cast<float>(w[i] * decay - step_size * mi / denom);
+    }
+  }
+  model.params_changed();
+  return norm;
+}
+
+std::map<std::string, Tensor> AdamW::state_tensors() const {
+  std::map<std::string, Tensor> out;
+  for (const auto& [name, mo] : moments_) {
+    out.emplace("adamw.m." + name, mo.m);
+    out.emplace("adamw.v." + name, mo.v);
+  }
+  return out;
+}
+
+void AdamW::load_state(Model& model, const std::map<std::string, Tensor>& tensors,
+                       uint64_t steps) {
+  std::map<std::string, Shape> shapes;
+  for (const ParamRef& p : model.parameters())
+    if (p.param->trainable) shapes[p.name] = p.param->value.shape();
+  std::map<std::string, Moments> moments;
+  for (const auto& [key, tensor] : tensors) {
+    const bool is_m = key.rfind("adamw.m.", 0) == 0, is_v = key.rfind("adamw.v.", 0) == 0;
+    if (!is_m && !is_v)
+      throw std::invalid_argument("optimizer state: unexpected tensor '" + key + "'");
+    const std::string name = key.substr(8);
+    auto it = shapes.find(name);
+    if (it == shapes.end())
+      throw std::invalid_argument("optimizer state: '" + key +
+                                  "' names no trainable parameter of the model");
+    if (tensor.shape() != it->second)
+      throw std::invalid_argument("optimizer state: '" + key + "' has shape " +
+                                  to_string(tensor.shape()) + " but the parameter has " +
+                                  to_string(it->second));
+    (is_m ? moments[name].m : moments[name].v) = tensor;
+  }
+  for (const auto& [name, mo] : moments)
+    if (mo.m.shape() != mo.v.shape())
+      throw std::invalid_argument("optimizer state: parameter '" + name +
+                                  "' has only one of its two moments");
+  moments_ = std::move(moments);
+  steps_ = steps;
+}
+
+double LrSchedule::at(size_t step) const {
+  if (warmup_steps > 0 && step < warmup_steps)
+    return base_lr * static_cast<double>(step + 1) / static_cast<double>(warmup_steps);
+  const size_t decay_steps = total_steps > warmup_steps ? total_steps - warmup_steps : 1;
+  double progress = static_cast<double>(step - warmup_steps) / static_cast<double>(decay_steps);
+  if (progress > 1.0) progress = 1.0;
+  return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + std::cos(std::numbers::pi * progress));
+}
+
+}  // namespace nl

@@ -1,0 +1,145 @@
+#include "train/plot.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+
+namespace nl {
+
+namespace {
+
+std::string fmt(const char* format, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
+std::string escape_xml(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '&': out += "&amp;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+// A "nice" tick step (1, 2 or 5 times a power of ten) giving about `count` ticks.
+double nice_step(double range, int count) {
+  if (!(range > 0)) return 1.0;
+  const double raw = range / count;
+  const double p = std::pow(10.0, std::floor(std::log10(raw)));
+  const double m = raw / p;
+  return (m < 1.5 ? 1.0 : m < 3.5 ? 2.0 : m < 7.5 ? 5.0 : 10.0) * p;
+}
+
+struct Series {
+  std::string label, colour;
+  bool dashed;
+  std::function<double(const EpochRecord&)> value;
+  bool validation;
+};
+
+struct Panel {
+  double x, y, w, h;  // plot area in SVG units
+};
+
+std::string panel_svg(const Panel& p, const std::string& name, const std::vector<EpochRecord>& hist,
+                      const std::vector<Series>& series, double y_min, double y_max,
+                      const char* tick_format) {
+  std::string s;
+  const double epochs = static_cast<double>(std::max<size_t>(hist.size(), 1));
+  auto px = [&](double epoch) { return p.x + p.w * (epochs <= 1 ? 0.5 : (epoch - 1) / (epochs - 1)); };
+  auto py = [&](double v) { return p.y + p.h * (1.0 - (v - y_min) / (y_max - y_min)); };
+  s += "<rect x='" + fmt("%.1f", p.x) + "' y='" + fmt("%.1f", p.y) + "' width='" +
+       fmt("%.1f", p.w) + "' height='" + fmt("%.1f", p.h) +
+       "' fill='white' stroke='#888'/>\n";
+  s += "<text x='" + fmt("%.1f", p.x + p.w / 2) + "' y='" + fmt("%.1f", p.y - 10) +
+       "' text-anchor='middle' font-weight='bold'>" + escape_xml(name) + "</text>\n";
+  // y ticks and grid
+  const double step = nice_step(y_max - y_min, 5);
+  for (double v = std::ceil(y_min / step) * step; v <= y_max + step * 1e-6; v += step) {
+    const double y = py(v);
+    s += "<line x1='" + fmt("%.1f", p.x) + "' x2='" + fmt("%.1f", p.x + p.w) + "' y1='" +
+         fmt("%.1f", y) + "' y2='" + fmt("%.1f", y) + "' stroke='#eee'/>\n";
+    s += "<text x='" + fmt("%.1f", p.x - 6) + "' y='" + fmt("%.1f", y + 4) +
+         "' text-anchor='end'>" + fmt(tick_format, v) + "</text>\n";
+  }
+  // x ticks
+  const double xstep = std::max(1.0, nice_step(epochs - 1, 6));
+  for (double e = 1; e <= epochs + 1e-9; e += xstep) {
+    s += "<text x='" + fmt("%.1f", px(e)) + "' y='" + fmt("%.1f", p.y + p.h + 16) +
+         "' text-anchor='middle'>" + fmt("%.0f", e) + "</text>\n";
+  }
+  s += "<text x='" + fmt("%.1f", p.x + p.w / 2) + "' y='" + fmt("%.1f", p.y + p.h + 34) +
+       "' text-anchor='middle'>epoch</text>\n";
+  // curves
+  for (const Series& se : series) {
+    std::string points;
+    for (const EpochRecord& r : hist) {
+      if (se.validation && !r.has_validation) continue;
+      const double v = std::clamp(se.value(r), y_min, y_max);
+      points += fmt("%.1f", px(static_cast<double>(r.epoch))) + "," + fmt("%.1f", py(v)) + " ";
+    }
+    if (points.empty()) continue;
+    s += "<polyline fill='none' stroke='" + se.colour + "' stroke-width='2'" +
+         (se.dashed ? " stroke-dasharray='6,4'" : "") + " points='" + points + "'/>\n";
+  }
+  // legend
+  double ly = p.y + 14;
+  for (const Series& se : series) {
+    s += "<line x1='" + fmt("%.1f", p.x + p.w - 130) + "' x2='" + fmt("%.1f", p.x + p.w - 105) +
+         "' y1='" + fmt("%.1f", ly - 4) + "' y2='" + fmt("%.1f", ly - 4) + "' stroke='" + se.colour +
+         "' stroke-width='2'" + (se.dashed ? " stroke-dasharray='6,4'" : "") + "/>\n";
+    s += "<text x='" + fmt("%.1f", p.x + p.w - 100) + "' y='" + fmt("%.1f", ly) + "'>" +
+         escape_xml(se.label) + "</text>\n";
+    ly += 16;
+  }
+  return s;
+}
+
+}  // namespace
+
+std::string training_curves_svg(const std::vector<EpochRecord>& history, const std::string& title) {
+  const double width = 900, height = 380;
+  std::string s = "<?xml version='1.0' encoding='UTF-8'?>\n"
+                  "<svg xmlns='http://www.w3.org/2000/svg' width='900' height='380' "
+                  "viewBox='0 0 900 380' font-family='sans-serif' font-size='12'>\n"
+                  "<rect width='" + fmt("%.0f", width) + "' height='" + fmt("%.0f", height) +
+                  "' fill='#fafafa'/>\n";
+  s += "<text x='450' y='22' text-anchor='middle' font-size='15'>" + escape_xml(title) + "</text>\n";
+
+  double loss_max = 0.0;
+  for (const EpochRecord& r : history) {
+    if (std::isfinite(r.train_loss)) loss_max = std::max(loss_max, r.train_loss);
+    if (r.has_validation && std::isfinite(r.val_loss)) loss_max = std::max(loss_max, r.val_loss);
+  }
+  if (!(loss_max > 0)) loss_max = 1.0;
+  loss_max = std::ceil(loss_max / nice_step(loss_max, 5)) * nice_step(loss_max, 5);
+
+  double acc_min = 1.0;
+  for (const EpochRecord& r : history) {
+    acc_min = std::min(acc_min, r.train_accuracy);
+    if (r.has_validation) acc_min = std::min(acc_min, r.val_accuracy);
+  }
+  acc_min = std::max(0.0, std::floor(acc_min * 10.0) / 10.0);
+  if (acc_min >= 1.0) acc_min = 0.9;
+
+  const std::vector<Series> loss_series = {
+      {"train loss", "#1f77b4", false, [](const EpochRecord& r) { return r.train_loss; }, false},
+      {"validation loss", "#d62728", true, [](const EpochRecord& r) { return r.val_loss; }, true}};
+  const std::vector<Series> acc_series = {
+      {"train accuracy", "#1f77b4", false, [](const EpochRecord& r) { return r.train_accuracy; }, false},
+      {"validation accuracy", "#d62728", true, [](const EpochRecord& r) { return r.val_accuracy; }, true}};
+  s += panel_svg({60, 60, 360, 260}, "loss", history, loss_series, 0.0, loss_max, "%.2f");
+  s += panel_svg({510, 60, 360, 260}, "accuracy", history, acc_series, acc_min, 1.0, "%.2f");
+  s += "</svg>\n";
+  return s;
+}
+
+}  // namespace nl
