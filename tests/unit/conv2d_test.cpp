@@ -8,6 +8,7 @@
 #include <string>
 
 #include "layers/conv2d.h"
+#include "layers/init.h"
 #include "reference.h"
 
 namespace {
@@ -310,4 +311,14 @@ TEST_CASE("conv2d flops and He-normal init") {
   const double mean = sum / n, stddev = std::sqrt(sq / n - mean * mean);
   CHECK(std::fabs(mean) < 4.0 * want_std / std::sqrt(n));
   CHECK(std::fabs(stddev / want_std - 1.0) < 0.08);
+}
+
+TEST_CASE("He-normal init gives the same weights in every build") {
+  // Values printed by the native build; the wasm build (libc++, musl libm) must agree, or a
+  // model initialised in the browser would differ from the same seed natively.
+  std::vector<float> values(6);
+  nl::fill_he_normal(values, 50, 2024);
+  const std::vector<double> want = {0.0548928268, -0.190208271, -0.16452682,
+                                    0.281024605,  0.405881613,  0.491924942};
+  CHECK(nl::ref::mismatch(values, want, 1e-8, 1e-6) == "");
 }

@@ -121,7 +121,8 @@ TEST_CASE("transpose matches naive loops") {
   nl::Transposer cached;
   uint64_t seed = 200;
   const std::pair<size_t, size_t> sizes[] = {{1, 1}, {1, 7}, {7, 1}, {5, 3}, {33, 65}, {5, 3}};
-  for (auto [rows, cols] : sizes) {
+  for (const auto& size : sizes) {
+    const size_t rows = size.first, cols = size.second;  // (clang 14: no captured bindings)
     CAPTURE(rows);
     CAPTURE(cols);
     const Tensor a = nl::ref::random_tensor({rows, cols}, seed++);
