@@ -1,0 +1,63 @@
+// neurolens: the native command line. Dispatches to one subcommand per file (cli/*.cpp).
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+
+namespace {
+
+struct Subcommand {
+  const char* name;
+  const char* summary;
+  int (*run)(const nl::cli::CommandArgs&);
+};
+
+// One row per subcommand.
+const Subcommand kSubcommands[] = {
+    {"classify", "classify brain MRI images with a model", nl::cli::run_classify},
+    {"bench", "time the forward pass of a model (or of a built-in demo model)", nl::cli::run_bench},
+    {"demo-model", "write the built-in demo model (untrained, seeded weights) to a file", nl::cli::run_demo_model},
+};
+
+void print_usage(FILE* out) {
+  std::fprintf(out,
+               "NeuroLens: brain-tumour MRI classifier (glioma, meningioma, pituitary, no tumour).\n\n"
+               "usage: neurolens <command> [options]\n\ncommands:\n");
+  int width = 0;
+  for (const Subcommand& c : kSubcommands) width = std::max(width, static_cast<int>(std::strlen(c.name)));
+  for (const Subcommand& c : kSubcommands) std::fprintf(out, "  %-*s  %s\n", width, c.name, c.summary);
+  std::fprintf(out, "\n`neurolens <command> --help` describes a command.\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    print_usage(stderr);
+    return 2;
+  }
+  const std::string name = argv[1];
+  if (name == "-h" || name == "--help" || name == "help") {
+    print_usage(stdout);
+    return 0;
+  }
+  for (const Subcommand& c : kSubcommands) {
+    if (name != c.name) continue;
+    try {
+      return c.run(nl::cli::CommandArgs(argv + 2, argv + argc));
+    } catch (const nl::cli::UsageError& e) {
+      std::fprintf(stderr, "neurolens %s: %s (see `neurolens %s --help`)\n", c.name, e.what(), c.name);
+      return 2;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "neurolens %s: %s\n", c.name, e.what());
+      return 1;
+    }
+  }
+  std::fprintf(stderr, "neurolens: unknown command '%s'\n\n", name.c_str());
+  print_usage(stderr);
+  return 2;
+}
