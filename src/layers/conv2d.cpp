@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -131,27 +130,37 @@ void Conv2D::forward(Runtime& rt, const std::vector<const Tensor*>& in, Tensor& 
             ("run convolution2d_nhwc_f32 for layer '" + spec_.name + "'").c_str());
 }
 
-void Conv2D::im2col(const Tensor& x, size_t first, size_t count, float* cols) const {
+void Conv2D::im2col_transposed(const Tensor& x, size_t first, size_t count,
+                               float* cols_t) const {
   const size_t h = x.dim(1), w = x.dim(2), c = x.dim(3);
   const size_t k = spec_.kernel, s = spec_.stride, p = spec_.padding;
   const size_t oh_count = (h + 2 * p - k) / s + 1, ow_count = (w + 2 * p - k) / s + 1;
-  float* dst = cols;
-  for (size_t n = first; n < first + count; ++n) {
-    const float* image = x.data() + n * h * w * c;
-    for (size_t oh = 0; oh < oh_count; ++oh) {
-      for (size_t ow = 0; ow < ow_count; ++ow) {
-        for (size_t kh = 0; kh < k; ++kh) {
-          // Signed: the window may start above or left of the image (padding).
-          const ptrdiff_t ih = static_cast<ptrdiff_t>(oh * s + kh) - static_cast<ptrdiff_t>(p);
-          for (size_t kw = 0; kw < k; ++kw, dst += c) {
-            const ptrdiff_t iw = static_cast<ptrdiff_t>(ow * s + kw) - static_cast<ptrdiff_t>(p);
-            if (ih < 0 || iw < 0 || ih >= static_cast<ptrdiff_t>(h) ||
-                iw >= static_cast<ptrdiff_t>(w)) {
-              std::fill(dst, dst + c, 0.0f);
-            } else {
-              std::memcpy(dst, image + (static_cast<size_t>(ih) * w + static_cast<size_t>(iw)) * c,
-                          c * sizeof(float));
+  const size_t rows = count * oh_count * ow_count;  // output positions in the chunk
+  // Writes run along a row of cols_t (contiguous); reads stride by c through the input.
+  for (size_t kh = 0; kh < k; ++kh) {
+    for (size_t kw = 0; kw < k; ++kw) {
+      // Output columns [ow_begin, ow_end) put this tap inside the image (iw = ow*s + kw - p);
+      // the others read zero padding. Found once, so the inner loop has no bounds checks.
+      size_t ow_begin = 0, ow_end = ow_count;
+      while (ow_begin < ow_count && ow_begin * s + kw < p) ++ow_begin;
+      while (ow_end > ow_begin && (ow_end - 1) * s + kw >= p + w) --ow_end;
+      for (size_t ch = 0; ch < c; ++ch) {
+        float* dst = cols_t + ((kh * k + kw) * c + ch) * rows;
+        for (size_t n = first; n < first + count; ++n) {
+          const float* image = x.data() + n * h * w * c + ch;
+          for (size_t oh = 0; oh < oh_count; ++oh, dst += ow_count) {
+            const size_t ih_padded = oh * s + kh;  // ih + p
+            if (ih_padded < p || ih_padded >= p + h) {
+              std::fill(dst, dst + ow_count, 0.0f);
+              continue;
             }
+            std::fill(dst, dst + ow_begin, 0.0f);
+            if (ow_begin < ow_end) {
+              // The input pixel read at ow_begin, then every s-th pixel along the row.
+              const float* src = image + ((ih_padded - p) * w + (ow_begin * s + kw - p)) * c;
+              for (size_t ow = ow_begin; ow < ow_end; ++ow, src += s * c) dst[ow] = *src;
+            }
+            std::fill(dst + ow_end, dst + ow_count, 0.0f);
           }
         }
       }
@@ -209,7 +218,14 @@ void Conv2D::backward(Runtime& rt, const std::vector<const Tensor*>& in, const T
   const float* g = dout.data();
   if (spec_.activation == Activation::relu) {
     masked_dout_.reshape(dout.shape());
-    for (size_t i = 0; i < dout.size(); ++i) masked_dout_[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+    const float* y = out.data();
+    const float* dy = dout.data();
+    float* masked = masked_dout_.data();
+    const size_t count = dout.size();
+    for (size_t i = 0; i < count; ++i) {
+      const float d = dy[i];  // loaded unconditionally, so the loop vectorizes
+      masked[i] = y[i] > 0.0f ? d : 0.0f;
+    }
     g = masked_dout_.data();
   }
 
@@ -227,24 +243,24 @@ void Conv2D::backward(Runtime& rt, const std::vector<const Tensor*>& in, const T
     dx->reshape(x.shape());
     if (!pointwise) dx->fill(0.0f);  // col2im adds into it
   }
+  if (want_params) {
+    weight_grad_t_.reshape({kk, f});
+    weight_grad_t_.fill(0.0f);
+  }
   const size_t images_per_chunk =
       std::clamp<size_t>(kColsBudgetFloats / std::max<size_t>(pixels * kk, 1), 1, batch);
   for (size_t first = 0; first < batch; first += images_per_chunk) {
     const size_t count = std::min(images_per_chunk, batch - first);
     const size_t rows = count * pixels;
     const float* g_chunk = g + first * pixels * f;
-    const float* cols = x.data() + first * h * w * c;  // pointwise: the input is its own im2col
     if (want_params) {
-      if (!pointwise) {
-        cols_.reshape({rows, kk});
-        im2col(x, first, count, cols_.data());
-        cols = cols_.data();
-      }
-      weight_grad_.run(rt, f, rows, kk, g_chunk, cols, params_[0].grad.data(),
+      cols_t_.reshape({kk, rows});
+      im2col_transposed(x, first, count, cols_t_.data());
+      weight_grad_.run(rt, kk, rows, f, cols_t_.data(), g_chunk, weight_grad_t_.data(),
                        /*accumulate=*/true);
     }
     if (dx != nullptr) {
-      if (pointwise) {
+      if (pointwise) {  // the columns are the input pixels: dX is dcols
         input_grad_.run(rt, rows, f, kk, g_chunk, params_[0].value.data(),
                         dx->data() + first * h * w * c);
       } else {
@@ -253,6 +269,12 @@ void Conv2D::backward(Runtime& rt, const std::vector<const Tensor*>& in, const T
         col2im(dcols_.data(), first, count, *dx);
       }
     }
+  }
+  if (want_params) {  // dW [F,KK] += (dWᵀ)ᵀ
+    float* dw = params_[0].grad.data();
+    const float* dw_t = weight_grad_t_.data();
+    for (size_t j = 0; j < f; ++j)
+      for (size_t i = 0; i < kk; ++i) dw[j * kk + i] += dw_t[i * f + j];
   }
 }
 

@@ -37,6 +37,8 @@ const ConvCase kCases[] = {
     {"k5 s1 p2", {2, 7, 5, 3, 5, 5, 1, 2}, true, false},
     {"k5 s1 p2 relu no-bias", {1, 6, 9, 2, 7, 5, 1, 2}, false, true},
     {"k2 s3 p0", {3, 8, 7, 4, 3, 2, 3, 0}, true, false},
+    {"k3 s1 p2 (taps wholly in padding)", {2, 4, 5, 2, 3, 3, 1, 2}, true, true},
+    {"k4 s2 p1 on a 2x3 image", {2, 2, 3, 2, 3, 4, 2, 1}, true, false},
 };
 
 LayerSpec conv_spec(const ConvGeometry& g, bool bias, bool relu, const char* name = "conv") {
