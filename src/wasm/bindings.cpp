@@ -1,0 +1,436 @@
+// The JavaScript API of the wasm module (the only file that includes Emscripten headers).
+//
+//   const NL = await createNeuroLens();
+//   const engine = new NL.Engine();            // owns a Runtime and (once loaded) a model;
+//   const info = engine.loadModel(bytes);      // JS must call engine.delete() when done
+//   const r = engine.classify(imageBytes, {gradcam: true});
+//
+// Rules of the boundary:
+//  - Inputs are Uint8Arrays (file bytes) and plain option objects; they are copied in.
+//  - Everything returned is a fresh JS value the caller owns: plain objects, arrays, and typed
+//    arrays copied out of the wasm heap (never views into it, which a heap growth would detach).
+//  - A C++ exception becomes a thrown JS Error carrying the C++ message; the engine stays usable.
+//  - Engine is the only object JS must free (engine.delete()).
+#include <emscripten.h>
+#include <emscripten/bind.h>
+#include <emscripten/val.h>
+#include <malloc.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "explain.h"
+#include "finetune.h"
+#include "image.h"
+#include "model.h"
+#include "model_io.h"
+#include "runtime.h"
+
+namespace {
+
+using emscripten::val;
+
+// ---- errors ---------------------------------------------------------------------------------
+
+EM_JS(void, nl_throw_js_error, (const char* message), {
+  throw new Error(UTF8ToString(message));
+});
+
+// A JS exception unwinding through wasm frames does not restore the wasm shadow-stack pointer,
+// so each error would leak a few bytes of stack. Every Engine method is therefore wrapped (once
+// the bindings are live, after start-up) to save the stack pointer and restore it on a throw.
+EM_JS(void, nl_install_stack_guards, (), {
+  addOnPostRun(function() {
+    var proto = Module['Engine'].prototype;
+    Object.getOwnPropertyNames(proto).forEach(function(name) {
+      var method = proto[name];
+      if (name === 'constructor' || typeof method !== 'function') return;
+      proto[name] = function() {
+        var saved = stackSave();
+        try {
+          return method.apply(this, arguments);
+        } catch (error) {
+          stackRestore(saved);
+          throw error;
+        }
+      };
+    });
+  });
+});
+
+std::string g_error_message;  // outlives the throw, which skips C++ destructors
+
+// Runs f; a C++ exception becomes a JS Error with its message. All of f's locals are destroyed
+// before the JS throw (which unwinds without running C++ destructors).
+template <typename F>
+auto guarded(F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    g_error_message = "out of memory (the wasm heap could not grow)";
+  } catch (const std::exception& e) {
+    g_error_message = e.what();
+  } catch (...) {
+    g_error_message = "unknown C++ exception";
+  }
+  nl_throw_js_error(g_error_message.c_str());
+  __builtin_unreachable();
+}
+
+// ---- conversions ----------------------------------------------------------------------------
+
+std::vector<uint8_t> bytes_from_js(const val& bytes, const char* what) {
+  if (!bytes.instanceof(val::global("Uint8Array")))
+    throw std::invalid_argument(std::string(what) + " must be a Uint8Array");
+  std::vector<uint8_t> out(bytes["length"].as<size_t>());
+  // Copy into our vector through a temporary view (no allocation happens while it lives).
+  val(emscripten::typed_memory_view(out.size(), out.data())).call<void>("set", bytes);
+  return out;
+}
+
+val float_array_copy(const float* data, size_t n) {
+  return val(emscripten::typed_memory_view(n, data)).call<val>("slice");
+}
+
+val byte_array_copy(const std::vector<uint8_t>& bytes) {
+  return val(emscripten::typed_memory_view(bytes.size(), bytes.data())).call<val>("slice");
+}
+
+val string_array(const std::vector<std::string>& items) {
+  val out = val::array();
+  for (const std::string& s : items) out.call<void>("push", s);
+  return out;
+}
+
+val shape_array(const nl::Shape& shape) {
+  val out = val::array();
+  for (size_t d : shape) out.call<void>("push", static_cast<double>(d));
+  return out;
+}
+
+// Reads an optional boolean option; undefined/null mean `fallback`.
+bool bool_option(const val& options, const char* name, bool fallback) {
+  if (options.isUndefined() || options.isNull()) return fallback;
+  if (options.typeOf().as<std::string>() != "object")
+    throw std::invalid_argument("options must be a plain object");
+  const val v = options[name];
+  if (v.isUndefined() || v.isNull()) return fallback;
+  if (v.typeOf().as<std::string>() != "boolean")
+    throw std::invalid_argument(std::string("option '") + name + "' must be true or false");
+  return v.as<bool>();
+}
+
+// Reads an optional finite number option; undefined/null mean `fallback`.
+double number_option(const val& options, const char* name, double fallback) {
+  if (options.isUndefined() || options.isNull()) return fallback;
+  const val v = options[name];
+  if (v.isUndefined() || v.isNull()) return fallback;
+  const double d = v.typeOf().as<std::string>() == "number" ? v.as<double>() : NAN;
+  if (!std::isfinite(d))
+    throw std::invalid_argument(std::string("option '") + name + "' must be a finite number");
+  return d;
+}
+
+size_t count_option(const val& options, const char* name, size_t fallback) {
+  const double d = number_option(options, name, static_cast<double>(fallback));
+  if (d < 0 || d != std::floor(d) || d > 1e9)
+    throw std::invalid_argument(std::string("option '") + name + "' must be a whole number >= 0, got " +
+                                std::to_string(d));
+  return static_cast<size_t>(d);
+}
+
+val evaluation_to_js(const nl::Evaluation& ev) {
+  val out = val::object();
+  out.set("images", static_cast<double>(ev.items.size()));
+  out.set("accuracy", ev.accuracy);
+  out.set("loss", ev.loss);
+  val confusion = val::array();
+  for (const auto& row : ev.confusion) {
+    val r = val::array();
+    for (size_t n : row) r.call<void>("push", static_cast<double>(n));
+    confusion.call<void>("push", r);
+  }
+  out.set("confusion", confusion);
+  return out;
+}
+
+val batch_progress_to_js(const nl::BatchProgress& p) {
+  val out = val::object();
+  out.set("kind", std::string("batch"));
+  out.set("epoch", static_cast<double>(p.epoch));
+  out.set("epochs", static_cast<double>(p.epochs));
+  out.set("batch", static_cast<double>(p.batch));
+  out.set("batches", static_cast<double>(p.batches));
+  out.set("loss", p.loss);
+  out.set("accuracy", p.accuracy);
+  out.set("imagesPerSecond", p.images_per_second);
+  return out;
+}
+
+val epoch_to_js(const nl::EpochRecord& r) {
+  val out = val::object();
+  out.set("kind", std::string("epoch"));
+  out.set("epoch", static_cast<double>(r.epoch));
+  out.set("learningRate", r.lr);
+  out.set("trainLoss", r.train_loss);
+  out.set("trainAccuracy", r.train_accuracy);
+  out.set("hasValidation", r.has_validation);
+  out.set("validationLoss", r.val_loss);
+  out.set("validationAccuracy", r.val_accuracy);
+  out.set("seconds", r.seconds);
+  out.set("best", r.best);
+  return out;
+}
+
+double elapsed_ms(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - since)
+      .count();
+}
+
+// ---- the engine -----------------------------------------------------------------------------
+
+class Engine {
+ public:
+  Engine() : runtime_(1) {}
+
+  // Loads a model file (safetensors bytes). On failure the previous model stays in use.
+  val loadModel(val bytes) {
+    return guarded([&] {
+      const std::vector<uint8_t> data = bytes_from_js(bytes, "loadModel: the model file");
+      auto model = std::make_unique<nl::Model>(nl::load_model(data));
+      auto inference = std::make_unique<nl::Model>(model->folded());
+      model_ = std::move(model);
+      inference_ = std::move(inference);
+      return describe();
+    });
+  }
+
+  bool hasModel() const { return model_ != nullptr; }
+
+  val info() {
+    return guarded([&] {
+      require_model();
+      return describe();
+    });
+  }
+
+  // {probabilities: Float32Array, classIndex, className, classes, milliseconds,
+  //  heatmap?: {layer, width, height, data: Float32Array in [0,1]}}
+  val classify(val bytes, val options) {
+    return guarded([&] {
+      require_model();
+      const bool want_gradcam = bool_option(options, "gradcam", false);
+      const std::vector<uint8_t> data = bytes_from_js(bytes, "classify: the image");
+      const auto start = std::chrono::steady_clock::now();
+      const nl::Tensor input =
+          nl::preprocess(data, model_->architecture(), model_->preprocessing());
+      const nl::Tensor& probs = inference_->forward(runtime_, input, /*training=*/false);
+      const double ms = elapsed_ms(start);
+
+      size_t best = 0;
+      for (size_t i = 1; i < probs.size(); ++i)
+        if (probs[i] > probs[best]) best = i;
+
+      val out = val::object();
+      out.set("probabilities", float_array_copy(probs.data(), probs.size()));
+      out.set("classIndex", static_cast<double>(best));
+      out.set("className", model_->classes().at(best));
+      out.set("classes", string_array(model_->classes()));
+      out.set("milliseconds", ms);
+      if (want_gradcam) {
+        const nl::Heatmap map = nl::grad_cam(runtime_, *model_, input, best);
+        val heat = val::object();
+        heat.set("layer", map.layer);
+        heat.set("width", static_cast<double>(map.width));
+        heat.set("height", static_cast<double>(map.height));
+        heat.set("data", float_array_copy(map.values.data(), map.values.size()));
+        out.set("heatmap", heat);
+      }
+      return out;
+    });
+  }
+
+  // {layer, type, height, width, channels, data: Float32Array [H,W,C]}
+  val featureMaps(val bytes, std::string layer) {
+    return guarded([&] {
+      require_model();
+      const std::vector<uint8_t> data = bytes_from_js(bytes, "featureMaps: the image");
+      const nl::Tensor input =
+          nl::preprocess(data, model_->architecture(), model_->preprocessing());
+      const nl::FeatureMaps maps = nl::feature_maps(runtime_, *model_, input, layer);
+      val out = val::object();
+      out.set("layer", maps.layer);
+      out.set("type", maps.type);
+      out.set("height", static_cast<double>(maps.height));
+      out.set("width", static_cast<double>(maps.width));
+      out.set("channels", static_cast<double>(maps.channels));
+      out.set("data", float_array_copy(maps.values.data(), maps.values.size()));
+      return out;
+    });
+  }
+
+  // The model in use as a safetensors file (Uint8Array), the format the CLI reads.
+  val saveModel() {
+    return guarded([&] {
+      require_model();
+      return byte_array_copy(nl::serialize_model(*model_));
+    });
+  }
+
+  // ---- fine-tuning: beginFineTune, addTrainingImage..., fineTune, fineTunedModel, endFineTune
+
+  // Starts collecting labelled images for the model in use (dropping any earlier session).
+  void beginFineTune() {
+    guarded([&] {
+      require_model();
+      session_ = std::make_unique<nl::FineTuneSession>(*model_);
+    });
+  }
+
+  // Returns "" when the image was added, else the reason it was skipped.
+  std::string addTrainingImage(std::string path, std::string className, val bytes) {
+    return guarded([&] {
+      require_session();
+      const std::vector<uint8_t> data = bytes_from_js(bytes, "addTrainingImage: the image");
+      return session_->add_image(path, className, data);
+    });
+  }
+
+  // options: {epochs, batchSize, learningRate, trainableLayers (0 = all), validationFraction,
+  // augment, seed}; onProgress(event) is called after every batch ({kind: 'batch', ...}) and
+  // epoch ({kind: 'epoch', ...}); returning false from a batch event cancels. It must not
+  // throw. Trains a copy: the model in use is unchanged until the page loads the result.
+  val fineTune(val options, val onProgress) {
+    return guarded([&] {
+      require_model();
+      require_session();
+      nl::FineTuneOptions o;
+      o.epochs = count_option(options, "epochs", o.epochs);
+      o.batch_size = count_option(options, "batchSize", o.batch_size);
+      o.lr = number_option(options, "learningRate", o.lr);
+      o.trainable_layers = count_option(options, "trainableLayers", o.trainable_layers);
+      o.validation_fraction = number_option(options, "validationFraction", o.validation_fraction);
+      o.augment = bool_option(options, "augment", o.augment);
+      o.seed = count_option(options, "seed", o.seed);
+      const bool report = onProgress.typeOf().as<std::string>() == "function";
+
+      nl::FineTuneCallbacks callbacks;
+      callbacks.on_batch = [&](const nl::BatchProgress& p) {
+        if (!report) return true;
+        const val keep_going = onProgress(batch_progress_to_js(p));
+        return !(keep_going.typeOf().as<std::string>() == "boolean" && !keep_going.as<bool>());
+      };
+      callbacks.on_epoch = [&](const nl::EpochRecord& r) {
+        if (report) onProgress(epoch_to_js(r));
+      };
+      const nl::FineTuneResult r = session_->run(runtime_, *model_, o, callbacks);
+
+      val out = val::object();
+      out.set("cancelled", r.cancelled);
+      out.set("trainImages", static_cast<double>(r.train_images));
+      out.set("validationImages", static_cast<double>(r.validation_images));
+      out.set("hasValidation", r.has_validation);
+      out.set("before", evaluation_to_js(r.before));
+      out.set("after", evaluation_to_js(r.after));
+      out.set("bestEpoch", static_cast<double>(r.best_epoch));
+      val history = val::array();
+      for (const nl::EpochRecord& e : r.history) history.call<void>("push", epoch_to_js(e));
+      out.set("history", history);
+      val skipped = val::array();
+      for (const std::string& s : session_->data().skipped()) skipped.call<void>("push", s);
+      out.set("skipped", skipped);
+      return out;
+    });
+  }
+
+  // The fine-tuned model of the last finished fineTune, as a safetensors file (Uint8Array).
+  val fineTunedModel() {
+    return guarded([&] {
+      require_session();
+      if (!session_->tuned()) throw std::logic_error("no fine-tuned model (fineTune has not finished)");
+      return byte_array_copy(nl::serialize_model(*session_->tuned()));
+    });
+  }
+
+  // Frees the session's images and fine-tuned model.
+  void endFineTune() { session_.reset(); }
+
+ private:
+  void require_session() const {
+    if (!session_) throw std::logic_error("no fine-tuning session (call beginFineTune first)");
+  }
+
+  void require_model() const {
+    if (!model_) throw std::logic_error("no model is loaded (call loadModel first)");
+  }
+
+  val describe() const {
+    const nl::Model& m = *model_;
+    val input = val::object();
+    input.set("height", static_cast<double>(m.architecture().height));
+    input.set("width", static_cast<double>(m.architecture().width));
+    input.set("channels", static_cast<double>(m.architecture().channels));
+
+    val layers = val::array();
+    for (size_t i = 0; i < m.layer_count(); ++i) {
+      const nl::Layer& layer = m.layer(i);
+      size_t params = 0;
+      for (const nl::Param& p : layer.params()) params += p.value.size();
+      val l = val::object();
+      l.set("name", layer.spec().name);
+      l.set("type", layer.spec().type);
+      l.set("inputs", string_array(layer.spec().inputs));
+      l.set("outputShape", shape_array(m.output_shape(i, 1)));
+      l.set("params", static_cast<double>(params));
+      layers.call<void>("push", l);
+    }
+
+    val out = val::object();
+    out.set("classes", string_array(m.classes()));
+    out.set("input", input);
+    out.set("layers", layers);
+    out.set("parameterCount", static_cast<double>(m.parameter_count()));
+    out.set("flops", m.flops_per_image());
+    out.set("training", val::global("JSON").call<val>("parse", m.training_record().dump()));
+    out.set("preprocessing", val::global("JSON").call<val>("parse", nl::to_json(m.preprocessing()).dump()));
+    return out;
+  }
+
+  nl::Runtime runtime_;
+  std::unique_ptr<nl::Model> model_;      // as loaded: Grad-CAM, feature maps, saving, training
+  std::unique_ptr<nl::Model> inference_;  // model_.folded(): classification
+  std::unique_ptr<nl::FineTuneSession> session_;
+};
+
+Engine* make_engine() {
+  return guarded([] { return new Engine(); });
+}
+
+// Bytes the wasm heap's allocator has handed out and not taken back: the page's heap check.
+double heap_bytes_in_use() { return static_cast<double>(mallinfo().uordblks); }
+
+}  // namespace
+
+EMSCRIPTEN_BINDINGS(neurolens) {
+  emscripten::class_<Engine>("Engine")
+      .constructor(&make_engine, emscripten::allow_raw_pointers())
+      .function("loadModel", &Engine::loadModel)
+      .function("hasModel", &Engine::hasModel)
+      .function("info", &Engine::info)
+      .function("classify", &Engine::classify)
+      .function("featureMaps", &Engine::featureMaps)
+      .function("saveModel", &Engine::saveModel)
+      .function("beginFineTune", &Engine::beginFineTune)
+      .function("addTrainingImage", &Engine::addTrainingImage)
+      .function("fineTune", &Engine::fineTune)
+      .function("fineTunedModel", &Engine::fineTunedModel)
+      .function("endFineTune", &Engine::endFineTune);
+  emscripten::function("heapBytesInUse", &heap_bytes_in_use);
+  nl_install_stack_guards();
+}

@@ -1,0 +1,113 @@
+// The Embind API of build/wasm/neurolens.js, under Node: results are copies JS owns, C++
+// errors arrive as JS Errors with the C++ message, errors leak neither wasm stack nor heap,
+// and a thousand classifications leave the heap where it was.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ROOT } from './helpers/harness.mjs';
+import { encodePng, hugePngHeader, syntheticSlice } from './helpers/png.mjs';
+import { testModelBytes, TEST_CLASSES } from './helpers/test-model.mjs';
+
+const WASM_DIR = path.resolve(ROOT, process.env.NEUROLENS_E2E_WASM_DIR ?? 'build/wasm');
+
+let NL, engine;
+before(async () => {
+  const { default: createNeuroLens } = await import(path.join(WASM_DIR, 'neurolens.js'));
+  NL = await createNeuroLens({ wasmBinary: fs.readFileSync(path.join(WASM_DIR, 'neurolens.wasm')) });
+  engine = new NL.Engine();
+});
+after(() => engine?.delete());
+
+const slice = (seed, radius = 0.12) => encodePng(53, 47, syntheticSlice(53, { seed, radius }).slice(0, 53 * 47));
+
+test('loadModel returns a plain description of the model', () => {
+  assert.equal(engine.hasModel(), false);
+  assert.throws(() => engine.classify(slice(1), {}), { name: 'Error', message: /no model is loaded/ });
+  const info = engine.loadModel(new Uint8Array(testModelBytes()));
+  assert.deepEqual(info.classes, TEST_CLASSES);
+  assert.deepEqual(info.input, { height: 48, width: 48, channels: 1 });
+  assert.equal(info.layers[0].name, 'conv1');
+  assert.deepEqual(info.layers[0].outputShape, [1, 48, 48, 8]);
+  assert.equal(info.layers[0].params, 8 * 3 * 3 * 1);
+  assert.equal(info.layers.at(-1).type, 'softmax');
+  const expectedParams = 72 + 4 * 8 + 8 * 9 * 16 + 4 * 16 + 16 * 9 * 16 + 16 + 16 * 4 + 4;
+  assert.equal(info.parameterCount, expectedParams);
+  assert.ok(info.flops > 0);
+  assert.equal(engine.hasModel(), true);
+});
+
+test('classify returns probabilities in a Float32Array copy, and a Grad-CAM map on request', () => {
+  const r = engine.classify(slice(2), { gradcam: true });
+  assert.ok(r.probabilities instanceof Float32Array);
+  assert.notEqual(r.probabilities.buffer, NL.HEAPU8.buffer, 'a copy, not a view into the wasm heap');
+  assert.equal(r.probabilities.length, 4);
+  const sum = r.probabilities.reduce((a, b) => a + b, 0);
+  assert.ok(Math.abs(sum - 1) < 1e-5, `probabilities sum to ${sum}`);
+  assert.equal(r.classIndex, r.probabilities.indexOf(Math.max(...r.probabilities)));
+  assert.equal(r.className, TEST_CLASSES[r.classIndex]);
+  assert.ok(r.milliseconds >= 0);
+  assert.equal(r.heatmap.layer, 'conv3');  // the last layer with a spatial output
+  assert.equal(r.heatmap.width, 12);
+  assert.equal(r.heatmap.height, 12);
+  assert.notEqual(r.heatmap.data.buffer, NL.HEAPU8.buffer);
+  assert.ok(r.heatmap.data.every((v) => v >= 0 && v <= 1));
+  const plain = engine.classify(slice(2), undefined);
+  assert.equal(plain.heatmap, undefined);
+  assert.deepEqual([...plain.probabilities], [...r.probabilities], 'Grad-CAM does not change the prediction');
+});
+
+test('featureMaps returns one layer\'s activations', () => {
+  const maps = engine.featureMaps(slice(3), 'pool1');
+  assert.equal(maps.type, 'max_pool');
+  assert.deepEqual([maps.height, maps.width, maps.channels], [24, 24, 8]);
+  assert.equal(maps.data.length, 24 * 24 * 8);
+  const dense = engine.featureMaps(slice(3), 'fc');
+  assert.deepEqual([dense.height, dense.width, dense.channels], [1, 1, 4]);
+  assert.throws(() => engine.featureMaps(slice(3), 'nope'), { message: /nope/ });
+});
+
+test('C++ errors become JS Errors with the C++ message', () => {
+  const cases = [
+    [() => engine.classify(new Uint8Array(0), {}), /empty/i],
+    [() => engine.classify(new TextEncoder().encode('hello, not an image'), {}), /not an image|unrecogni[sz]ed/i],
+    [() => engine.classify(new Uint8Array(hugePngHeader(20000, 20000)), {}), /20000x20000|exceeds|limit/i],
+    [() => engine.classify('not bytes', {}), /Uint8Array/],
+    [() => engine.classify(slice(4), { gradcam: 'yes' }), /gradcam.*true or false/],
+    [() => engine.loadModel(new Uint8Array([1, 2, 3])), /model file|header|bytes/i],
+  ];
+  for (const [call, message] of cases) assert.throws(call, (e) => e instanceof Error && message.test(e.message));
+  // A failed load keeps the previous model.
+  assert.deepEqual(engine.info().classes, TEST_CLASSES);
+});
+
+test('saveModel round-trips through loadModel', () => {
+  const bytes = engine.saveModel();
+  assert.ok(bytes instanceof Uint8Array);
+  assert.notEqual(bytes.buffer, NL.HEAPU8.buffer);
+  const before = engine.classify(slice(5), {});
+  const other = new NL.Engine();
+  try {
+    other.loadModel(bytes);
+    assert.deepEqual([...other.classify(slice(5), {}).probabilities], [...before.probabilities]);
+  } finally {
+    other.delete();
+  }
+});
+
+test('errors and repeated calls leak neither stack nor heap', () => {
+  const image = slice(6);
+  const bad = new Uint8Array(10);
+  for (let i = 0; i < 5; i++) {
+    engine.classify(image, { gradcam: true });
+    assert.throws(() => engine.classify(bad, {}));
+  }
+  const heap = NL.heapBytesInUse();
+  const stack = NL.stackSave();
+  for (let i = 0; i < 1000; i++) {
+    engine.classify(image, { gradcam: i % 10 === 0 });
+    if (i % 4 === 0) assert.throws(() => engine.classify(bad, {}));
+  }
+  assert.equal(NL.stackSave(), stack, 'the wasm stack pointer is back where it was');
+  assert.ok(NL.heapBytesInUse() - heap <= 0, `heap grew by ${NL.heapBytesInUse() - heap} bytes over 1000 calls`);
+});

@@ -1,0 +1,95 @@
+// End-to-end harness: serves the page with scripts/serve.mjs on a free port, drives Debian's
+// Chromium through playwright-core, records every request, and writes screenshots to
+// build/e2e-screenshots/.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { startServer as serve, defaultMounts } from '../../../scripts/serve.mjs';
+import { writeTestModelDir } from './test-model.mjs';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const SCREENSHOTS = path.join(ROOT, 'build/e2e-screenshots');
+
+const CHROMIUM_FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
+
+// Serves the page in this process through scripts/serve.mjs (same mounts and headers as
+// `scripts/serve`) on a free port. modelDir replaces model/ (the directory holding
+// neurolens.safetensors); by default the tests use a small model they write themselves.
+export async function startServer({ modelDir } = {}) {
+  const ownDir = modelDir ? null : writeTestModelDir(path.join(ROOT, `build/e2e/model-${process.pid}`));
+  modelDir ??= ownDir;
+  // NEUROLENS_E2E_WASM_DIR: test another wasm build than build/wasm (e.g. a private build dir).
+  const wasmDir = process.env.NEUROLENS_E2E_WASM_DIR;
+  const mounts = defaultMounts(ROOT).map((m) => {
+    if (m.prefix === '/model/') return { ...m, dir: modelDir };
+    if (m.prefix === '/wasm/' && wasmDir) return { ...m, dir: path.resolve(ROOT, wasmDir) };
+    return m;
+  });
+  const { server, port } = await serve({ port: 0, host: '127.0.0.1', mounts });
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    stop: () => new Promise((resolve) => {
+      server.closeAllConnections?.();
+      server.close(() => {
+        if (ownDir) fs.rmSync(ownDir, { recursive: true, force: true });
+        resolve();
+      });
+    }),
+  };
+}
+
+export async function launchBrowser() {
+  return chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: CHROMIUM_FLAGS });
+}
+
+// A page whose every request (the worker's included) and console error is recorded.
+export async function openPage(browser, origin, { context: existing } = {}) {
+  const context = existing ?? await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const requests = [];
+  const errors = [];
+  context.on('request', (request) => requests.push(request.url()));
+  const page = await context.newPage();
+  page.on('console', (msg) => { if (msg.type() === 'error') errors.push(msg.text()); });
+  page.on('pageerror', (error) => errors.push(String(error)));
+  await page.goto(`${origin}/`);
+  await page.waitForFunction(() => document.body.dataset.ready, null, { timeout: 60000 });
+  const ready = await page.evaluate(() => document.body.dataset.ready);
+  if (ready !== 'true') {
+    const status = await page.textContent('#status');
+    throw new Error(`the page did not start: ${status}\n${errors.join('\n')}`);
+  }
+  return { context, page, requests, errors };
+}
+
+// Requests that went anywhere but the page's own origin (blob: and data: URLs stay local).
+export function foreignRequests(requests, origin) {
+  return requests.filter((url) => !url.startsWith(`${origin}/`) && !url.startsWith('blob:') && !url.startsWith('data:'));
+}
+
+export async function screenshot(page, name) {
+  fs.mkdirSync(SCREENSHOTS, { recursive: true });
+  const file = path.join(SCREENSHOTS, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  return file;
+}
+
+// Chooses files on a file input: [{name, mimeType, buffer}].
+export async function chooseFiles(page, selector, files) {
+  await page.setInputFiles(selector, files.map((f) => ({ mimeType: 'application/octet-stream', ...f })));
+}
+
+// Waits until no classify card is pending and returns every card's state.
+export async function settledCards(page, expected, timeout = 60000) {
+  await page.waitForFunction((n) => {
+    const cards = [...document.querySelectorAll('#cards .card')];
+    return cards.length >= n && cards.every((c) => c.dataset.state !== 'pending');
+  }, expected, { timeout });
+  return page.$$eval('#cards .card', (cards) => cards.map((c) => ({
+    file: c.dataset.file, state: c.dataset.state, prediction: c.dataset.prediction ?? null,
+    error: c.querySelector('.error')?.textContent ?? null,
+    confidence: c.querySelector('.confidence')?.textContent ?? null,
+    bars: [...c.querySelectorAll('.bars li')].map((li) => li.querySelector('.bar-label').textContent),
+  })));
+}

@@ -1,0 +1,122 @@
+// Evaluate and Learn views, the heap check and a folder of mixed junk, end to end in
+// headless Chromium.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ROOT, startServer, launchBrowser, openPage, foreignRequests, screenshot, chooseFiles, settledCards } from './helpers/harness.mjs';
+import { encodePng, hugePngHeader, syntheticShape, syntheticSlice } from './helpers/png.mjs';
+import { TEST_CLASSES } from './helpers/test-model.mjs';
+
+let server, browser, setDir;
+before(async () => {
+  setDir = path.join(ROOT, `build/e2e/views-${process.pid}/labelled`);
+  TEST_CLASSES.forEach((name, label) => {
+    fs.mkdirSync(path.join(setDir, name), { recursive: true });
+    for (let i = 0; i < 5; i++) fs.writeFileSync(path.join(setDir, name, `${i}.png`), encodePng(40, 40, syntheticShape(label, 40, i)));
+  });
+  // Junk inside a class folder, and a file outside any class folder.
+  fs.writeFileSync(path.join(setDir, 'glioma', 'readme.txt'), 'not an image');
+  fs.writeFileSync(path.join(setDir, 'glioma', 'broken.png'), encodePng(40, 40, syntheticShape(0, 40, 9)).subarray(0, 60));
+  fs.writeFileSync(path.join(setDir, 'stray.png'), encodePng(40, 40, syntheticShape(1, 40, 9)));
+  server = await startServer();
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  fs.rmSync(path.dirname(setDir), { recursive: true, force: true });
+});
+
+test('evaluate: accuracy, confusion matrix, per-class figures and the misclassified gallery', async () => {
+  const { page, requests, context } = await openPage(browser, server.origin);
+  // The expected figures, from the engine directly.
+  const files = TEST_CLASSES.flatMap((name, label) => [0, 1, 2, 3, 4].map((i) => ({ label,
+    bytes: [...fs.readFileSync(path.join(setDir, name, `${i}.png`))] })));
+  const predicted = await page.evaluate(async (list) => {
+    const out = [];
+    for (const f of list) out.push((await window.neurolens.engine.request('classify', { bytes: new Uint8Array(f.bytes) })).classIndex);
+    return out;
+  }, files);
+  const correct = predicted.filter((p, i) => p === files[i].label).length;
+
+  await page.goto(`${server.origin}/#evaluate`);
+  await page.setInputFiles('#evaluate-folder', setDir);
+  await page.waitForSelector('#evaluate-accuracy', { timeout: 60000 });
+  const shown = await page.$eval('#evaluate-accuracy', (el) => Number(el.dataset.accuracy));
+  assert.ok(Math.abs(shown - correct / files.length) < 1e-9, `accuracy ${shown} vs ${correct}/${files.length}`);
+  const rows = await page.$$eval('#evaluate-metrics tbody tr', (trs) => trs.map((tr) => tr.dataset.class));
+  assert.deepEqual(rows, TEST_CLASSES);
+  const support = await page.$$eval('#evaluate-metrics tbody tr td:last-child', (tds) => tds.map((td) => Number(td.textContent)));
+  assert.deepEqual(support, [5, 5, 5, 5]);
+  const wrong = files.length - correct;
+  const gallery = await page.$$eval('#misclassified figure', (figs) => figs.length);
+  assert.equal(gallery, wrong);
+  const message = await page.textContent('#evaluate-message');
+  assert.match(message, /2 could not be read/);
+  assert.match(message, /1 file\(s\) outside class folders/);
+  const unreadable = await page.$$eval('#evaluate-results li.error', (lis) => lis.map((li) => li.textContent));
+  assert.equal(unreadable.length, 2);
+  assert.ok(unreadable.some((t) => /readme\.txt: not an image/.test(t)));
+  assert.ok(await page.$('#confusion-chart'));
+  await screenshot(page, 'evaluate');
+  assert.deepEqual(foreignRequests(requests, server.origin), []);
+  await context.close();
+});
+
+test('learn: the layer diagram and the feature maps of the current image', async () => {
+  const { page, context } = await openPage(browser, server.origin);
+  const info = await page.evaluate(() => window.neurolens.model.info);
+  await page.goto(`${server.origin}/#learn`);
+  const boxes = await page.$$eval('#layer-diagram li', (lis) => lis.length);
+  assert.equal(boxes, info.layers.length + 1);
+  await chooseFiles(page, '#learn-file', [{ name: 'slice.png', buffer: encodePng(64, 64, syntheticSlice(64, { radius: 0.1 })) }]);
+  const conv = info.layers.find((l) => l.type === 'conv2d');
+  await page.waitForFunction((n) => document.querySelectorAll('#feature-maps canvas').length === n, conv.outputShape[3]);
+  await page.selectOption('#feature-layer', 'fc');
+  await page.waitForSelector('#feature-maps .vector-bars');
+  await page.selectOption('#feature-layer', conv.name);
+  await page.waitForFunction((n) => document.querySelectorAll('#feature-maps canvas').length === n, conv.outputShape[3]);
+  await screenshot(page, 'learn');
+  await context.close();
+});
+
+test('a folder of mixed junk gets a message per file and the page keeps working', async () => {
+  const { page, context } = await openPage(browser, server.origin);
+  await chooseFiles(page, '#classify-files', [
+    { name: 'a.bin', buffer: Buffer.from([0, 1, 2, 3, 4, 5]) },
+    { name: 'b.png', buffer: hugePngHeader(1, 1).subarray(0, 30) },
+    { name: 'c.gif', buffer: Buffer.from('GIF89a') },
+    { name: 'd.bmp', buffer: Buffer.from('BM') },
+    { name: 'e.png', buffer: encodePng(30, 30, syntheticSlice(30, { seed: 2 })) },
+  ]);
+  const cards = await settledCards(page, 5);
+  for (const c of cards.filter((c) => c.file !== 'e.png')) {
+    assert.equal(c.state, 'error', c.file);
+    assert.ok(c.error.length > 'Could not classify: '.length, `${c.file}: ${c.error}`);
+  }
+  assert.equal(cards.find((c) => c.file === 'e.png').state, 'done');
+  await context.close();
+});
+
+test('a thousand classifications leave the wasm heap where it was after the first few', async () => {
+  const { page, context } = await openPage(browser, server.origin);
+  const bytes = [...encodePng(57, 61, syntheticSlice(61, { seed: 4, radius: 0.1 }).slice(0, 57 * 61))];
+  const result = await page.evaluate(async (data) => {
+    const engine = window.neurolens.engine;
+    const classify = (gradcam) => engine.request('classify', { bytes: new Uint8Array(data), gradcam });
+    for (let i = 0; i < 10; i++) await classify(i % 2 === 0);
+    await engine.request('classify', { bytes: new Uint8Array(5) }).catch(() => {});
+    const first = await engine.request('status');
+    for (let i = 0; i < 1000; i++) {
+      await classify(i % 10 === 0);
+      if (i % 50 === 0) await engine.request('classify', { bytes: new Uint8Array(5) }).catch(() => {});
+    }
+    const last = await engine.request('status');
+    return { first, last };
+  }, bytes);
+  assert.equal(result.last.heapBytesInUse, result.first.heapBytesInUse,
+    `heap in use went from ${result.first.heapBytesInUse} to ${result.last.heapBytesInUse} bytes`);
+  assert.equal(result.last.wasmMemoryBytes, result.first.wasmMemoryBytes);
+  await context.close();
+});

@@ -1,0 +1,154 @@
+// Grad-CAM and feature maps (src/explain.h). For conv -> relu -> global average pool -> dense
+// the gradient of logit c at the relu output is W[c,k] / pixels everywhere, so the reference
+// map is ReLU(sum_k W[c,k] * A[p,k]) scaled by its maximum, computed here with plain loops.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "explain.h"
+#include "model.h"
+#include "reference.h"
+
+namespace {
+
+using nl::Architecture;
+using nl::LayerSpec;
+using nl::Model;
+using nl::Runtime;
+using nl::Tensor;
+namespace ref = nl::ref;
+
+LayerSpec spec(const char* name, const char* type) {
+  LayerSpec s;
+  s.name = name;
+  s.type = type;
+  return s;
+}
+
+// input 9x7x2 -> conv(5, 3x3, pad 1) -> relu -> [batch_norm -> dropout] -> gap -> dense(3) -> softmax
+Model small_model(bool with_bn_and_dropout) {
+  Architecture a;
+  a.height = 9;
+  a.width = 7;
+  a.channels = 2;
+  LayerSpec conv = spec("conv", "conv2d");
+  conv.filters = 5;
+  conv.kernel = 3;
+  conv.padding = 1;
+  a.layers.push_back(conv);
+  a.layers.push_back(spec("relu", "relu"));
+  if (with_bn_and_dropout) {
+    a.layers.push_back(spec("bn", "batch_norm"));
+    LayerSpec drop = spec("drop", "dropout");
+    drop.rate = 0.5f;
+    a.layers.push_back(drop);
+  }
+  a.layers.push_back(spec("gap", "global_avg_pool"));
+  LayerSpec fc = spec("fc", "dense");
+  fc.units = 3;
+  a.layers.push_back(fc);
+  a.layers.push_back(spec("softmax", "softmax"));
+  Model m(a, {"a", "b", "c"});
+  m.init_params(11);
+  return m;
+}
+
+std::vector<float> all_params(Model& m) {
+  std::vector<float> out;
+  for (const nl::ParamRef& p : m.parameters())
+    out.insert(out.end(), p.param->value.data(), p.param->value.data() + p.param->value.size());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("grad_cam matches the closed form for conv-relu-gap-dense") {
+  Runtime rt(1);
+  Model m = small_model(false);
+  const Tensor input = ref::random_tensor(m.input_shape(1), 5);
+  const size_t relu = m.layer_index("relu");
+  CHECK(nl::gradcam_layer(m) == relu);
+
+  for (size_t target = 0; target < 3; ++target) {
+    CAPTURE(target);
+    const nl::Heatmap map = nl::grad_cam(rt, m, input, target);
+    CHECK(map.layer == "relu");
+    REQUIRE(map.height == 9);
+    REQUIRE(map.width == 7);
+
+    const Tensor& a = m.activation(relu);  // [1,9,7,5] from the pass grad_cam ran
+    const Tensor& w = m.layer(m.layer_index("fc")).params()[0].value;  // [3,5]
+    std::vector<double> expected(63, 0.0);
+    double peak = 0.0;
+    for (size_t p = 0; p < 63; ++p) {
+      double sum = 0.0;
+      for (size_t k = 0; k < 5; ++k) sum += (w[target * 5 + k] / 63.0) * a[p * 5 + k];
+      expected[p] = std::max(sum, 0.0);
+      peak = std::max(peak, expected[p]);
+    }
+    if (peak > 0)
+      for (double& v : expected) v /= peak;
+    CHECK_MESSAGE(ref::mismatch(map.values, expected, 1e-5, 1e-4) == "", ref::mismatch(map.values, expected, 1e-5, 1e-4));
+  }
+}
+
+TEST_CASE("grad_cam is all zero when nothing supports the class") {
+  Runtime rt(1);
+  Model m = small_model(false);
+  Tensor& w = m.layer(m.layer_index("fc")).params()[0].value;
+  for (size_t k = 0; k < 5; ++k) w[1 * 5 + k] = -0.5f;  // every channel argues against class 1
+  m.params_changed();
+  const Tensor input = ref::random_tensor(m.input_shape(1), 6);
+  const nl::Heatmap map = nl::grad_cam(rt, m, input, 1);
+  CHECK(std::all_of(map.values.begin(), map.values.end(), [](float v) { return v == 0.0f; }));
+}
+
+TEST_CASE("grad_cam runs in inference mode and leaves the model as it was") {
+  Runtime rt(1);
+  Model m = small_model(true);
+  const Tensor input = ref::random_tensor(m.input_shape(1), 7);
+  const std::vector<float> before = all_params(m);
+  const Tensor probs_before = m.forward(rt, input, false);
+
+  const nl::Heatmap first = nl::grad_cam(rt, m, input, 2);
+  const nl::Heatmap second = nl::grad_cam(rt, m, input, 2);
+  CHECK(first.values == second.values);  // no dropout noise, no batch statistics
+  CHECK(all_params(m) == before);        // running statistics untouched
+  for (const nl::ParamRef& p : m.parameters())
+    for (float g : p.param->grad.values()) REQUIRE(g == 0.0f);
+  const Tensor& probs_after = m.forward(rt, input, false);
+  CHECK(std::equal(probs_after.values().begin(), probs_after.values().end(), probs_before.values().begin()));
+}
+
+TEST_CASE("grad_cam and feature_maps reject wrong inputs with clear messages") {
+  Runtime rt(1);
+  Model m = small_model(false);
+  const Tensor batch2 = ref::random_tensor(m.input_shape(2), 8);
+  CHECK_THROWS_WITH_AS(nl::grad_cam(rt, m, batch2, 0), doctest::Contains("single-image shape"),
+                       std::invalid_argument);
+  const Tensor one = ref::random_tensor(m.input_shape(1), 8);
+  CHECK_THROWS_WITH_AS(nl::grad_cam(rt, m, one, 3), doctest::Contains("class index 3"), std::invalid_argument);
+  CHECK_THROWS_AS(nl::feature_maps(rt, m, one, "no_such_layer"), std::out_of_range);
+}
+
+TEST_CASE("feature_maps returns the named layer's output") {
+  Runtime rt(1);
+  Model m = small_model(false);
+  const Tensor input = ref::random_tensor(m.input_shape(1), 9);
+  const nl::FeatureMaps conv = nl::feature_maps(rt, m, input, "conv");
+  CHECK(conv.type == "conv2d");
+  CHECK(conv.height == 9);
+  CHECK(conv.width == 7);
+  CHECK(conv.channels == 5);
+  const Tensor& a = m.activation(m.layer_index("conv"));
+  CHECK(std::equal(conv.values.begin(), conv.values.end(), a.values().begin(), a.values().end()));
+
+  const nl::FeatureMaps fc = nl::feature_maps(rt, m, input, "fc");
+  CHECK(fc.height == 1);
+  CHECK(fc.width == 1);
+  CHECK(fc.channels == 3);
+  CHECK(fc.values.size() == 3);
+}

@@ -1,0 +1,145 @@
+// NeuroLens page: starts the engine worker, loads the model in use (the fine-tuned one kept
+// in IndexedDB, or the shipped one), and routes between the views. Each view lives in
+// views/<name>.js and exports mount(section, app) -> {show?, modelChanged?, acceptFiles?}.
+import { EngineClient } from './lib/engine-client.js';
+import { filesFromDataTransfer } from './lib/files.js';
+import { loadActiveModel, saveActiveModel, clearActiveModel } from './lib/model-store.js';
+import * as classifyView from './views/classify.js';
+import * as finetuneView from './views/finetune.js';
+import * as evaluateView from './views/evaluate.js';
+import * as learnView from './views/learn.js';
+
+const SHIPPED_MODEL_URL = 'model/neurolens.safetensors';
+const statusLine = document.getElementById('status');
+
+class App extends EventTarget {
+  constructor() {
+    super();
+    this.model = null;        // {bytes, label, shipped, info}
+    this.currentImage = null; // {name, file}: the image the Learn view looks at
+    this.engine = new EngineClient({
+      // A (re)started worker first gets the model in use back.
+      onStart: async (client) => {
+        if (this.model) await client.send('loadModel', { bytes: this.model.bytes.slice() });
+      },
+    });
+  }
+
+  // Makes `bytes` the model in use (after the worker accepted it). persist: keep it across
+  // reloads (IndexedDB); the shipped model is never stored, clearing the entry instead.
+  async useModel(bytes, { label, shipped = false, persist = true } = {}) {
+    const info = await this.engine.request('loadModel', { bytes: bytes.slice() });
+    this.model = { bytes, label, shipped, info };
+    if (persist) {
+      if (shipped) await clearActiveModel();
+      else await saveActiveModel(bytes, label);
+    }
+    this.showStatus();
+    this.dispatchEvent(new CustomEvent('model', { detail: this.model }));
+    return info;
+  }
+
+  async fetchShippedModel() {
+    const response = await fetch(SHIPPED_MODEL_URL);
+    if (!response.ok) throw new Error(`the shipped model ${SHIPPED_MODEL_URL} could not be loaded (HTTP ${response.status})`);
+    return new Uint8Array(await response.arrayBuffer());
+  }
+
+  async useShippedModel() {
+    return this.useModel(await this.fetchShippedModel(), { label: 'shipped model', shipped: true });
+  }
+
+  showStatus(message) {
+    if (message) { statusLine.textContent = message; return; }
+    const m = this.model;
+    if (!m) return;
+    const params = m.info.parameterCount.toLocaleString('en');
+    const engine = this.engineStatus ? ` · engine: WebAssembly${this.engineStatus.simd ? ' SIMD' : ''}` : '';
+    statusLine.textContent = `Model: ${m.label} (${m.info.classes.length} classes, ${params} parameters)${engine}`;
+    statusLine.dataset.model = m.shipped ? 'shipped' : 'custom';
+  }
+}
+
+async function loadInitialModel(app) {
+  let stored = null;
+  try {
+    stored = await loadActiveModel();
+  } catch (error) {
+    console.warn('IndexedDB unavailable, using the shipped model:', error);
+  }
+  if (stored) {
+    try {
+      await app.useModel(stored.bytes, { label: stored.label, persist: false });
+      return;
+    } catch (error) {
+      // A stored model that no longer loads must not leave the page without a model.
+      app.showStatus(`The saved model could not be loaded (${error.message}); using the shipped model.`);
+      await clearActiveModel().catch(() => {});
+    }
+  }
+  await app.useShippedModel();
+}
+
+function setUpViews(app) {
+  const views = {};
+  for (const [name, module] of Object.entries({
+    classify: classifyView, finetune: finetuneView, evaluate: evaluateView, learn: learnView,
+  })) {
+    views[name] = module.mount(document.getElementById(`view-${name}`), app);
+  }
+  const tabs = [...document.querySelectorAll('.tabs a')];
+  let active = 'classify';
+  const show = () => {
+    const wanted = location.hash.slice(1);
+    active = views[wanted] ? wanted : 'classify';
+    for (const section of document.querySelectorAll('.view')) section.hidden = section.dataset.view !== active;
+    for (const tab of tabs) tab.setAttribute('aria-current', tab.dataset.view === active ? 'page' : 'false');
+    views[active].show?.();
+  };
+  window.addEventListener('hashchange', show);
+  show();
+  return { views, active: () => views[active] };
+}
+
+// Drop anywhere, or paste: the files go to the view on screen.
+function setUpDropAndPaste(router) {
+  const overlay = document.getElementById('drop-overlay');
+  let depth = 0;
+  const hasFiles = (event) => [...(event.dataTransfer?.types ?? [])].includes('Files');
+  document.addEventListener('dragenter', (event) => {
+    if (!hasFiles(event)) return;
+    event.preventDefault();
+    if (depth++ === 0) overlay.hidden = false;
+  });
+  document.addEventListener('dragleave', () => { if (--depth <= 0) { depth = 0; overlay.hidden = true; } });
+  document.addEventListener('dragover', (event) => { if (hasFiles(event)) event.preventDefault(); });
+  document.addEventListener('drop', (event) => {
+    event.preventDefault();
+    depth = 0;
+    overlay.hidden = true;
+    const pending = filesFromDataTransfer(event.dataTransfer);
+    pending.then((files) => router.active().acceptFiles?.(files));
+  });
+  document.addEventListener('paste', (event) => {
+    if (!event.clipboardData || event.clipboardData.files.length === 0) return;
+    event.preventDefault();
+    filesFromDataTransfer(event.clipboardData).then((files) => router.active().acceptFiles?.(files));
+  });
+}
+
+async function main() {
+  const app = new App();
+  window.neurolens = app;  // for the console and the end-to-end tests
+  const router = setUpViews(app);
+  setUpDropAndPaste(router);
+  try {
+    app.engineStatus = await app.engine.request('status');
+    await loadInitialModel(app);
+    document.body.dataset.ready = 'true';
+  } catch (error) {
+    app.showStatus(`NeuroLens could not start: ${error.message}`);
+    document.body.dataset.ready = 'error';
+  }
+}
+
+main();

@@ -1,0 +1,77 @@
+// One image's card on the Classify view: file name, thumbnail (with an optional Grad-CAM
+// overlay), predicted class and confidence, a bar per class, inference time, or the error.
+// The card's root carries data-state (pending | done | error) and, once classified,
+// data-prediction="<class name as in the model>".
+import { h, clear, percent } from '../lib/dom.js';
+import { readableClass, classColour } from '../lib/labels.js';
+
+export function createCard(name, file) {
+  const img = h('img', { alt: `Thumbnail of ${name}`, decoding: 'async' });
+  const url = URL.createObjectURL(file);
+  img.src = url;
+  const thumb = h('div', { class: 'thumb' }, img);
+  img.addEventListener('error', () => thumb.classList.add('no-preview'), { once: true });
+  const body = h('div', { class: 'card-body' },
+    h('h3', { class: 'file-name', title: name }, name),
+    h('p', { class: 'verdict' }, 'Classifying…'));
+  const root = h('article', { class: 'card', dataset: { state: 'pending', file: name } }, thumb, body);
+  return { root, thumb, body, url, name, file, result: null, error: null };
+}
+
+export function showResult(card, result) {
+  card.result = result;
+  card.error = null;
+  const { root, body } = card;
+  root.dataset.state = 'done';
+  root.dataset.prediction = result.className;
+  const p = result.probabilities;
+  const bars = h('ul', { class: 'bars' }, result.classes.map((c, i) =>
+    h('li', { dataset: { class: c }, class: i === result.classIndex ? 'best' : '' },
+      h('span', { class: 'bar-label' }, readableClass(c)),
+      h('span', { class: 'bar' }, h('span', { class: 'bar-fill',
+        style: { width: percent(p[i]), background: classColour(c, i) } })),
+      h('span', { class: 'bar-value' }, percent(p[i])))));
+  clear(body, 
+    h('h3', { class: 'file-name', title: card.name }, card.name),
+    h('p', { class: 'verdict' },
+      h('strong', { class: 'predicted' }, readableClass(result.className)), ' ',
+      h('span', { class: 'confidence' }, percent(p[result.classIndex]))),
+    bars,
+    h('p', { class: 'timing' }, `${result.milliseconds.toFixed(1)} ms in the browser`));
+  if (result.heatmap) drawHeatmap(card, result.heatmap);
+}
+
+export function showError(card, message) {
+  card.result = null;
+  card.error = message;
+  const { root, body } = card;
+  root.dataset.state = 'error';
+  delete root.dataset.prediction;
+  root.dataset.error = message;
+  clear(body, 
+    h('h3', { class: 'file-name', title: card.name }, card.name),
+    h('p', { class: 'error', role: 'alert' }, `Could not classify: ${message}`));
+}
+
+// Maps a [0,1] activation to a colour from dark blue through red to yellow; transparency
+// grows where the map is weak so the anatomy stays visible.
+function heatColour(v) {
+  const r = Math.min(1, 2 * v), g = Math.max(0, 2 * v - 1), b = Math.max(0, 1 - 2 * v);
+  return [255 * r, 255 * g, 255 * b * 0.8, 255 * (0.15 + 0.55 * v)];
+}
+
+export function drawHeatmap(card, heatmap) {
+  card.thumb.querySelector('canvas.heatmap')?.remove();
+  const canvas = h('canvas', { class: 'heatmap', width: heatmap.width, height: heatmap.height,
+                              title: `Grad-CAM on layer ${heatmap.layer}` });
+  const ctx = canvas.getContext('2d');
+  const image = ctx.createImageData(heatmap.width, heatmap.height);
+  heatmap.data.forEach((v, i) => image.data.set(heatColour(v), 4 * i));
+  ctx.putImageData(image, 0, 0);
+  card.thumb.append(canvas);  // CSS stretches it over the image with smooth scaling
+}
+
+export function disposeCard(card) {
+  URL.revokeObjectURL(card.url);
+  card.root.remove();
+}
