@@ -420,6 +420,10 @@ TEST_CASE("forward in inference works at any batch size") {
     CHECK_MESSAGE(err.empty(), err);
     CHECK(m.output_shape(m.layer_index("pool"), b) == Shape{b, 4, 3, 4});
   }
+  // A multi-threaded runtime (one thread in a single-threaded wasm build) gives the same answer.
+  Runtime rt2(2);
+  const std::string threaded = ref::mismatch(m.forward(rt2, x, false).values(), all, 1e-6, 1e-5);
+  CHECK_MESSAGE(threaded.empty(), threaded);
   CHECK(error_of([&] { m.forward(rt, Tensor({2, 9, 7, 1}), false); }) == "model input must be [N,9,7,2] with N >= 1, got [2,9,7,1]");
 }
 
