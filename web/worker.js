@@ -83,6 +83,8 @@ self.onmessage = async (event) => {
     const result = await job(payload ?? {}, progress);
     self.postMessage({ id, ok: true, result }, [...new Set(transferables(result))]);
   } catch (error) {
-    self.postMessage({ id, ok: false, error: error instanceof Error ? error.message : String(error) });
+    // A trap or abort (WebAssembly.RuntimeError) leaves the module unusable: the page restarts us.
+    const fatal = error instanceof WebAssembly.RuntimeError;
+    self.postMessage({ id, ok: false, fatal, error: error instanceof Error ? error.message : String(error) });
   }
 };

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { startServer, launchBrowser, openPage, foreignRequests, screenshot, chooseFiles, settledCards } from './helpers/harness.mjs';
 import { encodePng, hugePngHeader, syntheticSlice } from './helpers/png.mjs';
+import { flatCmykJpeg } from './helpers/jpeg.mjs';
 
 const READABLE = ['Glioma', 'Meningioma', 'No tumor', 'Pituitary tumor'];
 
@@ -44,6 +45,7 @@ test('classify: good images get predictions, bad ones clear errors, all on our o
     { name: 'slice-plain.png', mimeType: 'image/png', buffer: encodePng(64, 64, syntheticSlice(64, { seed: 3 })) },
     { name: 'slice-16bit.png', mimeType: 'image/png', buffer: encodePng(61, 61, syntheticSlice(61, { seed: 5, radius: 0.15 }), { bitDepth: 16 }) },
     { name: 'slice.jpg', mimeType: 'image/jpeg', buffer: jpeg },
+    { name: 'cmyk.jpg', mimeType: 'image/jpeg', buffer: flatCmykJpeg(32, 24, [40, 180, 90, 20]) },
   ];
   const bad = [
     { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('This is not an MRI slice.\n') },
@@ -106,6 +108,36 @@ test('classify: good images get predictions, bad ones clear errors, all on our o
   assert.deepEqual(foreignRequests(requests, server.origin), []);
   assert.deepEqual(errors.filter((e) => !/Failed to load resource/.test(e)), []);
   await page.context().close();
+});
+
+test('classify: drop anywhere and paste add cards; a crashed engine is restarted with the model', async () => {
+  const { page, context } = await openPage(browser, server.origin);
+  const png = (seed) => [...encodePng(50, 50, syntheticSlice(50, { seed, radius: 0.1 }))];
+  await page.evaluate((bytes) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([new Uint8Array(bytes)], 'dropped.png', { type: 'image/png' }));
+    const anywhere = document.querySelector('#privacy');
+    anywhere.dispatchEvent(new DragEvent('dragenter', { bubbles: true, dataTransfer: dt }));
+    anywhere.dispatchEvent(new DragEvent('drop', { bubbles: true, cancelable: true, dataTransfer: dt }));
+  }, png(1));
+  await page.evaluate((bytes) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([new Uint8Array(bytes)], 'pasted.png', { type: 'image/png' }));
+    document.body.dispatchEvent(new ClipboardEvent('paste', { bubbles: true, cancelable: true, clipboardData: dt }));
+  }, png(2));
+  const cards = await settledCards(page, 2);
+  assert.deepEqual(cards.map((c) => [c.file, c.state]), [['dropped.png', 'done'], ['pasted.png', 'done']]);
+  assert.equal(await page.isHidden('#drop-overlay'), true);
+
+  // The worker dies: the page restarts it, reloads the model in use, and classifies again.
+  const before = await page.evaluate(() => window.neurolens.engine.restarts ?? 0);
+  await page.evaluate(() => window.neurolens.engine.worker.dispatchEvent(new ErrorEvent('error', { message: 'simulated crash' })));
+  assert.equal(await page.evaluate(() => window.neurolens.engine.restarts), before + 1);
+  await chooseFiles(page, '#classify-files', [{ name: 'after-crash.png', buffer: Buffer.from(png(3)) }]);
+  const after = await settledCards(page, 3);
+  assert.equal(after[2].state, 'done', after[2].error);
+  assert.equal(after[2].prediction !== null, true);
+  await context.close();
 });
 
 test('classify: the privacy line is on the page', async () => {

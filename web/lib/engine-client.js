@@ -1,6 +1,8 @@
 // The page's side of the worker protocol: request(type, payload) -> Promise of the result.
 // The worker can be terminated (cancelling whatever it runs) and restarted; the `onStart`
 // hook then puts the model in use back into the new worker before any queued request runs.
+// A crashed worker (an uncaught error, or a wasm trap that leaves the module unusable) is
+// restarted the same way, so the page always ends up with a working engine.
 
 export class EngineClient {
   constructor({ onStart } = {}) {
@@ -14,8 +16,8 @@ export class EngineClient {
     this.worker = new Worker(new URL('../worker.js', import.meta.url), { type: 'module' });
     this.worker.onmessage = (event) => this.receive(event.data);
     this.worker.onerror = (event) => {
-      event.preventDefault();
-      this.failAll(`the engine stopped: ${event.message || 'worker error'}`);
+      event.preventDefault?.();
+      this.restart(`the engine crashed (${event.message || 'worker error'}) and was restarted; try again`);
     };
     this.ready = this.onStart ? Promise.resolve().then(() => this.onStart(this)) : Promise.resolve();
     this.ready.catch(() => {});  // surfaced through request() callers
@@ -23,6 +25,7 @@ export class EngineClient {
 
   // Stops the worker at once (cancelling any job) and starts a fresh one.
   restart(reason = 'cancelled') {
+    this.restarts = (this.restarts ?? 0) + 1;
     this.worker.terminate();
     this.failAll(reason);
     this.start();
@@ -43,7 +46,7 @@ export class EngineClient {
     return this.send(type, payload, options);
   }
 
-  receive({ id, ok, result, error, progress }) {
+  receive({ id, ok, result, error, progress, fatal }) {
     const job = this.pending.get(id);
     if (!job) return;
     if (progress !== undefined) {
@@ -53,6 +56,7 @@ export class EngineClient {
     this.pending.delete(id);
     if (ok) job.resolve(result);
     else job.reject(new Error(error));
+    if (fatal) this.restart(`the engine crashed (${error}) and was restarted; try again`);
   }
 
   failAll(message) {
