@@ -430,7 +430,8 @@ double ref_pixel(const nl::GreyImage& img, size_t w, size_t h, size_t ox, size_t
 
 TEST_CASE("resize: constant stays constant, shrinking, enlarging and mixed") {
   const nl::GreyImage c = make_image(17, 13, [](size_t, size_t) { return 0.6180339f; });
-  for (auto [w, h] : {std::pair<size_t, size_t>{5, 4}, {1, 1}, {17, 13}, {40, 29}, {3, 31}, {16, 12}}) {
+  for (const auto& size : {std::pair<size_t, size_t>{5, 4}, {1, 1}, {17, 13}, {40, 29}, {3, 31}, {16, 12}}) {
+    const size_t w = size.first, h = size.second;  // (clang 14 cannot capture structured bindings)
     CAPTURE(w);
     CAPTURE(h);
     const nl::GreyImage r = nl::resize(c, w, h);
@@ -469,7 +470,8 @@ TEST_CASE("resize: matches the 2-D reference on odd sizes; shrinking keeps the m
     state = state * 1664525u + 1013904223u;
     return float(state >> 8) / float(1 << 24);
   });
-  for (auto [w, h] : {std::pair<size_t, size_t>{7, 5}, {22, 16}, {9, 30}, {50, 41}, {1, 17}, {23, 2}}) {
+  for (const auto& size : {std::pair<size_t, size_t>{7, 5}, {22, 16}, {9, 30}, {50, 41}, {1, 17}, {23, 2}}) {
+    const size_t w = size.first, h = size.second;
     CAPTURE(w);
     CAPTURE(h);
     const nl::GreyImage r = nl::resize(img, w, h);
