@@ -54,7 +54,8 @@ class App extends EventTarget {
     const m = this.model;
     if (!m) return;
     const params = m.info.parameterCount.toLocaleString('en');
-    const engine = this.engineStatus ? ` · engine: WebAssembly${this.engineStatus.simd ? ' SIMD' : ''}` : '';
+    const e = this.engineStatus;
+    const engine = e ? ` · engine: WebAssembly${e.simd ? ' SIMD' : ''}, ${e.threads} thread${e.threads > 1 ? 's' : ''}` : '';
     statusLine.textContent = `Model: ${m.label} (${m.info.classes.length} classes, ${params} parameters)${engine}`;
     statusLine.dataset.model = m.shipped ? 'shipped' : 'custom';
   }

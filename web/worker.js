@@ -2,19 +2,33 @@
 // never blocks. Protocol: the page posts {id, type, payload}; the worker answers
 // {id, ok: true, result} or {id, ok: false, error}; long jobs also post
 // {id, progress} messages before their answer. Terminating the worker cancels anything.
-import { wasmVariant } from './lib/wasm-features.js';
+import { wasmVariants } from './lib/wasm-features.js';
 
-const variant = wasmVariant();
-const enginePromise = import(variant.url).then(async ({ default: createNeuroLens }) => {
-  const module = await createNeuroLens();
-  return { module, engine: new module.Engine() };
-});
+// The first build that loads: multi-threaded where the page is isolated and it was built,
+// else single-threaded SIMD, else plain wasm.
+async function startEngine() {
+  const failures = [];
+  for (const variant of wasmVariants()) {
+    try {
+      const { default: createNeuroLens } = await import(variant.url);
+      // Files next to the glue (the .wasm, the pthread worker script) are found relative to it:
+      // inside a module worker the 3.1.6 glue cannot work out its own directory.
+      const module = await createNeuroLens({ locateFile: (file) => new URL(file, variant.url).href });
+      const engine = variant.threads > 1 ? new module.Engine(variant.threads) : new module.Engine();
+      return { module, engine, variant: { ...variant, threads: engine.threads() }, failures };
+    } catch (error) {
+      failures.push(`${variant.url}: ${error.message ?? error}`);
+    }
+  }
+  throw new Error(`no engine build could be loaded (${failures.join('; ')})`);
+}
+const enginePromise = startEngine();
 
 const jobs = {
   async status() {
-    const { module } = await enginePromise;
-    return { simd: variant.simd, heapBytesInUse: module.heapBytesInUse(),
-             wasmMemoryBytes: module.HEAPU8.length };
+    const { module, variant } = await enginePromise;
+    return { simd: variant.simd, threads: variant.threads, build: new URL(variant.url).pathname,
+             heapBytesInUse: module.heapBytesInUse(), wasmMemoryBytes: module.HEAPU8.length };
   },
   async loadModel({ bytes }) {
     const { engine } = await enginePromise;

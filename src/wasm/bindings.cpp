@@ -2,6 +2,7 @@
 //
 //   const NL = await createNeuroLens();
 //   const engine = new NL.Engine();            // owns a Runtime and (once loaded) a model;
+//                                              // new NL.Engine(n): n threads (pthread builds)
 //   const info = engine.loadModel(bytes);      // JS must call engine.delete() when done
 //   const r = engine.classify(imageBytes, {gradcam: true});
 //
@@ -197,7 +198,10 @@ double elapsed_ms(std::chrono::steady_clock::time_point since) {
 
 class Engine {
  public:
-  Engine() : runtime_(1) {}
+  // threads: XNNPACK's thread pool size; only a -pthread build can use more than 1.
+  explicit Engine(size_t threads = 1) : runtime_(threads) {}
+
+  double threads() const { return static_cast<double>(runtime_.threads()); }
 
   // Loads a model file (safetensors bytes). On failure the previous model stays in use.
   val loadModel(val bytes) {
@@ -412,6 +416,15 @@ Engine* make_engine() {
   return guarded([] { return new Engine(); });
 }
 
+Engine* make_engine_with_threads(double threads) {
+  return guarded([&] {
+    if (!(threads >= 1 && threads <= 64 && threads == std::floor(threads)))
+      throw std::invalid_argument("Engine(threads): threads must be a whole number in 1..64, got " +
+                                  std::to_string(threads));
+    return new Engine(static_cast<size_t>(threads));
+  });
+}
+
 // Bytes the wasm heap's allocator has handed out and not taken back: the page's heap check.
 double heap_bytes_in_use() { return static_cast<double>(mallinfo().uordblks); }
 
@@ -420,6 +433,8 @@ double heap_bytes_in_use() { return static_cast<double>(mallinfo().uordblks); }
 EMSCRIPTEN_BINDINGS(neurolens) {
   emscripten::class_<Engine>("Engine")
       .constructor(&make_engine, emscripten::allow_raw_pointers())
+      .constructor(&make_engine_with_threads, emscripten::allow_raw_pointers())
+      .function("threads", &Engine::threads)
       .function("loadModel", &Engine::loadModel)
       .function("hasModel", &Engine::hasModel)
       .function("info", &Engine::info)

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ROOT } from './helpers/harness.mjs';
+import * as shapes from './helpers/png.mjs';
 import { encodePng, hugePngHeader, syntheticSlice } from './helpers/png.mjs';
 import { testModelBytes, TEST_CLASSES } from './helpers/test-model.mjs';
 
@@ -110,4 +111,62 @@ test('errors and repeated calls leak neither stack nor heap', () => {
   }
   assert.equal(NL.stackSave(), stack, 'the wasm stack pointer is back where it was');
   assert.ok(NL.heapBytesInUse() - heap <= 0, `heap grew by ${NL.heapBytesInUse() - heap} bytes over 1000 calls`);
+});
+
+test('Engine(threads) checks its argument; a single-threaded build runs on one thread', () => {
+  assert.throws(() => new NL.Engine(0), { message: /threads must be a whole number in 1\.\.64/ });
+  assert.throws(() => new NL.Engine(2.5), { message: /threads/ });
+  const e = new NL.Engine(2);
+  try {
+    assert.equal(e.threads(), 1);
+  } finally {
+    e.delete();
+  }
+  assert.equal(engine.threads(), 1);
+});
+
+test('fine-tuning through the API: progress, cancel, a loadable result', () => {
+  const { syntheticShape } = shapes;
+  engine.beginFineTune();
+  try {
+    TEST_CLASSES.forEach((name, label) => {
+      for (let i = 0; i < 6; i++) {
+        assert.equal(engine.addTrainingImage(`${name}/${i}.png`, name, new Uint8Array(encodePng(48, 48, syntheticShape(label, 48, i)))), '');
+      }
+    });
+    assert.match(engine.addTrainingImage('x.txt', 'glioma', new TextEncoder().encode('text')), /not an image/);
+    assert.throws(() => engine.addTrainingImage('y.png', 'tumour', new Uint8Array(encodePng(8, 8, new Float32Array(64)))),
+      { message: /unknown class 'tumour'/ });
+    assert.throws(() => engine.fineTune({ epochs: 0 }, null), { message: /epochs 0/ });
+    assert.throws(() => engine.fineTune({ learningRate: 'fast' }, null), { message: /learningRate.*number/ });
+
+    const events = [];
+    const r = engine.fineTune({ epochs: 2, batchSize: 5, trainableLayers: 1, validationFraction: 0.25, augment: false },
+      (e) => { events.push(e); return true; });
+    assert.equal(r.cancelled, false);
+    assert.equal(r.trainImages + r.validationImages, 24);
+    assert.equal(r.history.length, 2);
+    assert.equal(events.filter((e) => e.kind === 'epoch').length, 2);
+    assert.ok(events.filter((e) => e.kind === 'batch').every((e) => e.epochs === 2 && e.loss > 0));
+    assert.equal(r.before.confusion.length, 4);
+    assert.deepEqual(r.skipped, ['x.txt: not an image (unrecognised format; JPEG, PNG, BMP, GIF and TGA are supported)']);
+    const tuned = engine.fineTunedModel();
+    const other = new NL.Engine();
+    try {
+      const info = other.loadModel(tuned);
+      assert.equal(info.training.fine_tune.length, 1);
+      assert.notDeepEqual([...other.classify(slice(7), {}).probabilities], [...engine.classify(slice(7), {}).probabilities]);
+    } finally {
+      other.delete();
+    }
+
+    let batches = 0;
+    const cancelled = engine.fineTune({ epochs: 100, batchSize: 4 }, (e) => (e.kind === 'batch' ? ++batches < 3 : true));
+    assert.equal(cancelled.cancelled, true);
+    assert.equal(batches, 3);
+    assert.throws(() => engine.fineTunedModel(), { message: /no fine-tuned model/ });
+  } finally {
+    engine.endFineTune();
+  }
+  assert.throws(() => engine.fineTune({}, null), { message: /beginFineTune/ });
 });

@@ -17,10 +17,18 @@ export function simdSupported() {
   }
 }
 
-// The Emscripten ES module to import: scripts/serve maps /wasm/ to build/wasm (SIMD) and
-// /wasm-nosimd/ to build/wasm-nosimd.
-export function wasmVariant() {
+// The most capable pthread pool size the threaded build is linked for (PTHREAD_POOL_SIZE).
+export const MAX_THREADS = 4;
+
+// The engine builds to try, best first. scripts/serve maps /wasm/ to build/wasm (SIMD),
+// /wasm-threads/ to build/wasm-threads (SIMD + pthreads: needs a cross-origin isolated page,
+// i.e. SharedArrayBuffer) and /wasm-nosimd/ to build/wasm-nosimd (plain wasm).
+export function wasmVariants() {
   const simd = simdSupported();
-  const dir = simd ? '../wasm/' : '../wasm-nosimd/';
-  return { simd, url: new URL(`${dir}neurolens.js`, import.meta.url).href };
+  const url = (dir) => new URL(`../${dir}/neurolens.js`, import.meta.url).href;
+  const cores = Math.max(1, Math.min(globalThis.navigator?.hardwareConcurrency ?? 1, MAX_THREADS));
+  const variants = [];
+  if (simd && globalThis.crossOriginIsolated && cores > 1) variants.push({ simd, threads: cores, url: url('wasm-threads') });
+  variants.push(simd ? { simd, threads: 1, url: url('wasm') } : { simd, threads: 1, url: url('wasm-nosimd') });
+  return variants;
 }
