@@ -53,11 +53,11 @@ export function showError(card, message) {
     h('p', { class: 'error', role: 'alert' }, `Could not classify: ${message}`));
 }
 
-// Maps a [0,1] activation to a colour from dark blue through red to yellow; transparency
-// grows where the map is weak so the anatomy stays visible.
+// Maps a [0,1] activation to a colour from red to yellow; weak regions stay transparent so
+// the anatomy remains visible and only what drove the prediction is tinted.
 function heatColour(v) {
-  const r = Math.min(1, 2 * v), g = Math.max(0, 2 * v - 1), b = Math.max(0, 1 - 2 * v);
-  return [255 * r, 255 * g, 255 * b * 0.8, 255 * (0.15 + 0.55 * v)];
+  const g = Math.max(0, 2 * v - 1);
+  return [255, 255 * g, 0, v < 0.15 ? 0 : 255 * 0.65 * Math.min(1, (v - 0.15) / 0.6)];
 }
 
 export function drawHeatmap(card, heatmap) {

@@ -1,0 +1,62 @@
+// The shipped model (model/neurolens.safetensors, served as /model/ by scripts/serve) in the
+// page: it loads, classifies with Grad-CAM, feeds the Learn view, and fine-tunes (last layers)
+// in the browser. Skipped only while the trained model has not been committed yet.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ROOT, startServer, launchBrowser, openPage, foreignRequests, screenshot, chooseFiles, settledCards } from './helpers/harness.mjs';
+import { encodePng, syntheticShape, syntheticSlice } from './helpers/png.mjs';
+
+const MODEL_DIR = path.join(ROOT, 'model');
+const present = fs.existsSync(path.join(MODEL_DIR, 'neurolens.safetensors'));
+
+let server, browser, setDir;
+before(async () => {
+  if (!present) return;
+  server = await startServer({ modelDir: MODEL_DIR });
+  browser = await launchBrowser();
+  setDir = path.join(ROOT, `build/e2e/shipped-${process.pid}/scans`);
+  ['glioma', 'meningioma', 'notumor', 'pituitary'].forEach((name, label) => {
+    fs.mkdirSync(path.join(setDir, name), { recursive: true });
+    for (let i = 0; i < 6; i++) fs.writeFileSync(path.join(setDir, name, `${i}.png`), encodePng(96, 96, syntheticShape(label, 96, i)));
+  });
+});
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  if (setDir) fs.rmSync(path.dirname(setDir), { recursive: true, force: true });
+});
+
+test('the shipped model classifies, explains and fine-tunes in the browser', { skip: !present && 'model/neurolens.safetensors is not there yet' }, async () => {
+  const { page, requests, context } = await openPage(browser, server.origin);
+  const info = await page.evaluate(() => window.neurolens.model.info);
+  assert.deepEqual(info.classes, ['glioma', 'meningioma', 'notumor', 'pituitary']);
+  assert.equal(await page.$eval('#status', (s) => s.dataset.model), 'shipped');
+
+  await page.check('#gradcam-toggle');
+  await chooseFiles(page, '#classify-files', [1, 2, 3].map((seed) => ({
+    name: `slice-${seed}.png`, buffer: encodePng(180, 180, syntheticSlice(180, { seed, radius: 0.04 * seed, cx: 0.4 + 0.1 * seed })) })));
+  const cards = await settledCards(page, 3, 120000);
+  for (const c of cards) assert.equal(c.state, 'done', c.error);
+  await page.waitForFunction(() => document.querySelectorAll('#cards canvas.heatmap').length === 3, null, { timeout: 60000 });
+  await screenshot(page, 'classify-shipped');
+
+  await page.goto(`${server.origin}/#learn`);
+  await page.waitForFunction(() => document.querySelectorAll('#feature-maps canvas').length > 0, null, { timeout: 60000 });
+  await screenshot(page, 'learn-shipped');
+
+  await page.goto(`${server.origin}/#finetune`);
+  await page.setInputFiles('#finetune-folder', setDir);
+  await page.selectOption('#finetune-mode', 'last');
+  await page.fill('#finetune-epochs', '2');
+  await page.fill('#finetune-batch', '8');
+  await page.click('#finetune-start');
+  await page.waitForFunction(() => ['done', 'error'].includes(document.querySelector('#view-finetune').dataset.finetune),
+    null, { timeout: 600000 });
+  assert.equal(await page.$eval('#view-finetune', (s) => s.dataset.finetune), 'done', await page.textContent('#finetune-progress-text'));
+  assert.match(await page.textContent('#finetune-after'), /%/);
+  await screenshot(page, 'finetune-shipped');
+  assert.deepEqual(foreignRequests(requests, server.origin), []);
+  await context.close();
+});
