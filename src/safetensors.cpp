@@ -81,7 +81,9 @@ PendingEntry parse_entry(const std::string& name, const nlohmann::json& info, ui
     uint64_t dim = 0;
     if (!as_u64(shape[i], dim))
       fail_tensor(name, "shape[" + std::to_string(i) + "] is not a non-negative integer");
-    if (dim > SIZE_MAX) fail_tensor(name, "shape[" + std::to_string(i) + "] is too large");
+    if (dim > kMaxSafetensorsDim)
+      fail_tensor(name, "shape[" + std::to_string(i) + "] is " + std::to_string(dim) + ", more than " +
+                            std::to_string(kMaxSafetensorsDim));
     p.entry.shape.push_back(static_cast<size_t>(dim));
     if (dim != 0 && count > UINT64_MAX / dim) overflow = true;
     else count *= dim;

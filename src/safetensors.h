@@ -25,6 +25,8 @@ namespace nl {
 // ours holds a model description, so a smaller cap still leaves ample room.
 inline constexpr uint64_t kMaxSafetensorsHeaderBytes = 16u << 20;
 inline constexpr size_t kMaxSafetensorsRank = 8;
+// Each dimension fits in 32 bits, so a file means the same to 64-bit and wasm32 builds.
+inline constexpr uint64_t kMaxSafetensorsDim = UINT32_MAX;
 
 // One tensor of a parsed file: a view into the caller's bytes (F32, little-endian,
 // possibly unaligned), valid as long as those bytes are.
