@@ -26,8 +26,8 @@ const enginePromise = startEngine();
 
 const jobs = {
   async status() {
-    const { module, variant } = await enginePromise;
-    return { simd: variant.simd, threads: variant.threads, build: new URL(variant.url).pathname,
+    const { module, variant, failures } = await enginePromise;
+    return { simd: variant.simd, threads: variant.threads, build: new URL(variant.url).pathname, skipped: failures,
              heapBytesInUse: module.heapBytesInUse(), wasmMemoryBytes: module.HEAPU8.length };
   },
   async loadModel({ bytes }) {

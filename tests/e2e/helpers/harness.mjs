@@ -20,13 +20,18 @@ const CHROMIUM_FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-background-n
 export async function startServer({ modelDir } = {}) {
   const ownDir = modelDir ? null : writeTestModelDir(path.join(ROOT, `build/e2e/model-${process.pid}`));
   modelDir ??= ownDir;
-  // NEUROLENS_E2E_WASM_DIR: test another wasm build than build/wasm (e.g. a private build dir).
-  const wasmDir = process.env.NEUROLENS_E2E_WASM_DIR;
-  const mounts = defaultMounts(ROOT).map((m) => {
+  // NEUROLENS_E2E_WASM_DIR / NEUROLENS_E2E_WASM_THREADS_DIR: test other builds than
+  // build/wasm and build/wasm-threads (e.g. a private build dir).
+  const override = { '/wasm/': process.env.NEUROLENS_E2E_WASM_DIR, '/wasm-threads/': process.env.NEUROLENS_E2E_WASM_THREADS_DIR };
+  let mounts = defaultMounts(ROOT).map((m) => {
     if (m.prefix === '/model/') return { ...m, dir: modelDir };
-    if (m.prefix === '/wasm/' && wasmDir) return { ...m, dir: path.resolve(ROOT, wasmDir) };
+    if (override[m.prefix]) return { ...m, dir: path.resolve(ROOT, override[m.prefix]) };
     return m;
   });
+  if (override['/wasm-threads/'] && !mounts.some((m) => m.prefix === '/wasm-threads/')) {
+    const wasm = mounts.find((m) => m.prefix === '/wasm/');
+    mounts = [{ ...wasm, prefix: '/wasm-threads/', dir: path.resolve(ROOT, override['/wasm-threads/']) }, ...mounts];
+  }
   const { server, port } = await serve({ port: 0, host: '127.0.0.1', mounts });
   return {
     origin: `http://127.0.0.1:${port}`,
