@@ -5,6 +5,7 @@
 //
 // Mounts:  /              -> web/
 //          /wasm/         -> build/wasm/         (only .js/.mjs/.wasm/.map files at top level)
+//          /wasm-threads/ -> build/wasm-threads/ (same; SIMD + pthreads build, if built)
 //          /wasm-nosimd/  -> build/wasm-nosimd/  (same; the scalar fallback build, if built)
 //          /model/        -> model/
 // Every response carries COOP/COEP (so the page is cross-origin isolated and may use
@@ -63,6 +64,7 @@ export function defaultMounts(root = REPO_ROOT) {
   const buildFiles = /^[^/]+\.(js|mjs|wasm|map)$/;
   return [
     { prefix: '/wasm/', dir: path.join(root, 'build', 'wasm'), allow: buildFiles },
+    { prefix: '/wasm-threads/', dir: path.join(root, 'build', 'wasm-threads'), allow: buildFiles },
     { prefix: '/wasm-nosimd/', dir: path.join(root, 'build', 'wasm-nosimd'), allow: buildFiles },
     { prefix: '/model/', dir: path.join(root, 'model') },
     { prefix: '/', dir: path.join(root, 'web'), index: 'index.html' },
