@@ -6,6 +6,18 @@
 //   const info = engine.loadModel(bytes);      // JS must call engine.delete() when done
 //   const r = engine.classify(imageBytes, {gradcam: true});
 //
+// Engine methods (all synchronous; the page calls them from its Web Worker):
+//   loadModel(Uint8Array) -> info      info(), hasModel(), threads(), saveModel() -> Uint8Array
+//     info = {classes, input: {height, width, channels}, layers: [{name, type, inputs,
+//             outputShape, params}], parameterCount, flops, training, preprocessing}
+//   classify(Uint8Array, {gradcam?}) -> {probabilities: Float32Array, classIndex, className,
+//             classes, milliseconds, heatmap?: {layer, width, height, data: Float32Array}}
+//   featureMaps(Uint8Array, layerName) -> {layer, type, height, width, channels, data}
+//   beginFineTune(); addTrainingImage(path, className, Uint8Array) -> "" | why skipped;
+//   fineTune(options, onProgress) -> {cancelled, before, after, history, ...};
+//   fineTunedModel() -> Uint8Array; endFineTune()
+// Module functions: heapBytesInUse() (allocator bytes in use, for leak checks).
+//
 // Rules of the boundary:
 //  - Inputs are Uint8Arrays (file bytes) and plain option objects; they are copied in.
 //  - Everything returned is a fresh JS value the caller owns: plain objects, arrays, and typed
