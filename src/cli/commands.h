@@ -12,5 +12,8 @@ using CommandArgs = std::vector<std::string>;
 int run_classify(const CommandArgs& args);
 int run_bench(const CommandArgs& args);
 int run_demo_model(const CommandArgs& args);
+int run_train(const CommandArgs& args);
+int run_evaluate(const CommandArgs& args);
+int run_bench_train(const CommandArgs& args);
 
 }  // namespace nl::cli

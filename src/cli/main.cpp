@@ -21,6 +21,9 @@ const Subcommand kSubcommands[] = {
     {"classify", "classify brain MRI images with a model", nl::cli::run_classify},
     {"bench", "time the forward pass of a model (or of a built-in demo model)", nl::cli::run_bench},
     {"demo-model", "write the built-in demo model (untrained, seeded weights) to a file", nl::cli::run_demo_model},
+    {"train", "train a model on a folder of labelled images", nl::cli::run_train},
+    {"evaluate", "accuracy, confusion matrix and errors of a model on labelled images", nl::cli::run_evaluate},
+    {"bench-train", "training throughput and the XNNPACK / own-code time split", nl::cli::run_bench_train},
 };
 
 void print_usage(FILE* out) {

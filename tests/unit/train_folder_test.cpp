@@ -1,0 +1,341 @@
+// Training from image folders on disk (native only: the browser builds its data set from
+// bytes): a synthetic folder of PNG and JPEG shapes the test writes, with a twin, a broken
+// file and stray files; loading, the split, training, evaluation, and an interrupted run
+// leaving a loadable best model.
+#ifndef __EMSCRIPTEN__
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "image.h"
+#include "model_io.h"
+#include "train/architectures.h"
+#include "train/dataset.h"
+#include "train/image_folder.h"
+#include "train/trainer.h"
+#include "train_synthetic.h"
+
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STB_IMAGE_WRITE_STATIC
+#define STBI_WRITE_NO_STDIO
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#endif
+#include <stb/stb_image_write.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+namespace fs = std::filesystem;
+
+namespace nl::test {
+
+namespace {
+
+void append_to(void* context, void* data, int size) {
+  auto* out = static_cast<std::vector<uint8_t>*>(context);
+  out->insert(out->end(), static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + size);
+}
+
+void write_bytes(const fs::path& path, const std::vector<uint8_t>& bytes) {
+  fs::create_directories(path.parent_path());
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+}  // namespace
+
+// Writes `per_class` images of each of the four shapes (size x size) under dir/<class>/,
+// alternating grey PNG, RGB PNG and JPEG. Returns the class names.
+std::vector<std::string> write_shape_folder(const fs::path& dir, size_t per_class, size_t size,
+                                            uint64_t seed) {
+  const std::vector<std::string> classes = {"disc", "hbar", "square", "vbar"};
+  const int label_of[4] = {0, 1, 3, 2};  // synthetic_shape's labels, by folder
+  for (size_t c = 0; c < 4; ++c)
+    for (size_t k = 0; k < per_class; ++k) {
+      const std::vector<float> px = synthetic_shape(label_of[c], size, derive_seed(seed, {c, k}));
+      const int channels = k % 3 == 1 ? 3 : 1;
+      std::vector<uint8_t> raw;
+      for (float v : px)
+        for (int ch = 0; ch < channels; ++ch) raw.push_back(static_cast<uint8_t>(v * 255.0f + 0.5f));
+      std::vector<uint8_t> file;
+      const int s = static_cast<int>(size);
+      const bool jpeg = k % 3 == 2;
+      if (jpeg) stbi_write_jpg_to_func(append_to, &file, s, s, channels, raw.data(), 95);
+      else stbi_write_png_to_func(append_to, &file, s, s, channels, raw.data(), s * channels);
+      write_bytes(dir / classes[c] / ("img" + std::to_string(k) + (jpeg ? ".jpg" : ".png")), file);
+    }
+  return classes;
+}
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const std::string& name)
+      : path(fs::temp_directory_path() / (name + "-" + std::to_string(getpid()))) {
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    fs::remove_all(path, ignored);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("image folder: classes from folders, twins hashed alike, bad files skipped with a count") {
+  TempDir tmp("neurolens-folder-test");
+  const fs::path data_dir = tmp.path / "data";
+  const std::vector<std::string> classes = write_shape_folder(data_dir, 6, 40, 1);
+  fs::copy_file(data_dir / "disc" / "img0.png", data_dir / "disc" / "twin-of-img0.png");
+  write_bytes(data_dir / "vbar" / "broken.jpg", {0xFF, 0xD8, 0xFF, 0xE0, 0, 16, 'J', 'F'});
+  write_bytes(data_dir / "vbar" / ".hidden", {1, 2, 3});
+  write_bytes(data_dir / "README.txt", {'h', 'i'});
+  fs::create_directories(data_dir / "hbar" / "more");
+  fs::copy_file(data_dir / "hbar" / "img1.png", data_dir / "hbar" / "more" / "copy.png");
+
+  Runtime rt(2);
+  size_t progress_calls = 0;
+  ImageFolderOptions opt;
+  opt.width = opt.height = 24;
+  opt.progress = [&](size_t done, size_t total) {
+    ++progress_calls;
+    CHECK(done <= total);
+  };
+  const Dataset data = load_image_folder(rt, data_dir.string(), opt);
+  CHECK(data.classes() == classes);
+  CHECK(data.size() == 4 * 6 + 2);
+  CHECK(data.class_counts() == std::vector<size_t>{7, 7, 6, 6});
+  CHECK(progress_calls >= 1);
+  REQUIRE(data.skipped().size() == 2);
+  CHECK(data.skipped()[0].rfind("README.txt: not inside a class folder", 0) == 0);
+  CHECK(data.skipped()[1].rfind("vbar/broken.jpg: ", 0) == 0);
+  size_t twin = SIZE_MAX, original = SIZE_MAX, nested = SIZE_MAX;
+  for (size_t i = 0; i < data.size(); ++i) {
+    if (data.item(i).path == "disc/twin-of-img0.png") twin = i;
+    if (data.item(i).path == "disc/img0.png") original = i;
+    if (data.item(i).path == "hbar/more/copy.png") nested = i;
+  }
+  REQUIRE(twin != SIZE_MAX);
+  REQUIRE(original != SIZE_MAX);
+  REQUIRE(nested != SIZE_MAX);
+  CHECK(data.item(twin).hash == data.item(original).hash);
+  const Split split = split_dataset(data, 0.3, 9);
+  CHECK(split.duplicate_groups == 2);
+  const bool twin_in_val = std::count(split.validation.begin(), split.validation.end(), twin) == 1;
+  const bool original_in_val = std::count(split.validation.begin(), split.validation.end(), original) == 1;
+  CHECK(twin_in_val == original_in_val);
+
+  // Matching to a model's classes: order from the model, a stray folder is an error.
+  ImageFolderOptions model_order = opt;
+  model_order.classes = {"vbar", "square", "hbar", "disc", "extra"};
+  const Dataset reordered = load_image_folder(rt, data_dir.string(), model_order);
+  CHECK(reordered.class_counts() == std::vector<size_t>{6, 6, 7, 7, 0});
+  model_order.classes = {"disc", "hbar", "square"};
+  CHECK_THROWS_WITH_AS(load_image_folder(rt, data_dir.string(), model_order),
+                       doctest::Contains("folder 'vbar' that is not one of the model's classes"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(load_image_folder(rt, (tmp.path / "nope").string(), opt),
+                       doctest::Contains("does not exist"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(load_image_folder(rt, (data_dir / "README.txt").string(), opt),
+                       doctest::Contains("is not a folder"), std::invalid_argument);
+  fs::create_directories(tmp.path / "empty");
+  CHECK_THROWS_WITH_AS(load_image_folder(rt, (tmp.path / "empty").string(), opt),
+                       doctest::Contains("no class folders"), std::invalid_argument);
+
+  // The decoded pixels are exactly what nl::preprocess would feed the model.
+  const std::vector<uint8_t> bytes = read_file_bytes((data_dir / "square" / "img2.jpg").string());
+  Model m(make_architecture("tiny", 24, 4), data.classes());
+  const Tensor expect = preprocess(bytes, m.architecture(), m.preprocessing());
+  size_t idx = SIZE_MAX;
+  for (size_t i = 0; i < data.size(); ++i)
+    if (data.item(i).path == "square/img2.jpg") idx = i;
+  REQUIRE(idx != SIZE_MAX);
+  for (size_t i = 0; i < 24 * 24; ++i) CHECK(data.image(idx)[i] == expect[i]);
+}
+
+TEST_CASE("train and evaluate on a synthetic folder; an interrupt leaves the best model loadable") {
+  TempDir tmp("neurolens-train-test");
+  const fs::path data_dir = tmp.path / "data";
+  write_shape_folder(data_dir, 16, 32, 2);
+  Runtime rt(2);
+  ImageFolderOptions opt;
+  opt.width = opt.height = 16;
+  const Dataset data = load_image_folder(rt, data_dir.string(), opt);
+  REQUIRE(data.size() == 64);
+  const Split split = split_dataset(data, 0.25, 1);
+
+  Model model(make_architecture("tiny", 16, 4), data.classes());
+  model.init_params(11);
+  TrainOptions o;
+  o.epochs = 30;
+  o.batch_size = 8;
+  o.lr = 1e-2;
+  o.min_lr = 1e-4;
+  o.label_smoothing = 0.05;
+  o.weight_decay = 1e-4;
+  o.augment = AugmentOptions{};
+  o.augment.flip = true;  // all four shapes are mirror-symmetric
+  Trainer trainer(rt, model, data, split.train, split.validation, o);
+
+  const std::string best_path = (tmp.path / "best.safetensors").string();
+  std::vector<uint8_t> best_bytes;
+  std::atomic<bool> cancel{false};
+  TrainCallbacks cb;
+  cb.on_best = [&](const Model& m, const EpochRecord&) {
+    save_model_file(m, best_path);
+    best_bytes = serialize_model(m);
+  };
+  cb.on_batch = [&](const BatchProgress& p) {
+    if (p.epoch == 25 && p.batch == 2) cancel = true;  // "Ctrl-C" in the middle of epoch 25
+  };
+  CHECK(trainer.run(cb, &cancel) == TrainStatus::cancelled);
+  CHECK(trainer.epochs_done() == 24);
+  REQUIRE(fs::exists(best_path));
+  CHECK_FALSE(fs::exists(best_path + ".tmp"));
+  Model best = load_model_file(best_path);
+  CHECK(serialize_model(best) == best_bytes);
+
+  // The best model classifies the held-out shapes.
+  const Evaluation ev = evaluate(rt, best, data, split.validation);
+  CHECK(ev.items.size() == split.validation.size());
+  CHECK(ev.accuracy >= 0.9);
+  CHECK(ev.accuracy == doctest::Approx(trainer.history()[trainer.best_epoch() - 1].val_accuracy));
+}
+
+
+namespace {
+
+// The `neurolens` executable built beside this test binary.
+fs::path cli_path() {
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::path("neurolens") : self.parent_path() / "neurolens";
+}
+
+// Runs a shell command line; returns its exit status (or 128 + signal).
+int run(const std::string& command) {
+  const int status = std::system(command.c_str());
+  if (status == -1) return -1;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + WTERMSIG(status);
+}
+
+std::string quote(const fs::path& p) { return "'" + p.string() + "'"; }
+
+nlohmann::json read_json(const fs::path& p) {
+  const std::vector<uint8_t> bytes = read_file_bytes(p.string());
+  return nlohmann::json::parse(bytes.begin(), bytes.end());
+}
+
+}  // namespace
+
+TEST_CASE("CLI: neurolens train + evaluate end to end on a synthetic folder; interrupt; resume") {
+  const fs::path exe = cli_path();
+  REQUIRE_MESSAGE(fs::exists(exe), "the neurolens executable is not built at " << exe.string());
+  TempDir tmp("neurolens-cli-train-test");
+  const fs::path data_dir = tmp.path / "data";
+  write_shape_folder(data_dir, 16, 32, 5);
+  write_bytes(data_dir / "disc" / "corrupt.png", {0x89, 'P', 'N', 'G', 1, 2, 3});
+  const fs::path out = tmp.path / "model.safetensors", log = tmp.path / "log.txt";
+  const std::string train = quote(exe) + " train --data " + quote(data_dir) + " --out " + quote(out) +
+                            " --arch tiny --input-size 16 --batch 8 --lr 0.01 --threads 2" +
+                            " --val-fraction 0.25 --seed 3 --val-dir " + quote(tmp.path / "val");
+
+  REQUIRE(run(train + " --epochs 12 2>" + quote(log)) == 0);
+  const std::string log_text = [&] {
+    const std::vector<uint8_t> b = read_file_bytes(log.string());
+    return std::string(b.begin(), b.end());
+  }();
+  CHECK(log_text.find("epoch 12/12") != std::string::npos);
+  CHECK(log_text.find("skipped 1 unreadable") != std::string::npos);
+  for (const char* ext : {".ckpt", ".svg", ".split.json"})
+    CHECK_MESSAGE(fs::exists(tmp.path / (std::string("model") + ext)), ext);
+  const Model model = load_model_file(out.string());
+  const nlohmann::json& rec = model.training_record();
+  CHECK(rec["status"] == "finished");
+  CHECK(rec["epochs"].size() == 12);
+  CHECK(rec["data"]["images"] == 64);
+  CHECK(rec["data"]["skipped"] == 1);
+  CHECK(rec["options"]["epochs"] == 12);
+  const nlohmann::json split = read_json(tmp.path / "model.split.json");
+  CHECK(split["validation"].size() == 16);
+  CHECK(split["train"].size() == 48);
+
+  // Evaluate on the materialised validation folder: the figures of the best epoch.
+  const fs::path report = tmp.path / "eval.json";
+  REQUIRE(run(quote(exe) + " evaluate --model " + quote(out) + " --data " + quote(tmp.path / "val") +
+              " --json >" + quote(report)) == 0);
+  const nlohmann::json ev = read_json(report);
+  CHECK(ev["accuracy"].get<double>() == doctest::Approx(rec["best"]["val_accuracy"].get<double>()));
+  CHECK(ev["loss"].get<double>() == doctest::Approx(rec["best"]["val_loss"].get<double>()).epsilon(1e-4));
+  CHECK(ev["accuracy"].get<double>() >= 0.9);
+  CHECK(ev["classes"] == nlohmann::json({"disc", "hbar", "square", "vbar"}));
+  size_t total = 0, diagonal = 0;
+  for (size_t r = 0; r < 4; ++r)
+    for (size_t c = 0; c < 4; ++c) {
+      total += ev["confusion"][r][c].get<size_t>();
+      if (r == c) diagonal += ev["confusion"][r][c].get<size_t>();
+    }
+  CHECK(total == 16);
+  CHECK(ev["misclassified"].size() == total - diagonal);
+  for (const auto& m : ev["misclassified"]) {
+    CHECK(m["true"] != m["predicted"]);
+    CHECK(m["confidence"].get<double>() > 0.25);
+  }
+  CHECK(ev["per_class"]["disc"]["support"] == 4);
+  // The plain report too.
+  CHECK(run(quote(exe) + " evaluate --model " + quote(out) + " --data " + quote(tmp.path / "val") +
+            " >" + quote(tmp.path / "eval.txt")) == 0);
+
+  // Rerunning with --resume continues (here: nothing left to do) and keeps the model.
+  CHECK(run(train + " --epochs 12 --resume 2>" + quote(log)) == 0);
+  CHECK(load_model_file(out.string()).training_record()["epochs"].size() == 12);
+  // ... but not with another recipe.
+  CHECK(run(train + " --epochs 12 --resume --lr 0.02 2>" + quote(log)) == 1);
+  const std::vector<uint8_t> refused = read_file_bytes(log.string());
+  CHECK(std::string(refused.begin(), refused.end()).find("lr 0.02 (checkpoint 0.01)") != std::string::npos);
+
+  // A folder the model does not know is an error naming it.
+  fs::create_directories(tmp.path / "bad" / "triangle");
+  fs::copy_file(data_dir / "disc" / "img0.png", tmp.path / "bad" / "triangle" / "x.png");
+  CHECK(run(quote(exe) + " evaluate --model " + quote(out) + " --data " + quote(tmp.path / "bad") +
+            " 2>" + quote(log)) == 1);
+  const std::vector<uint8_t> err = read_file_bytes(log.string());
+  CHECK(std::string(err.begin(), err.end()).find("'triangle'") != std::string::npos);
+
+  // SIGINT during a long run: exit 130, the best model so far and the checkpoint loadable.
+  const fs::path out2 = tmp.path / "long.safetensors";
+  const std::string long_run = quote(exe) + " train --data " + quote(data_dir) + " --out " + quote(out2) +
+                               " --arch tiny --input-size 16 --batch 8 --threads 1 --epochs 5000";
+  // Wait until the first checkpoint exists, then interrupt.
+  const std::string interrupt =
+      "( " + long_run + " 2>" + quote(log) + " & pid=$!; for i in $(seq 1 600); do [ -f " +
+      quote(tmp.path / "long.ckpt") + " ] && break; sleep 0.1; done; sleep 0.3; kill -INT $pid; wait $pid )";
+  CHECK(run(interrupt) == 130);
+  const Model interrupted = load_model_file(out2.string());
+  CHECK(interrupted.training_record()["status"] == "in progress");
+  CHECK_FALSE(fs::exists(tmp.path / "long.safetensors.tmp"));
+  const Checkpoint ck = load_checkpoint(read_file_bytes((tmp.path / "long.ckpt").string()));
+  CHECK(ck.options.epochs == 5000);
+  const std::vector<uint8_t> err2 = read_file_bytes(log.string());
+  CHECK(std::string(err2.begin(), err2.end()).find("rerun with --resume") != std::string::npos);
+}
+
+}  // namespace nl::test
+#endif  // __EMSCRIPTEN__

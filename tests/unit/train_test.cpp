@@ -1,0 +1,662 @@
+// Training: loss and its gradient (finite differences), AdamW against hand-computed steps,
+// the schedule, augmentation (determinism, identity, exact geometry), the duplicate-aware
+// stratified split, a tiny network learning a synthetic task, checkpoint/resume reproducing
+// an uninterrupted run bit for bit, and the cancel flag.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cmath>
+#include <map>
+#include <numbers>
+#include <set>
+#include <stdexcept>
+#include <string>
+
+#include "image.h"
+#include "model.h"
+#include "model_io.h"
+#include "reference.h"
+#include "train/architectures.h"
+#include "train/augment.h"
+#include "train/dataset.h"
+#include "train/loss.h"
+#include "train/optimizer.h"
+#include "train/plot.h"
+#include "train/rng.h"
+#include "train/trainer.h"
+#include "train_synthetic.h"
+
+namespace {
+
+using namespace nl;
+using nl::test::synthetic_shape;
+namespace ref = nl::ref;
+
+// Naive loss in double: -sum_j t_j log softmax(z)_j, averaged.
+double reference_loss(const Tensor& z, const std::vector<int>& labels, double smoothing) {
+  const size_t n = z.dim(0), c = z.dim(1);
+  double total = 0;
+  for (size_t i = 0; i < n; ++i) {
+    double sum = 0;
+    for (size_t j = 0; j < c; ++j) sum += std::exp(static_cast<double>(z[i * c + j]));
+    for (size_t j = 0; j < c; ++j) {
+      const double t = (static_cast<size_t>(labels[i]) == j ? 1.0 - smoothing : 0.0) + smoothing / c;
+      total -= t * (static_cast<double>(z[i * c + j]) - std::log(sum));
+    }
+  }
+  return total / n;
+}
+
+Dataset synthetic_dataset(size_t per_class, size_t size, uint64_t seed) {
+  Dataset data({"disc", "hbar", "vbar", "square"}, size, size);
+  for (size_t k = 0; k < per_class; ++k)
+    for (int c = 0; c < 4; ++c) {
+      const uint64_t s = derive_seed(seed, {static_cast<uint64_t>(c), k});
+      data.add_decoded("c" + std::to_string(c) + "/" + std::to_string(k), c, s,
+                       synthetic_shape(c, size, s));
+    }
+  return data;
+}
+
+TrainOptions quiet_options(size_t epochs) {
+  TrainOptions o;
+  o.epochs = epochs;
+  o.batch_size = 8;
+  o.lr = 1e-2;
+  o.min_lr = 1e-4;
+  o.warmup_epochs = 1;
+  o.weight_decay = 1e-4;
+  o.label_smoothing = 0.0;
+  o.augment = AugmentOptions{};
+  o.seed = 7;
+  return o;
+}
+
+std::vector<size_t> all_items(const Dataset& d) {
+  std::vector<size_t> v(d.size());
+  for (size_t i = 0; i < v.size(); ++i) v[i] = i;
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("softmax cross-entropy matches the naive loss and finite differences") {
+  for (double smoothing : {0.0, 0.1}) {
+    const size_t n = 3, c = 5;
+    Tensor z = ref::random_tensor({n, c}, 11, -3.0f, 3.0f);
+    const std::vector<int> labels = {4, 0, 2};
+    Tensor dz;
+    const double loss = softmax_cross_entropy(z, labels, static_cast<float>(smoothing), &dz);
+    CHECK(loss == doctest::Approx(reference_loss(z, labels, smoothing)).epsilon(1e-9));
+    std::vector<double> numeric(n * c);
+    for (size_t i = 0; i < n * c; ++i) {
+      const float keep = z[i];
+      const float h = 1e-2f;
+      z[i] = keep + h;
+      const double up = reference_loss(z, labels, smoothing);
+      z[i] = keep - h;
+      const double down = reference_loss(z, labels, smoothing);
+      z[i] = keep;
+      numeric[i] = (up - down) / (2.0 * h);
+    }
+    const std::string bad = ref::mismatch(dz.values(), numeric, 1e-4, 1e-3);
+    CHECK_MESSAGE(bad.empty(), bad);
+    // Each row of dlogits sums to zero (softmax and target both sum to one).
+    for (size_t i = 0; i < n; ++i) {
+      double s = 0;
+      for (size_t j = 0; j < c; ++j) s += dz[i * c + j];
+      CHECK(std::fabs(s) < 1e-6);
+    }
+  }
+}
+
+TEST_CASE("softmax cross-entropy is stable for huge logits and checks its input") {
+  Tensor z({2, 3});
+  const float v[] = {1000.0f, 0.0f, -1000.0f, 5e4f, 5e4f, 5e4f};
+  std::copy(v, v + 6, z.data());
+  Tensor dz;
+  const std::vector<int> labels = {0, 1};
+  const double loss = softmax_cross_entropy(z, labels, 0.0f, &dz);
+  CHECK(std::isfinite(loss));
+  CHECK(loss == doctest::Approx(std::log(3.0) / 2).epsilon(1e-6));  // row 0 ~0, row 1 log 3
+  for (float g : dz.values()) CHECK(std::isfinite(g));
+
+  const std::vector<int> bad_label = {0, 3};
+  CHECK_THROWS_WITH_AS(softmax_cross_entropy(z, bad_label), doctest::Contains("label 3"),
+                       std::invalid_argument);
+  const std::vector<int> one = {0};
+  CHECK_THROWS_WITH_AS(softmax_cross_entropy(z, one), doctest::Contains("1 labels for a batch of 2"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(softmax_cross_entropy(z, labels, 1.0f), doctest::Contains("smoothing"),
+                       std::invalid_argument);
+  CHECK(count_correct(z, labels) == 1);  // row 1 is a three-way tie: the first class wins
+}
+
+TEST_CASE("accuracy helpers") {
+  Tensor s({3, 3});
+  const float v[] = {0.1f, 0.7f, 0.2f, 0.5f, 0.5f, 0.0f, 0.0f, 0.0f, 1.0f};
+  std::copy(v, v + 9, s.data());
+  CHECK(argmax_rows(s) == std::vector<int>{1, 0, 2});  // a tie picks the first
+  const std::vector<int> labels = {1, 1, 2};
+  CHECK(count_correct(s, labels) == 2);
+  Tensor p = softmax_rows(s);
+  for (size_t i = 0; i < 3; ++i) CHECK(p[i * 3] + p[i * 3 + 1] + p[i * 3 + 2] == doctest::Approx(1.0));
+}
+
+namespace {
+Model dense_model() {
+  Architecture a;
+  a.height = 1;
+  a.width = 1;
+  a.channels = 3;
+  LayerSpec fc;
+  fc.name = "fc";
+  fc.type = "dense";
+  fc.units = 2;
+  a.layers.push_back(fc);
+  return Model(a, {"a", "b"});
+}
+}  // namespace
+
+TEST_CASE("AdamW steps match hand-computed values; biases are not decayed; frozen layers stay") {
+  Model model = dense_model();
+  std::vector<ParamRef> params = model.parameters();
+  REQUIRE(params.size() == 2);
+  ParamRef& w = params[0];
+  ParamRef& b = params[1];
+  REQUIRE(w.name == "fc.weight");
+  REQUIRE(b.name == "fc.bias");
+  CHECK(is_decayed(w));
+  CHECK_FALSE(is_decayed(b));
+  const std::vector<float> w0 = {0.5f, -1.0f, 2.0f, 0.25f, 0.0f, -0.75f};
+  const std::vector<float> b0 = {0.3f, -0.2f};
+  const std::vector<float> g1 = {0.1f, -0.2f, 0.3f, -0.4f, 0.5f, 0.0f}, gb1 = {1.0f, -2.0f};
+  const std::vector<float> g2 = {-0.3f, 0.1f, 0.2f, 0.6f, -0.5f, 0.05f}, gb2 = {0.5f, 0.25f};
+  std::copy(w0.begin(), w0.end(), w.param->value.data());
+  std::copy(b0.begin(), b0.end(), b.param->value.data());
+
+  const double lr = 0.1, wd = 0.01, b1 = 0.9, b2 = 0.999, eps = 1e-8;
+  AdamWOptions o;
+  o.weight_decay = wd;
+  AdamW adam(o);
+  // Hand computation in double, step by step.
+  auto expect = [&](const std::vector<float>& p0, const std::vector<float>& ga,
+                    const std::vector<float>& gb, bool decay) {
+    std::vector<double> out;
+    for (size_t i = 0; i < p0.size(); ++i) {
+      double p = p0[i];
+      double m = 0, v = 0;
+      const float gs[2] = {ga[i], gb[i]};
+      for (int t = 1; t <= 2; ++t) {
+        const double g = gs[t - 1];
+        m = b1 * m + (1 - b1) * g;
+        v = b2 * v + (1 - b2) * g * g;
+        const double mhat = m / (1 - std::pow(b1, t)), vhat = v / (1 - std::pow(b2, t));
+        if (decay) p -= lr * wd * p;
+        p -= lr * mhat / (std::sqrt(vhat) + eps);
+      }
+      out.push_back(p);
+    }
+    return out;
+  };
+  std::copy(g1.begin(), g1.end(), w.param->grad.data());
+  std::copy(gb1.begin(), gb1.end(), b.param->grad.data());
+  adam.step(model, lr);
+  std::copy(g2.begin(), g2.end(), w.param->grad.data());
+  std::copy(gb2.begin(), gb2.end(), b.param->grad.data());
+  adam.step(model, lr);
+  CHECK(adam.steps() == 2);
+  std::string bad = ref::mismatch(w.param->value.values(), expect(w0, g1, g2, true), 1e-6, 1e-5);
+  CHECK_MESSAGE(bad.empty(), bad);
+  bad = ref::mismatch(b.param->value.values(), expect(b0, gb1, gb2, false), 1e-6, 1e-5);
+  CHECK_MESSAGE(bad.empty(), bad);
+
+  // State round trip: a copy continues exactly like the original.
+  Model twin = dense_model();
+  for (size_t i = 0; i < 2; ++i) twin.parameters()[i].param->value = model.parameters()[i].param->value;
+  AdamW restored(o);
+  restored.load_state(twin, adam.state_tensors(), adam.steps());
+  for (Model* m : {&model, &twin}) {
+    std::copy(g1.begin(), g1.end(), m->parameters()[0].param->grad.data());
+    std::copy(gb2.begin(), gb2.end(), m->parameters()[1].param->grad.data());
+  }
+  adam.step(model, 0.05);
+  restored.step(twin, 0.05);
+  for (size_t i = 0; i < 2; ++i)
+    for (size_t k = 0; k < model.parameters()[i].param->value.size(); ++k)
+      CHECK(model.parameters()[i].param->value[k] == twin.parameters()[i].param->value[k]);
+
+  // Frozen: nothing moves, not even by weight decay.
+  model.layer(0).frozen = true;
+  const Tensor before = model.parameters()[0].param->value;
+  adam.step(model, 0.1);
+  for (size_t k = 0; k < before.size(); ++k) CHECK(model.parameters()[0].param->value[k] == before[k]);
+}
+
+TEST_CASE("AdamW clips the global gradient norm and rejects bad state") {
+  Model model = dense_model();
+  for (ParamRef& p : model.parameters()) {
+    p.param->value.fill(0.0f);
+    p.param->grad.fill(3.0f);  // 8 values: norm sqrt(72)
+  }
+  AdamWOptions o;
+  o.max_grad_norm = 1.0;
+  AdamW adam(o);
+  CHECK(adam.step(model, 0.1) == doctest::Approx(std::sqrt(72.0)));
+  // The first Adam step moves every parameter by lr (sign of g), clipped or not.
+  for (ParamRef& p : model.parameters())
+    for (float v : p.param->value.values()) CHECK(v == doctest::Approx(-0.1).epsilon(1e-6));
+
+  std::map<std::string, Tensor> state = adam.state_tensors();
+  state["adamw.m.fc.weight"] = Tensor({3, 2});
+  CHECK_THROWS_WITH_AS(adam.load_state(model, state, 1), doctest::Contains("adamw.m.fc.weight"),
+                       std::invalid_argument);
+  state = {{"adamw.m.nope.weight", Tensor({1})}};
+  CHECK_THROWS_WITH_AS(adam.load_state(model, state, 1), doctest::Contains("names no trainable"),
+                       std::invalid_argument);
+}
+
+TEST_CASE("learning-rate schedule: linear warm-up then cosine to the minimum") {
+  LrSchedule s{1.0, 0.1, 4, 14};
+  CHECK(s.at(0) == doctest::Approx(0.25));
+  CHECK(s.at(3) == doctest::Approx(1.0));
+  CHECK(s.at(4) == doctest::Approx(1.0));
+  CHECK(s.at(9) == doctest::Approx(0.55));  // halfway through the cosine
+  CHECK(s.at(14) == doctest::Approx(0.1));
+  CHECK(s.at(100) == doctest::Approx(0.1));
+  for (size_t t = 4; t < 14; ++t) CHECK(s.at(t + 1) <= s.at(t));
+}
+
+TEST_CASE("augmentation: identity at zero strength, deterministic for a seed, exact geometry") {
+  const size_t w = 13, h = 9;
+  Tensor src = ref::random_tensor({h, w}, 5, 0.0f, 1.0f);
+  std::vector<float> out(w * h), out2(w * h);
+
+  Rng rng(1);
+  const AugmentParams id = sample_augment(AugmentOptions{}, w, h, rng);
+  augment_image(src.data(), w, h, id, out.data());
+  for (size_t i = 0; i < w * h; ++i) REQUIRE(out[i] == src[i]);
+
+  // Same seed, same result; another seed, another result.
+  const AugmentOptions strong = AugmentOptions::mri();
+  Rng r1(42), r2(42), r3(43);
+  augment_image(src.data(), w, h, sample_augment(strong, w, h, r1), out.data());
+  augment_image(src.data(), w, h, sample_augment(strong, w, h, r2), out2.data());
+  CHECK(out == out2);
+  augment_image(src.data(), w, h, sample_augment(strong, w, h, r3), out2.data());
+  CHECK(out != out2);
+  for (float v : out) CHECK((v >= 0.0f && v <= 1.0f));
+
+  // Mirror: exact.
+  AugmentParams flip;
+  flip.flip = true;
+  augment_image(src.data(), w, h, flip, out.data());
+  for (size_t y = 0; y < h; ++y)
+    for (size_t x = 0; x < w; ++x) CHECK(out[y * w + x] == src[y * w + (w - 1 - x)]);
+
+  // Whole-pixel shift: exact, black where the source is outside.
+  AugmentParams shift;
+  shift.shift_x = 2;
+  shift.shift_y = -1;
+  augment_image(src.data(), w, h, shift, out.data());
+  for (long y = 0; y < static_cast<long>(h); ++y)
+    for (long x = 0; x < static_cast<long>(w); ++x) {
+      const long sx = x - 2, sy = y + 1;
+      const float expect = (sx < 0 || sy >= static_cast<long>(h)) ? 0.0f : src[sy * w + sx];
+      CHECK(out[y * w + x] == doctest::Approx(expect).epsilon(1e-6));
+    }
+
+  // Half-pixel shift: bilinear average of neighbours (naive reference).
+  shift.shift_x = 0.5;
+  shift.shift_y = 0;
+  augment_image(src.data(), w, h, shift, out.data());
+  for (size_t y = 0; y < h; ++y)
+    for (size_t x = 1; x < w; ++x)
+      CHECK(out[y * w + x] == doctest::Approx(0.5 * (src[y * w + x - 1] + src[y * w + x])).epsilon(1e-6));
+
+  // A 90-degree rotation of a square image permutes pixels exactly (to rounding).
+  const size_t n = 7;
+  Tensor sq = ref::random_tensor({n, n}, 9, 0.0f, 1.0f);
+  std::vector<float> rot(n * n);
+  AugmentParams r90;
+  r90.angle_rad = std::numbers::pi / 2;
+  augment_image(sq.data(), n, n, r90, rot.data());
+  // Output o = c + R(90)(s - c): s = c + R(-90)(o - c) -> sx = c + (oy - c), sy = c - (ox - c).
+  for (size_t y = 0; y < n; ++y)
+    for (size_t x = 0; x < n; ++x)
+      CHECK(rot[y * n + x] == doctest::Approx(sq[(n - 1 - x) * n + y]).epsilon(1e-5));
+
+  // Brightness/contrast: v*c + (1-c)*mean + b, clamped.
+  AugmentParams bc;
+  bc.contrast = 1.5;
+  bc.brightness = 0.1;
+  augment_image(src.data(), w, h, bc, out.data());
+  double mean = 0;
+  for (float v : src.values()) mean += v;
+  mean /= w * h;
+  for (size_t i = 0; i < w * h; ++i)
+    CHECK(out[i] == doctest::Approx(std::clamp(src[i] * 1.5 - 0.5 * mean + 0.1, 0.0, 1.0)).epsilon(1e-5));
+
+  AugmentOptions bad;
+  bad.rotation_deg = -1;
+  CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("rotation_deg"), std::invalid_argument);
+}
+
+TEST_CASE("split: stratified, byte-identical files on one side, reproducible") {
+  Dataset data({"a", "b", "c"}, 2, 2);
+  const std::vector<float> px(4, 0.5f);
+  const size_t sizes[3] = {40, 23, 61};
+  uint64_t next_hash = 1;
+  std::map<uint64_t, size_t> copies;
+  for (int c = 0; c < 3; ++c)
+    for (size_t k = 0; k < sizes[c]; ++k) {
+      // Every 5th file is a twin of the previous one; every 11th a triplet member.
+      uint64_t hash = (k % 5 == 4 || k % 11 == 10) ? next_hash - 1 : next_hash++;
+      data.add_decoded(std::string(1, "abc"[c]) + std::to_string(k), c, hash * 1000 + c, px);
+      ++copies[hash * 1000 + c];
+    }
+  // Also one pair of identical files under two classes.
+  data.add_decoded("a-twin-of-b", 0, 777777, px);
+  data.add_decoded("b-twin-of-a", 1, 777777, px);
+
+  const Split s = split_dataset(data, 0.2, 3);
+  CHECK(s.train.size() + s.validation.size() == data.size());
+  CHECK(s.cross_class_groups == 1);
+  size_t groups = 1, files = 2;
+  for (const auto& [hash, n] : copies)
+    if (n > 1) ++groups, files += n;
+  CHECK(s.duplicate_groups == groups);
+  CHECK(s.duplicate_files == files);
+
+  std::map<uint64_t, std::set<bool>> side;
+  for (size_t i : s.train) side[data.item(i).hash].insert(false);
+  for (size_t i : s.validation) side[data.item(i).hash].insert(true);
+  for (const auto& entry : side) CHECK_MESSAGE(entry.second.size() == 1, "hash " << entry.first << " split");
+
+  std::vector<size_t> val_per_class(3, 0), per_class = data.class_counts();
+  for (size_t i : s.validation) ++val_per_class[data.item(i).label];
+  for (int c = 0; c < 3; ++c) {
+    const double target = 0.2 * per_class[c];
+    CHECK(val_per_class[c] >= std::llround(target));
+    CHECK(val_per_class[c] <= std::llround(target) + 2);  // overshoot < largest group
+  }
+
+  const Split again = split_dataset(data, 0.2, 3);
+  CHECK(again.validation == s.validation);
+  CHECK(split_digest(data, again) == split_digest(data, s));
+  const Split other = split_dataset(data, 0.2, 4);
+  CHECK(other.validation != s.validation);
+  CHECK(split_digest(data, other) != split_digest(data, s));
+
+  const nlohmann::json j = split_to_json(data, s, 0.2, 3);
+  CHECK(j["validation"].size() == s.validation.size());
+  CHECK(j["train"].size() == s.train.size());
+  CHECK(j["duplicate_groups"] == groups);
+
+  CHECK(split_dataset(data, 0.0, 1).validation.empty());
+  CHECK_THROWS_WITH_AS(split_dataset(data, 0.95, 1), doctest::Contains("validation fraction"),
+                       std::invalid_argument);
+}
+
+TEST_CASE("content hash: equal bytes equal hashes, any change differs") {
+  std::vector<uint8_t> a = {1, 2, 3, 4}, b = a, c = {1, 2, 3, 5}, d = {1, 2, 3, 4, 0};
+  CHECK(content_hash(a) == content_hash(b));
+  CHECK(content_hash(a) != content_hash(c));
+  CHECK(content_hash(a) != content_hash(d));
+}
+
+TEST_CASE("dataset: undecodable bytes are skipped with the reason, labels checked") {
+  Dataset data({"x", "y"}, 4, 4);
+  const std::vector<uint8_t> junk = {'h', 'e', 'l', 'l', 'o'};
+  CHECK_FALSE(data.add("x/junk.jpg", 0, junk));
+  CHECK(data.size() == 0);
+  REQUIRE(data.skipped().size() == 1);
+  CHECK(data.skipped()[0].rfind("x/junk.jpg: ", 0) == 0);
+  CHECK_THROWS_WITH_AS(data.add_decoded("z", 2, 0, std::vector<float>(16)),
+                       doctest::Contains("label 2"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(data.add_decoded("z", 1, 0, std::vector<float>(15)),
+                       doctest::Contains("15 pixels"), std::invalid_argument);
+}
+
+TEST_CASE("architectures: catalogue builds, shipped one within budget") {
+  for (const ArchitectureInfo& info : architecture_catalogue()) {
+    Model m(make_architecture(info.name, 0, 4), {"glioma", "meningioma", "notumor", "pituitary"});
+    CHECK(m.parameter_count() > 0);
+    CHECK(m.flops_per_image() > 0);
+  }
+  Model shipped(make_architecture("resnet-s", 0, 4), {"a", "b", "c", "d"});
+  CHECK(shipped.parameter_count() * 4 < 6'000'000);
+  CHECK(shipped.flops_per_image() < 300e6);
+  CHECK_THROWS_WITH_AS(make_architecture("resnet-zz", 0, 4), doctest::Contains("resnet-s"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(make_architecture("resnet-s", 16, 4), doctest::Contains("input size 16"),
+                       std::invalid_argument);
+}
+
+TEST_CASE("a tiny network drives a synthetic task to near-zero loss") {
+  Runtime rt(1);
+  const Dataset data = synthetic_dataset(12, 16, 1);
+  Model model(make_architecture("tiny", 16, 4), data.classes());
+  model.init_params(3);
+  TrainOptions o = quiet_options(40);
+  Trainer trainer(rt, model, data, all_items(data), {}, o);
+  size_t batches_seen = 0;
+  TrainCallbacks count_batches;
+  count_batches.on_batch = [&](const BatchProgress&) { ++batches_seen; };
+  CHECK(trainer.run(count_batches) == TrainStatus::finished);
+  CHECK(batches_seen == 40 * trainer.batches_per_epoch());
+  const EpochRecord& last = trainer.history().back();
+  CHECK(last.train_loss < 0.05);
+  CHECK(last.train_accuracy == 1.0);
+  CHECK(trainer.history().front().train_loss > 10 * last.train_loss);
+  const std::vector<size_t> items = all_items(data);
+  const Evaluation ev = evaluate(rt, model, data, items);
+  CHECK(ev.accuracy == 1.0);
+  CHECK(ev.loss < 0.05);
+  size_t total = 0;
+  for (size_t r = 0; r < 4; ++r) {
+    CHECK(ev.confusion[r][r] == 12);
+    for (size_t c = 0; c < 4; ++c) total += ev.confusion[r][c];
+  }
+  CHECK(total == data.size());
+}
+
+namespace {
+// tiny with a dropout layer, so the checkpoint must carry the dropout stream too.
+Architecture tiny_with_dropout(size_t size) {
+  Architecture a = make_architecture("tiny", size, 4);
+  LayerSpec d;
+  d.name = "drop";
+  d.type = "dropout";
+  d.rate = 0.25f;
+  const auto fc = std::find_if(a.layers.begin(), a.layers.end(), [](const LayerSpec& s) { return s.name == "fc"; });
+  a.layers.insert(fc, d);
+  return a;
+}
+}  // namespace
+
+TEST_CASE("checkpoint + resume reproduce an uninterrupted run exactly; cancel stops between batches") {
+  Runtime rt(1);
+  const Dataset data = synthetic_dataset(6, 12, 2);
+  const Split split = split_dataset(data, 0.25, 1);
+  TrainOptions o = quiet_options(3);
+  o.augment = AugmentOptions::mri();
+  o.label_smoothing = 0.1;
+
+  Model straight(tiny_with_dropout(12), data.classes());
+  straight.init_params(5);
+  Trainer t1(rt, straight, data, split.train, split.validation, o);
+  CHECK(t1.run({}) == TrainStatus::finished);
+  CHECK(t1.epochs_done() == 3);
+
+  Model interrupted(tiny_with_dropout(12), data.classes());
+  interrupted.init_params(5);
+  Trainer t2(rt, interrupted, data, split.train, split.validation, o);
+  std::atomic<bool> cancel{false};
+  std::vector<uint8_t> saved;
+  size_t batches_after_cancel = 0;
+  TrainCallbacks cb;
+  cb.on_checkpoint = [&] {
+    if (t2.epochs_done() == 1) {
+      saved = t2.checkpoint({{"note", "after one epoch"}});
+      cancel = true;
+    }
+  };
+  cb.on_batch = [&](const BatchProgress&) { batches_after_cancel += cancel.load(); };
+  CHECK(t2.run(cb, &cancel) == TrainStatus::cancelled);
+  CHECK(batches_after_cancel == 0);
+  CHECK(t2.epochs_done() == 1);
+  REQUIRE_FALSE(saved.empty());
+
+  Checkpoint ck = load_checkpoint(saved);
+  CHECK(ck.extra["note"] == "after one epoch");
+  Model resumed = std::move(ck.model);
+  Trainer t3(rt, resumed, data, split.train, split.validation, ck.options);
+  t3.resume(ck);
+  CHECK(t3.epochs_done() == 1);
+  CHECK(t3.run({}) == TrainStatus::finished);
+
+  std::vector<ParamRef> a = straight.parameters(), b = resumed.parameters();
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    CHECK(a[i].name == b[i].name);
+    bool same = true;
+    for (size_t k = 0; k < a[i].param->value.size(); ++k)
+      same = same && a[i].param->value[k] == b[i].param->value[k];
+    CHECK_MESSAGE(same, a[i].name << " differs after resume");
+  }
+  for (size_t e = 0; e < 3; ++e) {
+    CHECK(t1.history()[e].train_loss == t3.history()[e].train_loss);
+    CHECK(t1.history()[e].val_accuracy == t3.history()[e].val_accuracy);
+    CHECK(t1.history()[e].val_loss == t3.history()[e].val_loss);
+  }
+  CHECK(t1.best_epoch() == t3.best_epoch());
+  CHECK(t1.steps() == t3.steps());
+
+  // Other options than the checkpoint's are refused.
+  Model again = load_checkpoint(saved).model;
+  TrainOptions changed = o;
+  changed.lr *= 2;
+  Trainer t4(rt, again, data, split.train, split.validation, changed);
+  CHECK_THROWS_WITH_AS(t4.resume(load_checkpoint(saved)), doctest::Contains("other training options"),
+                       std::invalid_argument);
+
+  // A model file is not a checkpoint, and a damaged checkpoint is refused.
+  CHECK_THROWS_WITH_AS(load_checkpoint(serialize_model(straight)), doctest::Contains("not a training checkpoint"),
+                       std::invalid_argument);
+  std::vector<uint8_t> cut(saved.begin(), saved.begin() + saved.size() / 2);
+  CHECK_THROWS_AS(load_checkpoint(cut), std::invalid_argument);
+}
+
+TEST_CASE("the best epoch is kept by validation accuracy, ties by loss; fine-tuning freezes layers") {
+  Runtime rt(1);
+  const Dataset data = synthetic_dataset(4, 12, 3);
+  const Split split = split_dataset(data, 0.25, 2);
+  Model model(make_architecture("tiny", 12, 4), data.classes());
+  model.init_params(1);
+  TrainOptions o = quiet_options(4);
+  o.trainable_layers = 1;  // only the final dense layer learns
+  const Model before = model.clone();
+  Trainer trainer(rt, model, data, split.train, split.validation, o);
+  std::vector<std::pair<size_t, Model>> bests;
+  TrainCallbacks keep_bests;
+  keep_bests.on_best = [&](const Model& m, const EpochRecord& r) { bests.emplace_back(r.epoch, m.clone()); };
+  trainer.run(keep_bests);
+  REQUIRE_FALSE(bests.empty());
+  CHECK(bests.back().first == static_cast<size_t>(trainer.best_epoch()));
+  const EpochRecord& best = trainer.history()[trainer.best_epoch() - 1];
+  for (const EpochRecord& r : trainer.history()) {
+    CHECK(r.val_accuracy <= best.val_accuracy);
+    if (r.val_accuracy == best.val_accuracy) CHECK(r.val_loss >= best.val_loss);
+  }
+  Model& b = const_cast<Model&>(before);
+  std::vector<ParamRef> p0 = b.parameters(), p1 = model.parameters();
+  for (size_t i = 0; i < p0.size(); ++i) {
+    if (!p0[i].param->trainable) continue;  // running statistics still follow the data
+    bool same = true;
+    for (size_t k = 0; k < p0[i].param->value.size(); ++k) same = same && p0[i].param->value[k] == p1[i].param->value[k];
+    CHECK_MESSAGE(same == (p0[i].name.rfind("fc.", 0) != 0), p0[i].name);
+  }
+  o.trainable_layers = 99;
+  CHECK_THROWS_WITH_AS(Trainer(rt, model, data, split.train, split.validation, o),
+                       doctest::Contains("99 trainable layers"), std::invalid_argument);
+}
+
+TEST_CASE("the trainer refuses data that does not fit the model") {
+  Runtime rt(1);
+  const Dataset data = synthetic_dataset(2, 12, 4);
+  Model other_size(make_architecture("tiny", 16, 4), data.classes());
+  CHECK_THROWS_WITH_AS(Trainer(rt, other_size, data, {0, 1}, {}, quiet_options(1)),
+                       doctest::Contains("16x16"), std::invalid_argument);
+  Model other_classes(make_architecture("tiny", 12, 4), {"w", "x", "y", "z"});
+  CHECK_THROWS_WITH_AS(Trainer(rt, other_classes, data, {0, 1}, {}, quiet_options(1)),
+                       doctest::Contains("classes"), std::invalid_argument);
+  Model ok(make_architecture("tiny", 12, 4), data.classes());
+  CHECK_THROWS_WITH_AS(Trainer(rt, ok, data, {}, {}, quiet_options(1)),
+                       doctest::Contains("no training images"), std::invalid_argument);
+  TrainOptions bad = quiet_options(1);
+  bad.batch_size = 0;
+  CHECK_THROWS_WITH_AS(Trainer(rt, ok, data, {0}, {}, bad), doctest::Contains("batch size"),
+                       std::invalid_argument);
+}
+
+TEST_CASE("batches go through the model's preprocessing exactly as to_input does") {
+  Runtime rt(1);
+  const Dataset data = synthetic_dataset(1, 12, 5);
+  Model model(make_architecture("tiny", 12, 4), data.classes(), Preprocessing{0.3f, 0.2f});
+  const std::vector<size_t> items = {2, 0};
+  Tensor input;
+  make_batch(rt, model, data, items, nullptr, 0, 0, input);
+  CHECK(input.shape() == Shape{2, 12, 12, 1});
+  for (size_t k = 0; k < 2; ++k) {
+    GreyImage g;
+    g.width = g.height = 12;
+    g.pixels.assign(data.image(items[k]), data.image(items[k]) + 144);
+    std::vector<float> expect(144);
+    to_input(g, model.architecture(), model.preprocessing(), expect.data());
+    for (size_t i = 0; i < 144; ++i) CHECK(input[k * 144 + i] == expect[i]);
+    CHECK(input[k * 144 + 5] == doctest::Approx((data.image(items[k])[5] - 0.3) / 0.2).epsilon(1e-5));
+  }
+}
+
+TEST_CASE("training curves SVG") {
+  std::vector<EpochRecord> h;
+  for (size_t e = 1; e <= 5; ++e) {
+    EpochRecord r;
+    r.epoch = e;
+    r.train_loss = 1.0 / e;
+    r.train_accuracy = 0.5 + 0.1 * e;
+    r.has_validation = true;
+    r.val_loss = 1.2 / e;
+    r.val_accuracy = 0.45 + 0.1 * e;
+    h.push_back(r);
+  }
+  const std::string svg = training_curves_svg(h, "a & b");
+  CHECK(svg.find("<svg") != std::string::npos);
+  CHECK(svg.find("a &amp; b") != std::string::npos);
+  size_t polylines = 0;
+  for (size_t p = svg.find("<polyline"); p != std::string::npos; p = svg.find("<polyline", p + 1)) ++polylines;
+  CHECK(polylines == 4);
+  CHECK(training_curves_svg({}, "empty").find("</svg>") != std::string::npos);
+}
+
+TEST_CASE("training gives the same weights on one and two threads") {
+  const Dataset data = synthetic_dataset(6, 12, 6);
+  TrainOptions o = quiet_options(2);
+  o.augment = AugmentOptions::mri();
+  std::vector<Tensor> weights[2];
+  for (size_t t = 0; t < 2; ++t) {
+    Runtime rt(t + 1);
+    Model model(make_architecture("tiny", 12, 4), data.classes());
+    model.init_params(8);
+    Trainer trainer(rt, model, data, all_items(data), {}, o);
+    trainer.run({});
+    for (ParamRef& p : model.parameters()) weights[t].push_back(p.param->value);
+  }
+  REQUIRE(weights[0].size() == weights[1].size());
+  for (size_t i = 0; i < weights[0].size(); ++i) {
+    const std::vector<double> one(weights[0][i].values().begin(), weights[0][i].values().end());
+    const std::string bad = ref::mismatch(weights[1][i].values(), one, 0.0, 0.0);
+    CHECK_MESSAGE(bad.empty(), "parameter " << i << ": " << bad);
+  }
+}
