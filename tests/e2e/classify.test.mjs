@@ -12,7 +12,7 @@ const READABLE = ['Glioma', 'Meningioma', 'No tumor', 'Pituitary tumor'];
 
 let server, browser;
 before(async () => {
-  server = await startServer();
+  server = await startServer({ singleThreaded: true });  // the threaded build: threads.test.mjs
   browser = await launchBrowser();
 });
 after(async () => {
@@ -38,6 +38,8 @@ test('classify: good images get predictions, bad ones clear errors, all on our o
   const { page, requests, errors } = await openPage(browser, server.origin);
   const info = await page.evaluate(() => window.neurolens.model.info);
   assert.equal(info.classes.length, 4);
+  const engine = await page.evaluate(() => window.neurolens.engineStatus);
+  assert.deepEqual([engine.build, engine.threads, engine.simd], ['/wasm/neurolens.js', 1, true]);
 
   const jpeg = await jpegFromPage(page, 150, 130);
   const good = [

@@ -17,7 +17,9 @@ const CHROMIUM_FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-background-n
 // Serves the page in this process through scripts/serve.mjs (same mounts and headers as
 // `scripts/serve`) on a free port. modelDir replaces model/ (the directory holding
 // neurolens.safetensors); by default the tests use a small model they write themselves.
-export async function startServer({ modelDir } = {}) {
+// singleThreaded: serve no threads build, so the page runs the single-threaded SIMD build
+// (as in a browser where the page cannot be cross-origin isolated).
+export async function startServer({ modelDir, singleThreaded = false } = {}) {
   const ownDir = modelDir ? null : writeTestModelDir(path.join(ROOT, `build/e2e/model-${process.pid}`));
   modelDir ??= ownDir;
   // NEUROLENS_E2E_WASM_DIR / NEUROLENS_E2E_WASM_THREADS_DIR: test other builds than
@@ -28,7 +30,8 @@ export async function startServer({ modelDir } = {}) {
     if (override[m.prefix]) return { ...m, dir: path.resolve(ROOT, override[m.prefix]) };
     return m;
   });
-  if (override['/wasm-threads/'] && !mounts.some((m) => m.prefix === '/wasm-threads/')) {
+  if (singleThreaded) mounts = mounts.filter((m) => m.prefix !== '/wasm-threads/');
+  else if (override['/wasm-threads/'] && !mounts.some((m) => m.prefix === '/wasm-threads/')) {
     const wasm = mounts.find((m) => m.prefix === '/wasm/');
     mounts = [{ ...wasm, prefix: '/wasm-threads/', dir: path.resolve(ROOT, override['/wasm-threads/']) }, ...mounts];
   }
