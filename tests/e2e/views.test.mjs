@@ -120,3 +120,18 @@ test('a thousand classifications leave the wasm heap where it was after the firs
   assert.equal(result.last.wasmMemoryBytes, result.first.wasmMemoryBytes);
   await context.close();
 });
+
+test('fine-tune: loose images can be given a class', async () => {
+  const { page, context } = await openPage(browser, server.origin);
+  await page.goto(`${server.origin}/#finetune`);
+  await chooseFiles(page, '#finetune-files', [0, 1, 2].map((i) => ({ name: `loose-${i}.png`, buffer: encodePng(40, 40, syntheticShape(2, 40, i)) })));
+  await page.waitForSelector('#finetune-assign-class');
+  assert.match(await page.textContent('#finetune-assign'), /3 image\(s\) are not in a class folder/);
+  await page.selectOption('#finetune-assign-class', 'notumor');
+  await page.click('#finetune-assign-button');
+  const counts = await page.$$eval('#finetune-counts tbody tr', (rows) => rows.map((r) => [r.dataset.class, Number(r.lastChild.textContent)]));
+  assert.deepEqual(counts, [['glioma', 0], ['meningioma', 0], ['notumor', 3], ['pituitary', 0]]);
+  assert.equal(await page.$('#finetune-assign-class'), null);
+  assert.equal(await page.isEnabled('#finetune-start'), true);
+  await context.close();
+});
