@@ -12,7 +12,7 @@ const READABLE = ['Glioma', 'Meningioma', 'No tumor', 'Pituitary tumor'];
 
 let server, browser;
 before(async () => {
-  server = await startServer({ singleThreaded: true });  // the threaded build: threads.test.mjs
+  server = await startServer({ builds: ['wasm'] });  // the threaded build: threads.test.mjs
   browser = await launchBrowser();
 });
 after(async () => {

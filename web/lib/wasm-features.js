@@ -29,6 +29,7 @@ export function wasmVariants() {
   const cores = Math.max(1, Math.min(globalThis.navigator?.hardwareConcurrency ?? 1, MAX_THREADS));
   const variants = [];
   if (simd && globalThis.crossOriginIsolated && cores > 1) variants.push({ simd, threads: cores, url: url('wasm-threads') });
-  variants.push(simd ? { simd, threads: 1, url: url('wasm') } : { simd, threads: 1, url: url('wasm-nosimd') });
+  if (simd) variants.push({ simd, threads: 1, url: url('wasm') });
+  variants.push({ simd: false, threads: 1, url: url('wasm-nosimd') });  // runs everywhere: the last resort
   return variants;
 }

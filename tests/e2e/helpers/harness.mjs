@@ -17,24 +17,26 @@ const CHROMIUM_FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-background-n
 // Serves the page in this process through scripts/serve.mjs (same mounts and headers as
 // `scripts/serve`) on a free port. modelDir replaces model/ (the directory holding
 // neurolens.safetensors); by default the tests use a small model they write themselves.
-// singleThreaded: serve no threads build, so the page runs the single-threaded SIMD build
-// (as in a browser where the page cannot be cross-origin isolated).
-export async function startServer({ modelDir, singleThreaded = false } = {}) {
+// builds: which engine builds to serve (the page takes the best one it can load), e.g.
+// ['wasm'] for the single-threaded SIMD build as in a browser where the page cannot be
+// cross-origin isolated, ['wasm-nosimd'] for the plain-wasm fallback.
+export async function startServer({ modelDir, builds = ['wasm', 'wasm-threads', 'wasm-nosimd'] } = {}) {
   const ownDir = modelDir ? null : writeTestModelDir(path.join(ROOT, `build/e2e/model-${process.pid}`));
   modelDir ??= ownDir;
-  // NEUROLENS_E2E_WASM_DIR / NEUROLENS_E2E_WASM_THREADS_DIR: test other builds than
-  // build/wasm and build/wasm-threads (e.g. a private build dir).
-  const override = { '/wasm/': process.env.NEUROLENS_E2E_WASM_DIR, '/wasm-threads/': process.env.NEUROLENS_E2E_WASM_THREADS_DIR };
+  // NEUROLENS_E2E_WASM_DIR, _WASM_THREADS_DIR, _WASM_NOSIMD_DIR: test other builds than
+  // build/wasm, build/wasm-threads and build/wasm-nosimd (e.g. a private build dir).
+  const override = { '/wasm/': process.env.NEUROLENS_E2E_WASM_DIR, '/wasm-threads/': process.env.NEUROLENS_E2E_WASM_THREADS_DIR,
+                     '/wasm-nosimd/': process.env.NEUROLENS_E2E_WASM_NOSIMD_DIR };
   let mounts = defaultMounts(ROOT).map((m) => {
     if (m.prefix === '/model/') return { ...m, dir: modelDir };
     if (override[m.prefix]) return { ...m, dir: path.resolve(ROOT, override[m.prefix]) };
     return m;
   });
-  if (singleThreaded) mounts = mounts.filter((m) => m.prefix !== '/wasm-threads/');
-  else if (override['/wasm-threads/'] && !mounts.some((m) => m.prefix === '/wasm-threads/')) {
+  if (override['/wasm-threads/'] && !mounts.some((m) => m.prefix === '/wasm-threads/')) {
     const wasm = mounts.find((m) => m.prefix === '/wasm/');
     mounts = [{ ...wasm, prefix: '/wasm-threads/', dir: path.resolve(ROOT, override['/wasm-threads/']) }, ...mounts];
   }
+  mounts = mounts.filter((m) => !/^\/wasm[^/]*\/$/.test(m.prefix) || builds.includes(m.prefix.slice(1, -1)));
   const { server, port } = await serve({ port: 0, host: '127.0.0.1', mounts });
   return {
     origin: `http://127.0.0.1:${port}`,
