@@ -117,10 +117,28 @@ test('fine-tune: trains in the worker, changes predictions, persists, cancels, g
   assert.ok(maxDifference(await probe(page), tuned) < 1e-6);
   await screenshot(page, 'finetune-cancelled');
 
+  // Download the model in use: the same safetensors format the CLI reads.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#finetune-download-current')]);
+  const file = fs.readFileSync(await download.path());
+  const headerLength = Number(file.readBigUInt64LE(0));
+  const header = JSON.parse(file.subarray(8, 8 + headerLength).toString('utf8'));
+  assert.equal(header.__metadata__.format, 'neurolens/1');
+  assert.equal(JSON.parse(header.__metadata__.training).fine_tune.length, 1);
+
   // Back to the shipped model.
   await page.click('#finetune-back');
   await page.waitForFunction(() => document.querySelector('#status').dataset.model === 'shipped');
   assert.ok(maxDifference(await probe(page), original) < 1e-6);
+
+  // Loading the downloaded file makes it the model in use again.
+  await page.setInputFiles('#finetune-load-model', { name: 'mine.safetensors', mimeType: 'application/octet-stream', buffer: file });
+  await page.waitForFunction(() => document.querySelector('#status').dataset.model === 'custom');
+  assert.ok(maxDifference(await probe(page), tuned) < 1e-6);
+  await page.setInputFiles('#finetune-load-model', { name: 'junk.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from('junk') });
+  await page.waitForFunction(() => /Could not load junk\.safetensors/.test(document.querySelector('#finetune-model-bar').textContent));
+  assert.equal(await page.$eval('#status', (s) => s.dataset.model), 'custom', 'a bad file leaves the model in use');
+  await page.click('#finetune-back');
+  await page.waitForFunction(() => document.querySelector('#status').dataset.model === 'shipped');
   await page.reload();
   await page.waitForFunction(() => document.body.dataset.ready === 'true', null, { timeout: 60000 });
   assert.equal(await page.$eval('#status', (s) => s.dataset.model), 'shipped');
