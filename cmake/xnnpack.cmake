@@ -68,6 +68,9 @@ if(EMSCRIPTEN)
     set(XNNPACK_ENABLE_WASM_SIMD ON CACHE BOOL "" FORCE)
   else()
     set(XNNPACK_ENABLE_WASM_SIMD OFF CACHE BOOL "" FORCE)
+    # The generic (non-SIMD) branch of src/configs/transpose-config.c tests only
+    # XNN_ENABLE_RISCV_VECTOR, which XNNPACK's CMake enables on every processor.
+    set(XNNPACK_ENABLE_RISCV_VECTOR OFF CACHE BOOL "" FORCE)
   endif()
 endif()
 
