@@ -51,7 +51,7 @@ struct Panel {
 
 std::string panel_svg(const Panel& p, const std::string& name, const std::vector<EpochRecord>& hist,
                       const std::vector<Series>& series, double y_min, double y_max,
-                      const char* tick_format) {
+                      const char* tick_format, bool legend_at_bottom) {
   std::string s;
   const double epochs = static_cast<double>(std::max<size_t>(hist.size(), 1));
   auto px = [&](double epoch) { return p.x + p.w * (epochs <= 1 ? 0.5 : (epoch - 1) / (epochs - 1)); };
@@ -90,13 +90,28 @@ std::string panel_svg(const Panel& p, const std::string& name, const std::vector
     s += "<polyline fill='none' stroke='" + se.colour + "' stroke-width='2'" +
          (se.dashed ? " stroke-dasharray='6,4'" : "") + " points='" + points + "'/>\n";
   }
-  // legend
-  double ly = p.y + 14;
+  // the best epoch: the last one marked best (each mark means "best so far")
+  const EpochRecord* best = nullptr;
+  for (const EpochRecord& r : hist)
+    if (r.best) best = &r;
+  if (best) {
+    const double x = px(static_cast<double>(best->epoch));
+    s += "<line x1='" + fmt("%.1f", x) + "' x2='" + fmt("%.1f", x) + "' y1='" + fmt("%.1f", p.y) +
+         "' y2='" + fmt("%.1f", p.y + p.h) + "' stroke='#2ca02c' stroke-dasharray='2,3'/>\n";
+    s += "<text x='" + fmt("%.1f", x + 3) + "' y='" + fmt("%.1f", p.y + p.h - 4) +
+         "' fill='#2ca02c'>best</text>\n";
+  }
+  // legend, on a white box in the corner the curves leave free
+  const double box_h = 16.0 * series.size() + 6;
+  const double box_y = legend_at_bottom ? p.y + p.h - box_h - 18 : p.y + 4;
+  s += "<rect x='" + fmt("%.1f", p.x + p.w - 150) + "' y='" + fmt("%.1f", box_y) +
+       "' width='146' height='" + fmt("%.1f", box_h) + "' fill='white' fill-opacity='0.85' stroke='#ccc'/>\n";
+  double ly = box_y + 15;
   for (const Series& se : series) {
-    s += "<line x1='" + fmt("%.1f", p.x + p.w - 130) + "' x2='" + fmt("%.1f", p.x + p.w - 105) +
+    s += "<line x1='" + fmt("%.1f", p.x + p.w - 142) + "' x2='" + fmt("%.1f", p.x + p.w - 117) +
          "' y1='" + fmt("%.1f", ly - 4) + "' y2='" + fmt("%.1f", ly - 4) + "' stroke='" + se.colour +
          "' stroke-width='2'" + (se.dashed ? " stroke-dasharray='6,4'" : "") + "/>\n";
-    s += "<text x='" + fmt("%.1f", p.x + p.w - 100) + "' y='" + fmt("%.1f", ly) + "'>" +
+    s += "<text x='" + fmt("%.1f", p.x + p.w - 112) + "' y='" + fmt("%.1f", ly) + "'>" +
          escape_xml(se.label) + "</text>\n";
     ly += 16;
   }
@@ -136,8 +151,8 @@ std::string training_curves_svg(const std::vector<EpochRecord>& history, const s
   const std::vector<Series> acc_series = {
       {"train accuracy", "#1f77b4", false, [](const EpochRecord& r) { return r.train_accuracy; }, false},
       {"validation accuracy", "#d62728", true, [](const EpochRecord& r) { return r.val_accuracy; }, true}};
-  s += panel_svg({60, 60, 360, 260}, "loss", history, loss_series, 0.0, loss_max, "%.2f");
-  s += panel_svg({510, 60, 360, 260}, "accuracy", history, acc_series, acc_min, 1.0, "%.2f");
+  s += panel_svg({60, 60, 360, 260}, "loss", history, loss_series, 0.0, loss_max, "%.2f", false);
+  s += panel_svg({510, 60, 360, 260}, "accuracy", history, acc_series, acc_min, 1.0, "%.2f", true);
   s += "</svg>\n";
   return s;
 }
