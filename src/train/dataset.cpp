@@ -173,7 +173,7 @@ nlohmann::json split_to_json(const Dataset& data, const Split& split, double val
 }
 
 uint64_t split_digest(const Dataset& data, const Split& split) {
-  uint64_t h = mix64(split.validation.size() ^ (split.train.size() << 32));
+  uint64_t h = mix64(split.validation.size() ^ (static_cast<uint64_t>(split.train.size()) << 32));
   for (size_t i : split.validation) {
     const DatasetItem& it = data.item(i);
     h = mix64(h ^ it.hash);
