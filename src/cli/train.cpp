@@ -45,6 +45,8 @@ const std::vector<Option> kOptions = {
     {"--weight-decay", "X", "AdamW decoupled weight decay on conv/dense weights (default 0.05)"},
     {"--label-smoothing", "X", "label smoothing (default 0.1)"},
     {"--clip", "X", "clip the gradient's global norm to X (default 0: off)"},
+    {"--ema", "D", "average the weights over steps with decay D (e.g. 0.998); validation and the\n"
+                   "                        saved model use the average (default 0: off)"},
     {"--no-augment", "", "no flips, rotations, shifts, scaling or brightness/contrast jitter"},
     {"--seed", "N", "seed of the split, initial weights, shuffling and augmentation (default 1)"},
     {"--val-fraction", "X", "fraction of each class held out for validation (default 0.2)"},
@@ -218,6 +220,7 @@ int run_train(const CommandArgs& argv) {
   opt.weight_decay = get_number(args, "--weight-decay", 0.05, 0.0, 0.99);
   opt.label_smoothing = get_number(args, "--label-smoothing", 0.1, 0.0, 0.99);
   opt.max_grad_norm = get_number(args, "--clip", 0.0, 0.0, 1e6);
+  opt.ema_decay = get_number(args, "--ema", 0.0, 0.0, 0.99999);
   opt.seed = args.get_size("--seed", 1, 0, 999999999999);
   opt.trainable_layers = args.get_size("--trainable-layers", 0, 0, 100000);
   if (args.has("--no-augment")) opt.augment = AugmentOptions{};

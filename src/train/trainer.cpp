@@ -21,6 +21,7 @@ namespace {
 
 constexpr const char* kCheckpointFormat = "neurolens-checkpoint/1";
 constexpr const char* kModelFormat = "neurolens/1";  // model_io.h
+const std::string kEmaPrefix = "trainer.ema.";
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) {
@@ -112,6 +113,8 @@ void TrainOptions::validate() const {
     fail("label smoothing " + std::to_string(label_smoothing) + " is outside [0, 1)");
   if (!(max_grad_norm >= 0.0 && std::isfinite(max_grad_norm)))
     fail("max gradient norm " + std::to_string(max_grad_norm) + " must be >= 0");
+  if (!(ema_decay >= 0.0 && ema_decay < 1.0))
+    fail("EMA decay " + std::to_string(ema_decay) + " is outside [0, 1)");
   augment.validate();
 }
 
@@ -127,6 +130,7 @@ nlohmann::json to_json(const TrainOptions& o) {
           {"seed", o.seed},
           {"trainable_layers", o.trainable_layers},
           {"eval_batch_size", o.eval_batch_size},
+          {"ema_decay", o.ema_decay},
           {"augment",
            {{"flip", o.augment.flip},
             {"rotation_deg", o.augment.rotation_deg},
@@ -150,6 +154,7 @@ TrainOptions train_options_from_json(const nlohmann::json& j) {
     o.seed = j.at("seed").get<uint64_t>();
     o.trainable_layers = j.at("trainable_layers").get<size_t>();
     o.eval_batch_size = j.at("eval_batch_size").get<size_t>();
+    o.ema_decay = j.value("ema_decay", 0.0);  // absent in checkpoints made before it existed
     const nlohmann::json& a = j.at("augment");
     o.augment.flip = a.at("flip").get<bool>();
     o.augment.rotation_deg = a.at("rotation_deg").get<double>();
@@ -324,18 +329,58 @@ size_t Trainer::batches_per_epoch() const {
 }
 
 TrainStatus Trainer::run(const TrainCallbacks& callbacks, const std::atomic<bool>* cancel) {
+  const bool averaging = options_.ema_decay > 0.0;
   while (history_.size() < options_.epochs) {
+    const auto start = Clock::now();
     EpochRecord record;
     if (!train_epoch(callbacks, cancel, record)) return TrainStatus::cancelled;
+    if (averaging) swap_ema();  // validate, report and keep the averaged weights
+    if (!validation_.empty()) {
+      const Evaluation ev = evaluate(rt_, model_, data_, validation_, options_.eval_batch_size, cancel);
+      if (ev.cancelled) {
+        if (averaging) swap_ema();
+        return TrainStatus::cancelled;
+      }
+      record.has_validation = true;
+      record.val_loss = ev.loss;
+      record.val_accuracy = ev.accuracy;
+    }
+    record.seconds = seconds_since(start);
     const EpochRecord* best = best_epoch_ > 0 ? &history_[best_epoch_ - 1] : nullptr;
     record.best = better(record, best);
     history_.push_back(record);
     if (record.best) best_epoch_ = static_cast<int>(record.epoch);
     if (callbacks.on_epoch) callbacks.on_epoch(record);
     if (record.best && callbacks.on_best) callbacks.on_best(model_, record);
+    const bool last = history_.size() == options_.epochs;
+    if (averaging && !last) swap_ema();  // back to the live weights to go on training
     if (callbacks.on_checkpoint) callbacks.on_checkpoint();
   }
+  if (averaging && !swapped_ && !ema_.empty()) swap_ema();  // resumed after the last epoch
   return TrainStatus::finished;
+}
+
+void Trainer::update_ema() {
+  const double t = static_cast<double>(optimizer_.steps());
+  const double d = std::min(options_.ema_decay, (1.0 + t) / (10.0 + t));
+  for (ParamRef& p : model_.parameters()) {
+    const Tensor& value = p.param->value;
+    auto [it, inserted] = ema_.try_emplace(p.name, value);
+    if (inserted) continue;
+    float* e = it->second.data();
+    const float* v = value.data();
+    for (size_t i = 0, n = value.size(); i < n; ++i)
+      e[i] = static_cast<float>(d * e[i] + (1.0 - d) * v[i]);
+  }
+}
+
+void Trainer::swap_ema() {
+  for (ParamRef& p : model_.parameters()) {
+    auto it = ema_.find(p.name);
+    if (it != ema_.end()) std::swap(p.param->value, it->second);
+  }
+  model_.params_changed();
+  swapped_ = !swapped_;
 }
 
 bool Trainer::train_epoch(const TrainCallbacks& callbacks, const std::atomic<bool>* cancel,
@@ -374,6 +419,7 @@ bool Trainer::train_epoch(const TrainCallbacks& callbacks, const std::atomic<boo
     model_.backward(rt_, dlogits_);
     lr = schedule_.at(optimizer_.steps());
     optimizer_.step(model_, lr);
+    if (options_.ema_decay > 0.0) update_ema();
 
     loss_sum += loss * static_cast<double>(batch);
     seen += batch;
@@ -394,14 +440,6 @@ bool Trainer::train_epoch(const TrainCallbacks& callbacks, const std::atomic<boo
   record.lr = lr;
   record.train_loss = loss_sum / static_cast<double>(seen);
   record.train_accuracy = static_cast<double>(correct) / static_cast<double>(seen);
-  if (!validation_.empty()) {
-    const Evaluation ev = evaluate(rt_, model_, data_, validation_, options_.eval_batch_size, cancel);
-    if (ev.cancelled) return false;
-    record.has_validation = true;
-    record.val_loss = ev.loss;
-    record.val_accuracy = ev.accuracy;
-  }
-  record.seconds = seconds_since(start);
   return true;
 }
 
@@ -420,8 +458,16 @@ nlohmann::json Trainer::record() const {
 // ----------------------------------------------------------------------------- checkpoints
 
 std::vector<uint8_t> Trainer::checkpoint(const nlohmann::json& extra) const {
+  // The live weights are saved under the model's names and the averaged ones (ema_decay)
+  // under kEmaPrefix; after the last epoch the model holds the averaged ones (swapped_).
   std::vector<NamedTensor> tensors;
-  for (ParamRef& p : model_.parameters()) tensors.push_back({p.name, &p.param->value});
+  std::vector<ParamRef> params = model_.parameters();
+  for (ParamRef& p : params) {
+    auto it = ema_.find(p.name);
+    const bool averaged = it != ema_.end();
+    tensors.push_back({p.name, swapped_ && averaged ? &it->second : &p.param->value});
+    if (averaged) tensors.push_back({kEmaPrefix + p.name, swapped_ ? &p.param->value : &it->second});
+  }
   const std::map<std::string, Tensor> moments = optimizer_.state_tensors();
   for (const auto& [name, t] : moments) tensors.push_back({name, &t});
 
@@ -463,10 +509,12 @@ Checkpoint load_checkpoint(std::span<const uint8_t> bytes) {
   // validates the architecture and every tensor.
   std::vector<Tensor> model_values;
   std::vector<std::string> model_names;
-  std::map<std::string, Tensor> optimizer;
+  std::map<std::string, Tensor> optimizer, ema;
   for (const SafetensorsEntry& e : file.tensors) {
     if (e.name.rfind("adamw.", 0) == 0) {
       optimizer.emplace(e.name, e.to_tensor());
+    } else if (e.name.rfind(kEmaPrefix, 0) == 0) {
+      ema.emplace(e.name.substr(kEmaPrefix.size()), e.to_tensor());
     } else {
       model_names.push_back(e.name);
       model_values.push_back(e.to_tensor());
@@ -482,7 +530,7 @@ Checkpoint load_checkpoint(std::span<const uint8_t> bytes) {
     TrainOptions options = train_options_from_json(state.at("options"));
     nlohmann::json extra = state.at("extra");
     return Checkpoint{std::move(model), options, std::move(state), std::move(extra),
-                      std::move(optimizer)};
+                      std::move(optimizer), std::move(ema)};
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument(std::string("checkpoint state: ") + e.what());
   }
@@ -510,6 +558,21 @@ void Trainer::resume(const Checkpoint& ck) {
         throw std::invalid_argument("checkpoint state: layer '" + name + "' is not a dropout layer");
       d->set_step(step.get<uint64_t>());
     }
+    std::map<std::string, Tensor> ema;
+    std::map<std::string, Shape> shapes;
+    for (ParamRef& p : model_.parameters()) shapes[p.name] = p.param->value.shape();
+    for (const auto& [name, t] : ck.ema) {
+      auto it = shapes.find(name);
+      if (it == shapes.end() || it->second != t.shape())
+        throw std::invalid_argument("checkpoint state: averaged tensor '" + name +
+                                    "' does not match a parameter of the model");
+      ema.emplace(name, t);
+    }
+    if (options_.ema_decay > 0.0 && ema.size() != shapes.size() && optimizer_.steps() > 0)
+      throw std::invalid_argument("checkpoint state: " + std::to_string(ema.size()) + " of " +
+                                  std::to_string(shapes.size()) + " averaged parameters");
+    ema_ = std::move(ema);
+    swapped_ = false;
     history_ = std::move(history);
     best_epoch_ = best;
   } catch (const nlohmann::json::exception& e) {

@@ -39,6 +39,10 @@ struct TrainOptions {
   AugmentOptions augment = AugmentOptions::mri();
   size_t trainable_layers = 0; // 0: train everything; K: only the last K layers with parameters
   size_t eval_batch_size = 64;
+  // > 0: keep an exponential moving average of the parameters (batch-norm statistics
+  // included), ema = d*ema + (1-d)*value after every step with d = min(ema_decay,
+  // (1+t)/(10+t)); validation, the best model and the end result use the averaged weights.
+  double ema_decay = 0.0;
 
   // Throws std::invalid_argument naming the option and the allowed range.
   void validate() const;
@@ -106,6 +110,7 @@ struct Checkpoint {
   nlohmann::json state;   // epochs done, history, best, optimizer steps, ...
   nlohmann::json extra;   // what the caller stored
   std::map<std::string, Tensor> optimizer;
+  std::map<std::string, Tensor> ema;  // averaged parameters by name (ema_decay > 0)
 };
 // Validates like load_model (the model part goes through it) and throws
 // std::invalid_argument naming what is wrong.
@@ -120,7 +125,9 @@ class Trainer {
 
   // Trains the remaining epochs. Between batches, a set cancel flag abandons the epoch in
   // progress and returns cancelled (the model then holds a partly trained epoch; the last
-  // checkpoint and the best model written by the callbacks are what to keep).
+  // checkpoint and the best model written by the callbacks are what to keep). With
+  // ema_decay, on_epoch/on_best see the model holding the averaged weights, and after a
+  // finished run the model keeps them.
   TrainStatus run(const TrainCallbacks& callbacks, const std::atomic<bool>* cancel = nullptr);
 
   // Checkpoint of the state after the last completed epoch (call from on_checkpoint or after
@@ -144,6 +151,8 @@ class Trainer {
  private:
   bool train_epoch(const TrainCallbacks& callbacks, const std::atomic<bool>* cancel,
                    EpochRecord& record);
+  void update_ema();
+  void swap_ema();  // exchanges the model's parameter values with the averaged ones
 
   Runtime& rt_;
   Model& model_;
@@ -154,6 +163,8 @@ class Trainer {
   LrSchedule schedule_;
   std::vector<EpochRecord> history_;
   int best_epoch_ = 0;
+  std::map<std::string, Tensor> ema_;  // by parameter name; empty unless options_.ema_decay > 0
+  bool swapped_ = false;               // the model holds the averaged weights, ema_ the live ones
   // Work buffers, kept between batches.
   Tensor input_, dlogits_;
   std::vector<int> labels_;

@@ -482,6 +482,7 @@ TEST_CASE("checkpoint + resume reproduce an uninterrupted run exactly; cancel st
   TrainOptions o = quiet_options(3);
   o.augment = AugmentOptions::mri();
   o.label_smoothing = 0.1;
+  o.ema_decay = 0.9;  // the averaged weights must survive the checkpoint too
 
   Model straight(tiny_with_dropout(12), data.classes());
   straight.init_params(5);
@@ -659,4 +660,43 @@ TEST_CASE("training gives the same weights on one and two threads") {
     const std::string bad = ref::mismatch(weights[1][i].values(), one, 0.0, 0.0);
     CHECK_MESSAGE(bad.empty(), "parameter " << i << ": " << bad);
   }
+}
+
+TEST_CASE("weight averaging (EMA): the final model is the hand-computed average of every step") {
+  Runtime rt(1);
+  const Dataset data = synthetic_dataset(4, 12, 7);
+  TrainOptions o = quiet_options(2);
+  o.ema_decay = 0.8;
+  Model model(make_architecture("tiny", 12, 4), data.classes());
+  model.init_params(2);
+  std::vector<std::vector<double>> ema;  // per parameter tensor, in double
+  size_t step = 0;
+  auto update = [&](double d) {
+    std::vector<ParamRef> ps = model.parameters();
+    for (size_t i = 0; i < ps.size(); ++i)
+      for (size_t k = 0; k < ps[i].param->value.size(); ++k)
+        ema[i][k] = d * ema[i][k] + (1 - d) * ps[i].param->value[k];
+  };
+  Trainer trainer(rt, model, data, all_items(data), all_items(data), o);
+  TrainCallbacks cb;
+  cb.on_batch = [&](const BatchProgress&) {
+    ++step;
+    if (ema.empty()) {  // the first step starts the average at the values after it
+      for (ParamRef& p : model.parameters()) ema.emplace_back(p.param->value.values().begin(), p.param->value.values().end());
+      return;
+    }
+    update(std::min(0.8, (1.0 + step) / (10.0 + step)));
+  };
+  std::vector<double> val_acc;
+  cb.on_epoch = [&](const EpochRecord& r) { val_acc.push_back(r.val_accuracy); };
+  CHECK(trainer.run(cb) == TrainStatus::finished);
+  std::vector<ParamRef> ps = model.parameters();
+  REQUIRE(ps.size() == ema.size());
+  for (size_t i = 0; i < ps.size(); ++i) {
+    const std::string bad = ref::mismatch(ps[i].param->value.values(), ema[i], 1e-6, 1e-5);
+    CHECK_MESSAGE(bad.empty(), ps[i].name << ": " << bad);
+  }
+  // The last validation ran on the averaged weights the model now holds.
+  const std::vector<size_t> items = all_items(data);
+  CHECK(evaluate(rt, model, data, items).accuracy == doctest::Approx(val_acc.back()));
 }
