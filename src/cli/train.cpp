@@ -416,7 +416,10 @@ int run_train(const CommandArgs& argv) {
   }
 
   // Finished: the best model gets the complete record (all epochs, status, total time).
-  Model best = load_model_file(out);
+  // The best epoch's weights come from the trainer (they are in every checkpoint), so the
+  // result does not depend on what happened to FILE meanwhile.
+  Model best = model.clone();
+  if (!trainer.copy_best_into(best)) best = load_model_file(out);  // checkpoint without them
   best.training_record() = record("finished");
   save_model_file(best, out);
   write_curves();

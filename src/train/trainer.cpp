@@ -22,6 +22,7 @@ namespace {
 constexpr const char* kCheckpointFormat = "neurolens-checkpoint/1";
 constexpr const char* kModelFormat = "neurolens/1";  // model_io.h
 const std::string kEmaPrefix = "trainer.ema.";
+const std::string kBestPrefix = "trainer.best.";
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) {
@@ -349,7 +350,10 @@ TrainStatus Trainer::run(const TrainCallbacks& callbacks, const std::atomic<bool
     const EpochRecord* best = best_epoch_ > 0 ? &history_[best_epoch_ - 1] : nullptr;
     record.best = better(record, best);
     history_.push_back(record);
-    if (record.best) best_epoch_ = static_cast<int>(record.epoch);
+    if (record.best) {
+      best_epoch_ = static_cast<int>(record.epoch);
+      for (ParamRef& p : model_.parameters()) best_[p.name] = p.param->value;
+    }
     if (callbacks.on_epoch) callbacks.on_epoch(record);
     if (record.best && callbacks.on_best) callbacks.on_best(model_, record);
     const bool last = history_.size() == options_.epochs;
@@ -443,6 +447,20 @@ bool Trainer::train_epoch(const TrainCallbacks& callbacks, const std::atomic<boo
   return true;
 }
 
+bool Trainer::copy_best_into(Model& model) const {
+  if (best_.empty()) return false;
+  std::vector<ParamRef> params = model.parameters();
+  for (ParamRef& p : params) {
+    auto it = best_.find(p.name);
+    if (it == best_.end() || it->second.shape() != p.param->value.shape())
+      throw std::invalid_argument("copy_best_into: the model's parameter '" + p.name +
+                                  "' does not match the trained model's");
+  }
+  for (ParamRef& p : params) p.param->value = best_.at(p.name);
+  model.params_changed();
+  return true;
+}
+
 nlohmann::json Trainer::record() const {
   nlohmann::json epochs = nlohmann::json::array();
   for (const EpochRecord& r : history_) epochs.push_back(to_json(r));
@@ -470,6 +488,7 @@ std::vector<uint8_t> Trainer::checkpoint(const nlohmann::json& extra) const {
   }
   const std::map<std::string, Tensor> moments = optimizer_.state_tensors();
   for (const auto& [name, t] : moments) tensors.push_back({name, &t});
+  for (const auto& [name, t] : best_) tensors.push_back({kBestPrefix + name, &t});
 
   nlohmann::json dropout_steps = nlohmann::json::object();
   for (size_t i = 0; i < model_.layer_count(); ++i)
@@ -509,12 +528,14 @@ Checkpoint load_checkpoint(std::span<const uint8_t> bytes) {
   // validates the architecture and every tensor.
   std::vector<Tensor> model_values;
   std::vector<std::string> model_names;
-  std::map<std::string, Tensor> optimizer, ema;
+  std::map<std::string, Tensor> optimizer, ema, best;
   for (const SafetensorsEntry& e : file.tensors) {
     if (e.name.rfind("adamw.", 0) == 0) {
       optimizer.emplace(e.name, e.to_tensor());
     } else if (e.name.rfind(kEmaPrefix, 0) == 0) {
       ema.emplace(e.name.substr(kEmaPrefix.size()), e.to_tensor());
+    } else if (e.name.rfind(kBestPrefix, 0) == 0) {
+      best.emplace(e.name.substr(kBestPrefix.size()), e.to_tensor());
     } else {
       model_names.push_back(e.name);
       model_values.push_back(e.to_tensor());
@@ -530,7 +551,7 @@ Checkpoint load_checkpoint(std::span<const uint8_t> bytes) {
     TrainOptions options = train_options_from_json(state.at("options"));
     nlohmann::json extra = state.at("extra");
     return Checkpoint{std::move(model), options, std::move(state), std::move(extra),
-                      std::move(optimizer), std::move(ema)};
+                      std::move(optimizer), std::move(ema), std::move(best)};
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument(std::string("checkpoint state: ") + e.what());
   }
@@ -571,7 +592,19 @@ void Trainer::resume(const Checkpoint& ck) {
     if (options_.ema_decay > 0.0 && ema.size() != shapes.size() && optimizer_.steps() > 0)
       throw std::invalid_argument("checkpoint state: " + std::to_string(ema.size()) + " of " +
                                   std::to_string(shapes.size()) + " averaged parameters");
+    std::map<std::string, Tensor> best_values;
+    for (const auto& [name, t] : ck.best) {
+      auto it = shapes.find(name);
+      if (it == shapes.end() || it->second != t.shape())
+        throw std::invalid_argument("checkpoint state: best-epoch tensor '" + name +
+                                    "' does not match a parameter of the model");
+      best_values.emplace(name, t);
+    }
+    if (!best_values.empty() && best_values.size() != shapes.size())
+      throw std::invalid_argument("checkpoint state: " + std::to_string(best_values.size()) + " of " +
+                                  std::to_string(shapes.size()) + " best-epoch parameters");
     ema_ = std::move(ema);
+    best_ = std::move(best_values);
     swapped_ = false;
     history_ = std::move(history);
     best_epoch_ = best;

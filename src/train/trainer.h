@@ -111,6 +111,7 @@ struct Checkpoint {
   nlohmann::json extra;   // what the caller stored
   std::map<std::string, Tensor> optimizer;
   std::map<std::string, Tensor> ema;  // averaged parameters by name (ema_decay > 0)
+  std::map<std::string, Tensor> best; // parameters of the best epoch by name
 };
 // Validates like load_model (the model part goes through it) and throws
 // std::invalid_argument naming what is wrong.
@@ -148,6 +149,11 @@ class Trainer {
   // The options and per-epoch figures as JSON, for the model's training record.
   nlohmann::json record() const;
 
+  // Copies the parameters of the best epoch (as validated: averaged with ema_decay) into
+  // `model` (same architecture). False when no epoch has completed, or when resumed from a
+  // checkpoint that did not hold them and no better epoch came since.
+  bool copy_best_into(Model& model) const;
+
  private:
   bool train_epoch(const TrainCallbacks& callbacks, const std::atomic<bool>* cancel,
                    EpochRecord& record);
@@ -165,6 +171,7 @@ class Trainer {
   int best_epoch_ = 0;
   std::map<std::string, Tensor> ema_;  // by parameter name; empty unless options_.ema_decay > 0
   bool swapped_ = false;               // the model holds the averaged weights, ema_ the live ones
+  std::map<std::string, Tensor> best_; // parameter values of the best epoch, by name
   // Work buffers, kept between batches.
   Tensor input_, dlogits_;
   std::vector<int> labels_;

@@ -533,6 +533,11 @@ TEST_CASE("checkpoint + resume reproduce an uninterrupted run exactly; cancel st
   }
   CHECK(t1.best_epoch() == t3.best_epoch());
   CHECK(t1.steps() == t3.steps());
+  // The best epoch's weights came through the checkpoint as well.
+  Model best1 = straight.clone(), best3 = resumed.clone();
+  REQUIRE(t1.copy_best_into(best1));
+  REQUIRE(t3.copy_best_into(best3));
+  CHECK(serialize_model(best1) == serialize_model(best3));
 
   // Other options than the checkpoint's are refused.
   Model again = load_checkpoint(saved).model;
@@ -565,6 +570,9 @@ TEST_CASE("the best epoch is kept by validation accuracy, ties by loss; fine-tun
   trainer.run(keep_bests);
   REQUIRE_FALSE(bests.empty());
   CHECK(bests.back().first == static_cast<size_t>(trainer.best_epoch()));
+  Model kept = model.clone();
+  REQUIRE(trainer.copy_best_into(kept));
+  CHECK(serialize_model(kept) == serialize_model(bests.back().second));
   const EpochRecord& best = trainer.history()[trainer.best_epoch() - 1];
   for (const EpochRecord& r : trainer.history()) {
     CHECK(r.val_accuracy <= best.val_accuracy);
