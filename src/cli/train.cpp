@@ -76,9 +76,13 @@ void print_help() {
 
 std::atomic<bool> g_stop{false};
 std::atomic<int> g_signals{0};
+std::atomic<int> g_signal_number{0};
+std::atomic<long> g_signal_sender{0};
 
-void on_signal(int sig) {
+void on_signal(int sig, siginfo_t* info, void*) {
   g_stop.store(true);
+  g_signal_number.store(sig);
+  g_signal_sender.store(info ? static_cast<long>(info->si_pid) : 0);
   if (g_signals.fetch_add(1) >= 1) {  // a second Ctrl-C: stop now (writes are atomic)
     std::signal(sig, SIG_DFL);
     std::raise(sig);
@@ -87,10 +91,34 @@ void on_signal(int sig) {
 
 void install_signal_handlers() {
   struct sigaction sa {};
-  sa.sa_handler = on_signal;
+  sa.sa_sigaction = on_signal;
+  sa.sa_flags = SA_SIGINFO;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+}
+
+// "SIGTERM from pid 123 (some command)": who stopped the run, for the log.
+std::string describe_stop_signal() {
+  const int sig = g_signal_number.load();
+  std::string what = sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "signal " + std::to_string(sig);
+  const long pid = g_signal_sender.load();
+  if (pid <= 0) return what;
+  what += " from pid " + std::to_string(pid);
+  std::error_code ec;
+  const std::string cmdline_path = "/proc/" + std::to_string(pid) + "/cmdline";
+  if (fs::exists(cmdline_path, ec)) {
+    try {
+      std::vector<uint8_t> raw = read_file_bytes(cmdline_path);
+      std::string cmd(raw.begin(), raw.end());
+      for (char& c : cmd)
+        if (c == '\0') c = ' ';
+      if (cmd.size() > 200) cmd = cmd.substr(0, 200) + "...";
+      if (!cmd.empty()) what += " (" + cmd + ")";
+    } catch (const std::exception&) {
+    }
+  }
+  return what;
 }
 
 // Progress to stderr: a redrawn bar on a terminal, nothing per batch otherwise.
@@ -407,7 +435,8 @@ int run_train(const CommandArgs& argv) {
   const TrainStatus status = trainer.run(cb, &g_stop);
   bar.clear();
   if (status == TrainStatus::cancelled) {
-    std::fprintf(stderr, "interrupted during epoch %zu: ", trainer.epochs_done() + 1);
+    std::fprintf(stderr, "interrupted (%s) during epoch %zu: ", describe_stop_signal().c_str(),
+                 trainer.epochs_done() + 1);
     if (trainer.best_epoch() > 0)
       std::fprintf(stderr, "the best model so far (epoch %d) is in %s; ", trainer.best_epoch(), out.c_str());
     std::fprintf(stderr, "rerun with --resume to continue from %s\n",
