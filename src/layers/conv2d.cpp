@@ -6,6 +6,7 @@
 #include <string>
 
 #include "layers/init.h"
+#include "layers/layer_checks.h"
 
 namespace nl {
 
@@ -15,16 +16,12 @@ namespace {
 // images per chunk: big batches of big images would otherwise need hundreds of MB.
 constexpr size_t kColsBudgetFloats = size_t{1} << 22;
 
-[[noreturn]] void fail(const LayerSpec& spec, const std::string& what) {
-  throw std::invalid_argument("layer '" + spec.name + "' (conv2d): " + what);
-}
-
 }  // namespace
 
 Conv2D::Conv2D(const LayerSpec& spec) : Layer(spec) {
-  if (spec_.filters == 0) fail(spec_, "filters must be at least 1, got 0");
-  if (spec_.kernel == 0) fail(spec_, "kernel must be at least 1, got 0");
-  if (spec_.stride == 0) fail(spec_, "stride must be at least 1, got 0");
+  if (spec_.filters == 0) throw_layer_error(spec_, "filters must be at least 1, got 0");
+  if (spec_.kernel == 0) throw_layer_error(spec_, "kernel must be at least 1, got 0");
+  if (spec_.stride == 0) throw_layer_error(spec_, "stride must be at least 1, got 0");
 }
 
 size_t Conv2D::in_channels() const { return params_.empty() ? 0 : params_[0].value.dim(3); }
@@ -34,22 +31,22 @@ bool Conv2D::is_pointwise() const {
 }
 
 Shape Conv2D::output_shape(const std::vector<Shape>& inputs) const {
-  if (inputs.size() != 1) fail(spec_, "expects 1 input, got " + std::to_string(inputs.size()));
+  if (inputs.size() != 1) throw_layer_error(spec_, "expects 1 input, got " + std::to_string(inputs.size()));
   const Shape& s = inputs[0];
-  if (s.size() != 4) fail(spec_, "input must be NHWC [N,H,W,C], got shape " + to_string(s));
+  if (s.size() != 4) throw_layer_error(spec_, "input must be NHWC [N,H,W,C], got shape " + to_string(s));
   for (size_t d : s)
-    if (d == 0) fail(spec_, "input shape " + to_string(s) + " has a zero dimension");
+    if (d == 0) throw_layer_error(spec_, "input shape " + to_string(s) + " has a zero dimension");
   const size_t k = spec_.kernel, p = spec_.padding;
   if (in_channels() != 0 && s[3] != in_channels())
-    fail(spec_, "input has " + std::to_string(s[3]) + " channels but the weight " +
+    throw_layer_error(spec_, "input has " + std::to_string(s[3]) + " channels but the weight " +
                     to_string(params_[0].value.shape()) + " expects " +
                     std::to_string(in_channels()));
   if (k > s[1] + 2 * p)
-    fail(spec_, "kernel " + std::to_string(k) + " exceeds padded input height " +
+    throw_layer_error(spec_, "kernel " + std::to_string(k) + " exceeds padded input height " +
                     std::to_string(s[1] + 2 * p) + " (height " + std::to_string(s[1]) +
                     " + 2 * padding " + std::to_string(p) + ")");
   if (k > s[2] + 2 * p)
-    fail(spec_, "kernel " + std::to_string(k) + " exceeds padded input width " +
+    throw_layer_error(spec_, "kernel " + std::to_string(k) + " exceeds padded input width " +
                     std::to_string(s[2] + 2 * p) + " (width " + std::to_string(s[2]) +
                     " + 2 * padding " + std::to_string(p) + ")");
   const size_t oh = (s[1] + 2 * p - k) / spec_.stride + 1;
@@ -68,7 +65,7 @@ void Conv2D::create_params(const std::vector<Shape>& inputs) {
 }
 
 void Conv2D::init_params(uint64_t seed) {
-  if (params_.empty()) fail(spec_, "init_params before create_params");
+  if (params_.empty()) throw_layer_error(spec_, "init_params before create_params");
   Tensor& w = params_[0].value;
   fill_he_normal(w.values(), spec_.kernel * spec_.kernel * in_channels(), seed);
   if (params_.size() > 1) params_[1].value.fill(0.0f);
@@ -104,8 +101,8 @@ void Conv2D::create_operator() {
 void Conv2D::forward(Runtime& rt, const std::vector<const Tensor*>& in, Tensor& out,
                      bool training) {
   (void)training;
-  if (in.size() != 1 || in[0] == nullptr) fail(spec_, "forward needs exactly 1 input tensor");
-  if (params_.empty()) fail(spec_, "forward before create_params");
+  if (in.size() != 1 || in[0] == nullptr) throw_layer_error(spec_, "forward needs exactly 1 input tensor");
+  if (params_.empty()) throw_layer_error(spec_, "forward before create_params");
   const Tensor& x = *in[0];
   const Shape out_shape = output_shape({x.shape()});
   if (params_dirty_ || !op_) create_operator();
@@ -119,7 +116,7 @@ void Conv2D::forward(Runtime& rt, const std::vector<const Tensor*>& in, Tensor& 
     width_ = x.dim(2);
   }
   if (out_height_ != out_shape[1] || out_width_ != out_shape[2])
-    fail(spec_, "XNNPACK output " + std::to_string(out_height_) + "x" +
+    throw_layer_error(spec_, "XNNPACK output " + std::to_string(out_height_) + "x" +
                     std::to_string(out_width_) + " differs from the expected " +
                     to_string(out_shape));
   out.reshape(out_shape);
@@ -195,16 +192,10 @@ void Conv2D::col2im(const float* cols, size_t first, size_t count, Tensor& dx) c
 
 void Conv2D::backward(Runtime& rt, const std::vector<const Tensor*>& in, const Tensor& out,
                       const Tensor& dout, const std::vector<Tensor*>& din) {
-  if (in.size() != 1 || in[0] == nullptr) fail(spec_, "backward needs exactly 1 input tensor");
-  if (params_.empty()) fail(spec_, "backward before create_params");
-  const Tensor& x = *in[0];
-  const Shape out_shape = output_shape({x.shape()});
-  if (out.shape() != out_shape)
-    fail(spec_, "backward: output shape " + to_string(out.shape()) + " is not " +
-                    to_string(out_shape) + " for input " + to_string(x.shape()));
-  if (dout.shape() != out_shape)
-    fail(spec_, "backward: gradient shape " + to_string(dout.shape()) +
-                    " differs from output shape " + to_string(out_shape));
+  if (in.size() != 1 || in[0] == nullptr) throw_layer_error(spec_, "backward needs exactly 1 input tensor");
+  if (params_.empty()) throw_layer_error(spec_, "backward before create_params");
+  const Shape out_shape = output_shape({in[0]->shape()});
+  const Tensor& x = expect_backward_args(spec_, in, out, dout, out_shape);
   Tensor* dx = din.empty() ? nullptr : din[0];
   const bool want_params = !frozen;
   if (!want_params && dx == nullptr) return;

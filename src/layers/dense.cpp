@@ -5,33 +5,26 @@
 #include <string>
 
 #include "layers/init.h"
+#include "layers/layer_checks.h"
 
 namespace nl {
 
-namespace {
-
-[[noreturn]] void fail(const LayerSpec& spec, const std::string& what) {
-  throw std::invalid_argument("layer '" + spec.name + "' (dense): " + what);
-}
-
-}  // namespace
-
 Dense::Dense(const LayerSpec& spec) : Layer(spec) {
-  if (spec_.units == 0) fail(spec_, "units must be at least 1, got 0");
+  if (spec_.units == 0) throw_layer_error(spec_, "units must be at least 1, got 0");
 }
 
 size_t Dense::in_features() const { return params_.empty() ? 0 : params_[0].value.dim(1); }
 
 Shape Dense::output_shape(const std::vector<Shape>& inputs) const {
-  if (inputs.size() != 1) fail(spec_, "expects 1 input, got " + std::to_string(inputs.size()));
+  if (inputs.size() != 1) throw_layer_error(spec_, "expects 1 input, got " + std::to_string(inputs.size()));
   const Shape& s = inputs[0];
   if (s.size() != 2 && s.size() != 4)
-    fail(spec_, "input must be [N,C] or [N,H,W,C], got shape " + to_string(s));
+    throw_layer_error(spec_, "input must be [N,C] or [N,H,W,C], got shape " + to_string(s));
   for (size_t d : s)
-    if (d == 0) fail(spec_, "input shape " + to_string(s) + " has a zero dimension");
+    if (d == 0) throw_layer_error(spec_, "input shape " + to_string(s) + " has a zero dimension");
   const size_t features = numel(s) / s[0];
   if (in_features() != 0 && features != in_features())
-    fail(spec_, "input " + to_string(s) + " has " + std::to_string(features) +
+    throw_layer_error(spec_, "input " + to_string(s) + " has " + std::to_string(features) +
                     " features but the weight " + to_string(params_[0].value.shape()) +
                     " expects " + std::to_string(in_features()));
   return {s[0], spec_.units};
@@ -47,7 +40,7 @@ void Dense::create_params(const std::vector<Shape>& inputs) {
 }
 
 void Dense::init_params(uint64_t seed) {
-  if (params_.empty()) fail(spec_, "init_params before create_params");
+  if (params_.empty()) throw_layer_error(spec_, "init_params before create_params");
   fill_he_normal(params_[0].value.values(), in_features(), seed);
   if (params_.size() > 1) params_[1].value.fill(0.0f);
   params_dirty_ = true;
@@ -76,8 +69,8 @@ void Dense::create_operator() {
 void Dense::forward(Runtime& rt, const std::vector<const Tensor*>& in, Tensor& out,
                     bool training) {
   (void)training;
-  if (in.size() != 1 || in[0] == nullptr) fail(spec_, "forward needs exactly 1 input tensor");
-  if (params_.empty()) fail(spec_, "forward before create_params");
+  if (in.size() != 1 || in[0] == nullptr) throw_layer_error(spec_, "forward needs exactly 1 input tensor");
+  if (params_.empty()) throw_layer_error(spec_, "forward before create_params");
   const Tensor& x = *in[0];
   const Shape out_shape = output_shape({x.shape()});
   if (params_dirty_ || !op_) create_operator();
@@ -95,16 +88,10 @@ void Dense::forward(Runtime& rt, const std::vector<const Tensor*>& in, Tensor& o
 
 void Dense::backward(Runtime& rt, const std::vector<const Tensor*>& in, const Tensor& out,
                      const Tensor& dout, const std::vector<Tensor*>& din) {
-  if (in.size() != 1 || in[0] == nullptr) fail(spec_, "backward needs exactly 1 input tensor");
-  if (params_.empty()) fail(spec_, "backward before create_params");
-  const Tensor& x = *in[0];
-  const Shape out_shape = output_shape({x.shape()});
-  if (out.shape() != out_shape)
-    fail(spec_, "backward: output shape " + to_string(out.shape()) + " is not " +
-                    to_string(out_shape) + " for input " + to_string(x.shape()));
-  if (dout.shape() != out_shape)
-    fail(spec_, "backward: gradient shape " + to_string(dout.shape()) +
-                    " differs from output shape " + to_string(out_shape));
+  if (in.size() != 1 || in[0] == nullptr) throw_layer_error(spec_, "backward needs exactly 1 input tensor");
+  if (params_.empty()) throw_layer_error(spec_, "backward before create_params");
+  const Shape out_shape = output_shape({in[0]->shape()});
+  const Tensor& x = expect_backward_args(spec_, in, out, dout, out_shape);
   Tensor* dx = din.empty() ? nullptr : din[0];
   const bool want_params = !frozen;
   if (!want_params && dx == nullptr) return;

@@ -28,4 +28,16 @@ void expect_shape(const LayerSpec& spec, const Shape& actual, const Shape& expec
                                 to_string(expected));
 }
 
+const Tensor& expect_backward_args(const LayerSpec& spec, const std::vector<const Tensor*>& in,
+                                   const Tensor& out, const Tensor& dout, const Shape& out_shape) {
+  if (in.size() != 1 || in[0] == nullptr) throw_layer_error(spec, "backward needs exactly 1 input tensor");
+  if (out.shape() != out_shape)
+    throw_layer_error(spec, "backward: output shape " + to_string(out.shape()) + " is not " +
+                                to_string(out_shape) + " for input " + to_string(in[0]->shape()));
+  if (dout.shape() != out_shape)
+    throw_layer_error(spec, "backward: gradient shape " + to_string(dout.shape()) +
+                                " differs from output shape " + to_string(out_shape));
+  return *in[0];
+}
+
 }  // namespace nl

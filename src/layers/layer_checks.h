@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "layer.h"
+#include "tensor.h"
 
 namespace nl {
 
@@ -18,5 +19,10 @@ void expect_rank(const LayerSpec& spec, const Shape& shape, size_t rank, const c
 
 // Throws unless the tensor has exactly the expected shape (used by backward on dout etc.).
 void expect_shape(const LayerSpec& spec, const Shape& actual, const Shape& expected, const char* what);
+
+// The arguments of a single-input backward: exactly one input, and out and dout of the shape
+// forward gives for it (out_shape). Returns that input.
+const Tensor& expect_backward_args(const LayerSpec& spec, const std::vector<const Tensor*>& in,
+                                   const Tensor& out, const Tensor& dout, const Shape& out_shape);
 
 }  // namespace nl
