@@ -71,6 +71,20 @@ export function defaultMounts(root = REPO_ROOT) {
   ];
 }
 
+// The benchmark page (scripts/bench) adds these in front of defaultMounts: /bench/ -> bench/,
+// and the TensorFlow.js builds it compares against, from node_modules. TensorFlow.js
+// evaluates strings as code, so the bench page (only) is allowed 'unsafe-eval'.
+export function benchMounts(root = REPO_ROOT) {
+  const tf = path.join(root, 'node_modules', '@tensorflow');
+  const headers = { 'Content-Security-Policy': SECURITY_HEADERS['Content-Security-Policy'].replace("'wasm-unsafe-eval'", "'unsafe-eval'") };
+  return [
+    { prefix: '/bench/', dir: path.join(root, 'bench'), index: 'index.html', headers },
+    { prefix: '/vendor/tfjs/', dir: path.join(tf, 'tfjs', 'dist'), allow: /^tf\.min\.js(\.map)?$/ },
+    { prefix: '/vendor/tfjs-backend-wasm/', dir: path.join(tf, 'tfjs-backend-wasm', 'dist'),
+      allow: /^(tf-backend-wasm\.min\.js(\.map)?|tfjs-backend-wasm[a-z-]*\.wasm)$/ },
+  ];
+}
+
 function contentType(file) {
   return MIME_TYPES[path.extname(file).toLowerCase()] ?? 'application/octet-stream';
 }
@@ -112,7 +126,7 @@ async function resolveFile(mounts, urlPath) {
   } catch {
     return null;
   }
-  return { file, size: st.size, mtime: st.mtime };
+  return { file, size: st.size, mtime: st.mtime, headers: mount.headers ?? {} };
 }
 
 function send(res, status, body, headers = {}) {
@@ -149,6 +163,7 @@ export function createServer({ mounts = defaultMounts(), log = false } = {}) {
       }
       res.writeHead(200, {
         ...SECURITY_HEADERS,
+        ...found.headers,
         'Content-Type': contentType(found.file),
         'Content-Length': found.size,
         'Last-Modified': found.mtime.toUTCString(),

@@ -12,6 +12,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "demo_model.h"
+#include "gemm_peak.h"
 #include "model_io.h"
 #include "runtime.h"
 
@@ -28,13 +29,14 @@ const std::vector<Option> kOptions = {
     {"--runs", "N", "timed forward passes (default 20)"},
     {"--warmup", "N", "untimed forward passes first (default 3)"},
     {"--no-fold", "", "time the model as loaded (batch-norm and ReLU not folded)"},
+    {"--gemm-peak", "", "also measure XNNPACK's peak f32 GEMM speed and the model's share of it"},
     {"--json", "", "print the figures as JSON"},
 };
 
 void print_help() {
   std::printf(
       "usage: neurolens bench [--model FILE | --input-size N --seed N] [--batch N] [--threads N]\n"
-      "                       [--runs N] [--warmup N] [--no-fold] [--json]\n\n"
+      "                       [--runs N] [--warmup N] [--no-fold] [--gemm-peak] [--json]\n\n"
       "Times inference forward passes (XNNPACK operators created and weights packed during the\n"
       "warm-up) on a seeded random input and prints the median and mean time per pass and the\n"
       "images per second. By default the model is folded for inference, as `classify` runs it.\n\n"
@@ -95,8 +97,11 @@ int run_bench(const CommandArgs& argv) {
   const double mflops = model.flops_per_image() / 1e6;
   const double gflops_per_s = mflops * static_cast<double>(batch) / median;  // MFLOP/ms = GFLOP/s
 
+  GemmPeak peak;
+  if (args.has("--gemm-peak")) peak = measure_gemm_peak(rt, 1.0);
+
   if (args.has("--json")) {
-    const nlohmann::json out = {
+    nlohmann::json out = {
         {"model", source},          {"folded", fold},
         {"input", to_string(model.input_shape(batch))},
         {"parameters", model.parameter_count()},
@@ -105,6 +110,11 @@ int run_bench(const CommandArgs& argv) {
         {"median_ms", median},      {"mean_ms", mean},
         {"min_ms", sorted.front()}, {"max_ms", sorted.back()},
         {"images_per_s", images_per_s}, {"gflops_per_s", gflops_per_s}};
+    if (peak.gflops_per_s > 0) {
+      out["gemm_peak_gflops_per_s"] = peak.gflops_per_s;
+      out["gemm_peak_shape"] = {peak.m, peak.k, peak.n};
+      out["fraction_of_gemm_peak"] = gflops_per_s / peak.gflops_per_s;
+    }
     std::printf("%s\n", out.dump(2).c_str());
     return 0;
   }
@@ -115,6 +125,9 @@ int run_bench(const CommandArgs& argv) {
   std::printf("forward    median %.3f ms, mean %.3f ms (min %.3f, max %.3f)\n", median, mean, sorted.front(),
               sorted.back());
   std::printf("throughput %.1f images/s, %.2f GFLOP/s\n", images_per_s, gflops_per_s);
+  if (peak.gflops_per_s > 0)
+    std::printf("GEMM peak  %.2f GFLOP/s (%zux%zux%zu); the model reaches %.0f%% of it\n", peak.gflops_per_s,
+                peak.m, peak.k, peak.n, 100.0 * gflops_per_s / peak.gflops_per_s);
   return 0;
 }
 

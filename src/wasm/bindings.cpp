@@ -12,11 +12,16 @@
 //             outputShape, params}], parameterCount, flops, training, preprocessing}
 //   classify(Uint8Array, {gradcam?}) -> {probabilities: Float32Array, classIndex, className,
 //             classes, milliseconds, heatmap?: {layer, width, height, data: Float32Array}}
+//   predict(Float32Array) -> Float32Array probabilities, for an already preprocessed [H,W,C]
+//             input (benchmarks, comparisons with other runtimes)
+//   inferenceModel() -> Uint8Array: the model as classification runs it (batch norm folded
+//             into the convolutions, ReLUs fused), as a safetensors file
 //   featureMaps(Uint8Array, layerName) -> {layer, type, height, width, channels, data}
 //   beginFineTune(); addTrainingImage(path, className, Uint8Array) -> "" | why skipped;
 //   fineTune(options, onProgress) -> {cancelled, before, after, history, ...};
 //   fineTunedModel() -> Uint8Array; endFineTune()
-// Module functions: heapBytesInUse() (allocator bytes in use, for leak checks).
+// Module functions: heapBytesInUse() (allocator bytes in use, for leak checks);
+//   gemmPeak(seconds, threads) -> {gflopsPerSecond, m, k, n}: XNNPACK's f32 GEMM speed here.
 //
 // Rules of the boundary:
 //  - Inputs are Uint8Arrays (file bytes) and plain option objects; they are copied in.
@@ -40,6 +45,7 @@
 
 #include "explain.h"
 #include "finetune.h"
+#include "gemm_peak.h"
 #include "image.h"
 #include "model.h"
 #include "model_io.h"
@@ -272,6 +278,31 @@ class Engine {
     });
   }
 
+  // Probabilities for one preprocessed input (Float32Array of H*W*C values, NHWC order).
+  val predict(val input) {
+    return guarded([&] {
+      require_model();
+      if (!input.instanceof(val::global("Float32Array")))
+        throw std::invalid_argument("predict: the input must be a Float32Array");
+      nl::Tensor x(inference_->input_shape(1));
+      const size_t n = input["length"].as<size_t>();
+      if (n != x.size())
+        throw std::invalid_argument("predict: the input has " + std::to_string(n) +
+                                    " values but the model takes " + nl::to_string(x.shape()) +
+                                    " = " + std::to_string(x.size()));
+      val(emscripten::typed_memory_view(n, x.data())).call<void>("set", input);
+      const nl::Tensor& probs = inference_->forward(runtime_, x, /*training=*/false);
+      return float_array_copy(probs.data(), probs.size());
+    });
+  }
+
+  val inferenceModel() {
+    return guarded([&] {
+      require_model();
+      return byte_array_copy(nl::serialize_model(*inference_));
+    });
+  }
+
   // {layer, type, height, width, channels, data: Float32Array [H,W,C]}
   val featureMaps(val bytes, std::string layer) {
     return guarded([&] {
@@ -440,6 +471,25 @@ Engine* make_engine_with_threads(double threads) {
 // Bytes the wasm heap's allocator has handed out and not taken back: the page's heap check.
 double heap_bytes_in_use() { return static_cast<double>(mallinfo().uordblks); }
 
+// {gflopsPerSecond, m, k, n}: the fastest f32 GEMM XNNPACK runs here (see gemm_peak.h).
+val gemm_peak(double seconds, double threads) {
+  return guarded([&] {
+    if (!(threads >= 1 && threads <= 64 && threads == std::floor(threads)))
+      throw std::invalid_argument("gemmPeak: threads must be a whole number in 1..64, got " +
+                                  std::to_string(threads));
+    if (!(seconds > 0 && seconds <= 60))
+      throw std::invalid_argument("gemmPeak: seconds must be in (0, 60], got " + std::to_string(seconds));
+    nl::Runtime rt(static_cast<size_t>(threads));
+    const nl::GemmPeak peak = nl::measure_gemm_peak(rt, seconds);
+    val out = val::object();
+    out.set("gflopsPerSecond", peak.gflops_per_s);
+    out.set("m", static_cast<double>(peak.m));
+    out.set("k", static_cast<double>(peak.k));
+    out.set("n", static_cast<double>(peak.n));
+    return out;
+  });
+}
+
 }  // namespace
 
 EMSCRIPTEN_BINDINGS(neurolens) {
@@ -451,6 +501,8 @@ EMSCRIPTEN_BINDINGS(neurolens) {
       .function("hasModel", &Engine::hasModel)
       .function("info", &Engine::info)
       .function("classify", &Engine::classify)
+      .function("predict", &Engine::predict)
+      .function("inferenceModel", &Engine::inferenceModel)
       .function("featureMaps", &Engine::featureMaps)
       .function("saveModel", &Engine::saveModel)
       .function("beginFineTune", &Engine::beginFineTune)
@@ -459,5 +511,6 @@ EMSCRIPTEN_BINDINGS(neurolens) {
       .function("fineTunedModel", &Engine::fineTunedModel)
       .function("endFineTune", &Engine::endFineTune);
   emscripten::function("heapBytesInUse", &heap_bytes_in_use);
+  emscripten::function("gemmPeak", &gemm_peak);
   nl_install_stack_guards();
 }

@@ -1,10 +1,13 @@
 // Matrix products and transposes on XNNPACK (gemm.h) against naive loops; Runtime basics.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
 #include "gemm.h"
+#include "gemm_peak.h"
 #include "reference.h"
 
 namespace {
@@ -157,4 +160,29 @@ TEST_CASE("matmul rejects shapes that do not agree") {
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(nl::transpose(rt, v), "transpose: the matrix must be 2-D, got shape [4]",
                        std::invalid_argument);
+}
+
+TEST_CASE("measure_gemm_peak reports every shape and the best of them") {
+  nl::Runtime rt(1);
+  const std::vector<nl::GemmShape> shapes = {{33, 17, 9}, {64, 48, 40}};
+  const nl::GemmPeak peak = nl::measure_gemm_peak(rt, 0.01, shapes);
+  REQUIRE(peak.shapes.size() == 2);
+  double best = 0;
+  for (const auto& e : peak.shapes) {
+    CHECK(e.gflops_per_s > 0);
+    CHECK(std::isfinite(e.gflops_per_s));
+    best = std::max(best, e.gflops_per_s);
+  }
+  CHECK(peak.gflops_per_s == best);
+  const bool from_a_shape = (peak.m == 33 && peak.k == 17 && peak.n == 9) || (peak.m == 64 && peak.k == 48 && peak.n == 40);
+  CHECK(from_a_shape);
+}
+
+TEST_CASE("measure_gemm_peak refuses a bad budget or shape, naming it") {
+  nl::Runtime rt(1);
+  CHECK_THROWS_WITH_AS(nl::measure_gemm_peak(rt, 0.0), doctest::Contains("positive number of seconds"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(nl::measure_gemm_peak(rt, 0.01, {{4, 0, 4}}), doctest::Contains("4x0x4"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(nl::measure_gemm_peak(rt, 0.01, {}), doctest::Contains("no shapes"), std::invalid_argument);
 }

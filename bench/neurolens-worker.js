@@ -1,0 +1,71 @@
+// Benchmark worker for the NeuroLens engine: loads one build (?build=wasm | wasm-threads),
+// then answers {id, type, payload} with {id, ok, result | error}. Runs in a Worker, as the
+// page's engine does, so the timings include nothing the app would not pay.
+const build = new URL(self.location.href).searchParams.get('build') ?? 'wasm';
+const glue = new URL(`../${build}/neurolens.js`, self.location.href).href;
+const ready = (async () => {
+  const { default: create } = await import(glue);
+  return create({ locateFile: (file) => new URL(file, glue).href });
+})();
+let engine = null;
+
+function median(values) {
+  const s = [...values].sort((a, b) => a - b);
+  const n = s.length;
+  return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+const jobs = {
+  // {modelBytes, threads} -> model info plus the folded inference model (safetensors bytes)
+  async load({ modelBytes, threads }) {
+    const module = await ready;
+    engine?.delete();
+    engine = threads > 1 ? new module.Engine(threads) : new module.Engine();
+    const info = engine.loadModel(modelBytes);
+    return { info, threads: engine.threads(), inferenceModel: engine.inferenceModel() };
+  },
+  // {input: Float32Array, runs, warmup} -> {probabilities, times (ms)}
+  async inference({ input, runs, warmup }) {
+    let probabilities = null;
+    for (let i = 0; i < warmup; i++) probabilities = engine.predict(input);
+    const times = [];
+    for (let i = 0; i < runs; i++) {
+      const t0 = performance.now();
+      probabilities = engine.predict(input);
+      times.push(performance.now() - t0);
+    }
+    return { probabilities, times, medianMs: median(times) };
+  },
+  async gemmPeak({ seconds, threads }) {
+    const module = await ready;
+    return module.gemmPeak(seconds, threads);
+  },
+  // {images: [{label, bytes}], epochs, batchSize, trainableLayers} -> images/s of the last epoch
+  // (the first one creates the operators and packs weights once, as a longer session would).
+  async fineTune({ images, epochs, batchSize, trainableLayers }) {
+    engine.beginFineTune();
+    try {
+      images.forEach(({ label, bytes }, i) => {
+        const reason = engine.addTrainingImage(`synthetic-${i}.png`, label, bytes);
+        if (reason) throw new Error(`training image ${i} was refused: ${reason}`);
+      });
+      const epochSeconds = [];
+      const result = engine.fineTune(
+        { epochs, batchSize, trainableLayers, validationFraction: 0, augment: false, learningRate: 1e-4, seed: 1 },
+        (event) => { if (event.kind === 'epoch') epochSeconds.push(event.seconds); return true; });
+      const last = epochSeconds[epochSeconds.length - 1];
+      return { trainImages: result.trainImages, epochSeconds, imagesPerSecond: result.trainImages / last };
+    } finally {
+      engine.endFineTune();
+    }
+  },
+};
+
+self.onmessage = async ({ data: { id, type, payload } }) => {
+  try {
+    if (!jobs[type]) throw new Error(`unknown job '${type}'`);
+    self.postMessage({ id, ok: true, result: await jobs[type](payload ?? {}) });
+  } catch (error) {
+    self.postMessage({ id, ok: false, error: error instanceof Error ? error.message : String(error) });
+  }
+};

@@ -1,0 +1,108 @@
+// The benchmark page, driven by scripts/bench.mjs through Playwright: each window.bench.*
+// function starts a fresh worker (NeuroLens engine or TensorFlow.js), measures one thing and
+// returns plain JSON. Heavy data (model files, the folded model, inputs) stays in the page.
+const MODEL_URL = new URL('../model/neurolens.safetensors', import.meta.url);
+let nextId = 1;
+let shippedModel = null;  // Uint8Array
+let foldedModel = null;   // Uint8Array: the model as NeuroLens classification runs it
+let inputShape = null;    // {height, width, channels}
+
+function call(worker, type, payload, transfer = []) {
+  return new Promise((resolve, reject) => {
+    const id = nextId++;
+    const onMessage = ({ data }) => {
+      if (data.id !== id) return;
+      worker.removeEventListener('message', onMessage);
+      if (data.ok) resolve(data.result);
+      else reject(new Error(data.error));
+    };
+    worker.addEventListener('message', onMessage);
+    worker.addEventListener('error', (e) => reject(new Error(e.message || 'the worker failed to start')), { once: true });
+    worker.postMessage({ id, type, payload }, transfer);
+  });
+}
+
+function startWorker(kind, params) {
+  const url = new URL(kind === 'neurolens' ? 'neurolens-worker.js' : 'tfjs-worker.js', import.meta.url);
+  for (const [k, v] of Object.entries(params)) url.searchParams.set(k, String(v));
+  return new Worker(url, { type: kind === 'neurolens' ? 'module' : 'classic' });
+}
+
+async function withWorker(kind, params, job) {
+  const worker = startWorker(kind, params);
+  try {
+    return await job(worker);
+  } finally {
+    worker.terminate();
+  }
+}
+
+async function modelBytes() {
+  shippedModel ??= new Uint8Array(await (await fetch(MODEL_URL)).arrayBuffer());
+  return shippedModel.slice();
+}
+
+// A deterministic, image-like preprocessed input (smooth blobs, roughly zero mean, unit spread).
+function benchInput({ height, width, channels }) {
+  const x = new Float32Array(height * width * channels);
+  for (let y = 0; y < height; y++)
+    for (let i = 0; i < width; i++)
+      for (let c = 0; c < channels; c++)
+        x[(y * width + i) * channels + c] = Math.sin(0.11 * i + 0.05 * y) * Math.cos(0.07 * y - 0.03 * i) * 1.5 + 0.2 * Math.sin(0.9 * i * y);
+  return x;
+}
+
+function base64Bytes(text) {
+  const raw = atob(text);
+  const out = new Uint8Array(raw.length);
+  for (let i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
+  return out;
+}
+
+window.bench = {
+  crossOriginIsolated: () => globalThis.crossOriginIsolated,
+  hardwareConcurrency: () => navigator.hardwareConcurrency,
+
+  // NeuroLens inference on the shipped model: {build: 'wasm' | 'wasm-threads', threads, runs, warmup}
+  async neurolensInference({ build, threads, runs, warmup }) {
+    return withWorker('neurolens', { build }, async (w) => {
+      const loaded = await call(w, 'load', { modelBytes: await modelBytes(), threads });
+      foldedModel ??= loaded.inferenceModel;
+      inputShape ??= loaded.info.input;
+      const r = await call(w, 'inference', { input: benchInput(loaded.info.input), runs, warmup });
+      return { threads: loaded.threads, flops: loaded.info.flops, input: loaded.info.input, medianMs: r.medianMs,
+               times: r.times, probabilities: Array.from(r.probabilities) };
+    });
+  },
+
+  // TensorFlow.js inference on the same folded network: {backend, threads, runs, warmup}
+  async tfjsInference({ backend, threads, runs, warmup }) {
+    if (!foldedModel) throw new Error('run neurolensInference first (it provides the folded model)');
+    return withWorker('tfjs', { backend, threads }, async (w) => {
+      const info = await call(w, 'load', { modelBytes: foldedModel.slice() });
+      const r = await call(w, 'inference', { input: benchInput(inputShape), runs, warmup });
+      return { ...info, medianMs: r.medianMs, times: r.times, probabilities: Array.from(r.probabilities) };
+    });
+  },
+
+  async gemmPeak({ build, threads, seconds }) {
+    return withWorker('neurolens', { build }, (w) => call(w, 'gemmPeak', { seconds, threads }));
+  },
+
+  // NeuroLens fine-tuning in the browser: {build, threads, images: [{label, base64}], epochs,
+  // batchSize, trainableLayers}
+  async neurolensFineTune({ build, threads, images, epochs, batchSize, trainableLayers }) {
+    return withWorker('neurolens', { build }, async (w) => {
+      const loaded = await call(w, 'load', { modelBytes: await modelBytes(), threads });
+      const decoded = images.map(({ label, base64 }) => ({ label, bytes: base64Bytes(base64) }));
+      return { threads: loaded.threads, ...(await call(w, 'fineTune', { images: decoded, epochs, batchSize, trainableLayers })) };
+    });
+  },
+
+  // TensorFlow.js training of the same (unfolded) network: {backend, threads, batchSize,
+  // trainableLayers, seconds}
+  async tfjsFineTune({ backend, threads, batchSize, trainableLayers, seconds }) {
+    return withWorker('tfjs', { backend, threads }, async (w) =>
+      call(w, 'fineTune', { modelBytes: await modelBytes(), batchSize, trainableLayers, seconds }));
+  },
+};
