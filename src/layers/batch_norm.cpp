@@ -66,7 +66,10 @@ void BatchNorm::forward(Runtime&, const std::vector<const Tensor*>& in, Tensor& 
   float* running_var = param(kRunningVar).value.data();
   mean_.assign(c, 0.0f);
   inv_std_.assign(c, 0.0f);
-  if (training) {
+  // A frozen layer (fine-tuning the layers after it) keeps the statistics it learnt, as in
+  // Keras: a few user images must not shift them, and its output becomes a fixed function.
+  const bool batch_statistics = training && !frozen;
+  if (batch_statistics) {
     // Two passes in double: the mean, then the centred sum of squares (no cancellation).
     std::vector<double> sum(c, 0.0), sq(c, 0.0);
     for (size_t r = 0; r < rows; ++r) {
@@ -108,7 +111,7 @@ void BatchNorm::forward(Runtime&, const std::vector<const Tensor*>& in, Tensor& 
     float* yr = out.data() + r * c;
     for (size_t ch = 0; ch < c; ++ch) yr[ch] = xr[ch] * scale[ch] + shift[ch];
   }
-  last_training_ = training;
+  last_training_ = batch_statistics;
   last_shape_ = shape;
 }
 

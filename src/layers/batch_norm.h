@@ -2,7 +2,7 @@
 //   y = gamma * (x - mean) / sqrt(var + epsilon) + beta.
 // Training: mean and (biased) variance of the batch over N,H,W per channel; the running
 // statistics move towards them with `momentum` (running_var towards the unbiased batch
-// variance, as PyTorch does). Inference: the running statistics. Per-channel element-wise
+// variance, as PyTorch does). Inference, and training while frozen: the running statistics. Per-channel element-wise
 // loops: the work is light and the model folds batch norm into its convolution for inference.
 // Params: gamma, beta (trainable), running_mean, running_var (trainable = false), all [C].
 #pragma once

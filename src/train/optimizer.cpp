@@ -60,7 +60,10 @@ double AdamW::step(Model& model, double lr) {
       w[i] = static_cast<float>(w[i] * decay - step_size * mi / denom);
     }
   }
-  model.params_changed();
+  // Only the layers whose weights moved re-pack them: frozen ones keep their XNNPACK operators.
+  Layer* last = nullptr;
+  for (const ParamRef& p : params)
+    if (is_updated(p) && p.layer != last) (last = p.layer)->params_changed();
   return norm;
 }
 

@@ -52,6 +52,14 @@ class Rng {
     return x % n;
   }
   bool coin() { return (next() >> 63) != 0; }
+  // Beta(a, a) for 0 < a <= 2, by Johnk's method (two powers of uniforms, accepted when
+  // their sum is at most 1; the acceptance rate is at least 1/6 over that range).
+  double beta_symmetric(double a) {
+    for (;;) {
+      const double x = std::pow(uniform(), 1.0 / a), y = std::pow(uniform(), 1.0 / a);
+      if (x + y <= 1.0 && x + y > 0.0) return x / (x + y);
+    }
+  }
 
   // Fisher-Yates shuffle with this generator.
   template <typename T>

@@ -116,6 +116,8 @@ void TrainOptions::validate() const {
     fail("max gradient norm " + std::to_string(max_grad_norm) + " must be >= 0");
   if (!(ema_decay >= 0.0 && ema_decay < 1.0))
     fail("EMA decay " + std::to_string(ema_decay) + " is outside [0, 1)");
+  if (!(mixup >= 0.0 && mixup <= 2.0))
+    fail("mixup alpha " + std::to_string(mixup) + " is outside [0, 2]");
   augment.validate();
 }
 
@@ -132,6 +134,7 @@ nlohmann::json to_json(const TrainOptions& o) {
           {"trainable_layers", o.trainable_layers},
           {"eval_batch_size", o.eval_batch_size},
           {"ema_decay", o.ema_decay},
+          {"mixup", o.mixup},
           {"augment",
            {{"flip", o.augment.flip},
             {"rotation_deg", o.augment.rotation_deg},
@@ -156,6 +159,7 @@ TrainOptions train_options_from_json(const nlohmann::json& j) {
     o.trainable_layers = j.at("trainable_layers").get<size_t>();
     o.eval_batch_size = j.at("eval_batch_size").get<size_t>();
     o.ema_decay = j.value("ema_decay", 0.0);  // absent in checkpoints made before it existed
+    o.mixup = j.value("mixup", 0.0);          // likewise
     const nlohmann::json& a = j.at("augment");
     o.augment.flip = a.at("flip").get<bool>();
     o.augment.rotation_deg = a.at("rotation_deg").get<double>();
@@ -329,6 +333,21 @@ size_t Trainer::batches_per_epoch() const {
   return std::max<size_t>(1, train_.size() / batch);
 }
 
+// Mixup: image i becomes mix*x_i + (1-mix)*x_{n-1-i} (pairs swap, so no copy is needed).
+void mix_with_reversed(Tensor& batch, double mix) {
+  const size_t n = batch.dim(0), per = batch.size() / n;
+  const float a = static_cast<float>(mix), b = static_cast<float>(1.0 - mix);
+  for (size_t i = 0; i < n / 2; ++i) {
+    float* x = batch.data() + i * per;
+    float* y = batch.data() + (n - 1 - i) * per;
+    for (size_t k = 0; k < per; ++k) {
+      const float xi = x[k], yi = y[k];
+      x[k] = a * xi + b * yi;
+      y[k] = a * yi + b * xi;
+    }
+  }
+}
+
 TrainStatus Trainer::run(const TrainCallbacks& callbacks, const std::atomic<bool>* cancel) {
   const bool averaging = options_.ema_decay > 0.0;
   while (history_.size() < options_.epochs) {
@@ -409,17 +428,31 @@ bool Trainer::train_epoch(const TrainCallbacks& callbacks, const std::atomic<boo
                options_.seed, epoch, input_);
     labels_.clear();
     for (size_t i : items) labels_.push_back(data_.item(i).label);
+    double mix = 1.0;  // weight of the batch's own images and labels
+    if (options_.mixup > 0.0 && batch > 1) {
+      mix = Rng(derive_seed(options_.seed, {0x313ull, epoch, b})).beta_symmetric(options_.mixup);
+      mix_with_reversed(input_, mix);
+      labels_mixed_.assign(labels_.rbegin(), labels_.rend());
+    }
 
     model_.zero_grad();
     model_.forward(rt_, input_, /*training=*/true);
     const Tensor& logits = model_.logits();
-    const double loss = softmax_cross_entropy(logits, labels_,
-                                              static_cast<float>(options_.label_smoothing), &dlogits_);
+    const float smoothing = static_cast<float>(options_.label_smoothing);
+    double loss = softmax_cross_entropy(logits, labels_, smoothing, &dlogits_);
+    if (mix < 1.0) {
+      const double other = softmax_cross_entropy(logits, labels_mixed_, smoothing, &dlogits_mixed_);
+      loss = mix * loss + (1.0 - mix) * other;
+      float* d = dlogits_.data();
+      const float* e = dlogits_mixed_.data();
+      for (size_t i = 0; i < dlogits_.size(); ++i)
+        d[i] = static_cast<float>(mix * d[i] + (1.0 - mix) * e[i]);
+    }
     if (!std::isfinite(loss))
       throw std::runtime_error("training diverged: the loss is " + std::to_string(loss) +
                                " at epoch " + std::to_string(epoch) + ", batch " +
                                std::to_string(b + 1) + " (lower the learning rate)");
-    correct += count_correct(logits, labels_);
+    correct += count_correct(logits, mix >= 0.5 ? labels_ : labels_mixed_);
     model_.backward(rt_, dlogits_);
     lr = schedule_.at(optimizer_.steps());
     optimizer_.step(model_, lr);

@@ -43,11 +43,17 @@ struct TrainOptions {
   // included), ema = d*ema + (1-d)*value after every step with d = min(ema_decay,
   // (1+t)/(10+t)); validation, the best model and the end result use the averaged weights.
   double ema_decay = 0.0;
+  // > 0: mixup. Each batch is blended with a reversed copy of itself, x = l*x + (1-l)*x_rev,
+  // with l ~ Beta(mixup, mixup), and the loss is l*CE(y) + (1-l)*CE(y_rev): a regulariser for
+  // small data sets, where a network otherwise learns the training images by heart.
+  double mixup = 0.0;
 
   // Throws std::invalid_argument naming the option and the allowed range.
   void validate() const;
 };
 nlohmann::json to_json(const TrainOptions& o);
+// Mixup's blend of a batch [N,...] with itself reversed: x_i = mix*x_i + (1-mix)*x_{N-1-i}.
+void mix_with_reversed(Tensor& batch, double mix);
 TrainOptions train_options_from_json(const nlohmann::json& j);  // throws std::invalid_argument
 
 struct EpochRecord {
@@ -175,6 +181,8 @@ class Trainer {
   // Work buffers, kept between batches.
   Tensor input_, dlogits_;
   std::vector<int> labels_;
+  Tensor dlogits_mixed_;           // mixup: the gradient of the reversed batch's term
+  std::vector<int> labels_mixed_;  // mixup: the labels of the reversed batch
 };
 
 }  // namespace nl

@@ -346,6 +346,15 @@ TEST_CASE("batch_norm inference: running statistics, unchanged by the pass; back
   CHECK(doubles(bn.params()[0].grad) == std::vector<double>(c, 0.0));
   CHECK(doubles(dx2) == doubles(dx));
 
+  // Frozen while training (fine-tuning later layers): the running statistics normalise, as
+  // in inference, and stay as they were; the input gradient is the inference one.
+  Tensor out_training;
+  const Tensor dx3 = forward_backward(bn, rt, {&x}, out_training, true, r);
+  CHECK(doubles(out_training) == doubles(out));
+  CHECK(doubles(bn.params()[2].value) == mean);
+  CHECK(doubles(bn.params()[3].value) == var);
+  CHECK(doubles(dx3) == doubles(dx));
+
   CHECK_THROWS_WITH_AS(bn.output_shape({{1, 3, 5, 6}}), "layer 'bn' (batch_norm): input has 6 channels, parameters have 4",
                        std::invalid_argument);
   LayerSpec bad = spec;

@@ -708,3 +708,53 @@ TEST_CASE("weight averaging (EMA): the final model is the hand-computed average 
   const std::vector<size_t> items = all_items(data);
   CHECK(evaluate(rt, model, data, items).accuracy == doctest::Approx(val_acc.back()));
 }
+
+TEST_CASE("mixup: Beta(a, a) draws and the reversed-batch blend") {
+  nl::Rng rng(9);
+  for (double a : {0.2, 1.0, 2.0}) {
+    CAPTURE(a);
+    double sum = 0.0, sq = 0.0;
+    const int n = 20000;
+    for (int i = 0; i < n; ++i) {
+      const double x = rng.beta_symmetric(a);
+      REQUIRE(x >= 0.0);
+      REQUIRE(x <= 1.0);
+      sum += x;
+      sq += x * x;
+    }
+    const double mean = sum / n, var = sq / n - mean * mean;
+    CHECK(mean == doctest::Approx(0.5).epsilon(0.03));
+    CHECK(var == doctest::Approx(1.0 / (4 * (2 * a + 1))).epsilon(0.05));
+  }
+
+  Tensor batch({3, 2});  // three "images" of two values
+  for (size_t i = 0; i < 6; ++i) batch[i] = static_cast<float>(i);
+  nl::mix_with_reversed(batch, 0.75);
+  const std::vector<float> want = {0.75f * 0 + 0.25f * 4, 0.75f * 1 + 0.25f * 5, 2, 3,
+                                   0.75f * 4 + 0.25f * 0, 0.75f * 5 + 0.25f * 1};
+  CHECK(std::vector<float>(batch.values().begin(), batch.values().end()) == want);
+}
+
+TEST_CASE("mixup training is reproducible, still learns, and is recorded") {
+  Runtime rt(1);
+  const Dataset data = synthetic_dataset(4, 12, 7);
+  TrainOptions o = quiet_options(6);
+  o.mixup = 0.4;
+  auto train = [&] {
+    Model model(make_architecture("tiny", 12, 4), data.classes());
+    model.init_params(2);
+    Trainer trainer(rt, model, data, all_items(data), all_items(data), o);
+    REQUIRE(trainer.run({}) == TrainStatus::finished);
+    std::vector<float> w;
+    for (ParamRef& p : model.parameters()) w.insert(w.end(), p.param->value.values().begin(), p.param->value.values().end());
+    return std::make_pair(w, trainer.history());
+  };
+  const auto run1 = train();
+  const auto run2 = train();
+  CHECK(run1.first == run2.first);
+  CHECK(run1.second.back().train_loss < run1.second.front().train_loss);
+  CHECK(run1.second.back().val_accuracy > 0.5);
+  CHECK(nl::to_json(o).at("mixup").get<double>() == 0.4);
+  o.mixup = 2.5;
+  CHECK_THROWS_WITH_AS(o.validate(), doctest::Contains("mixup alpha"), std::invalid_argument);
+}
