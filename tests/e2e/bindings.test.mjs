@@ -96,6 +96,39 @@ test('saveModel round-trips through loadModel', () => {
   }
 });
 
+test('predict takes a preprocessed input; inferenceModel is the folded model and predicts the same', () => {
+  const { height, width, channels } = engine.info().input;
+  const input = Float32Array.from({ length: height * width * channels }, (_, i) => Math.sin(i * 0.37) + 0.5 * Math.cos(i * 0.011));
+  const p = engine.predict(input);
+  assert.ok(p instanceof Float32Array);
+  assert.notEqual(p.buffer, NL.HEAPU8.buffer);
+  assert.equal(p.length, 4);
+  assert.ok(Math.abs(p.reduce((a, b) => a + b, 0) - 1) < 1e-5);
+  assert.throws(() => engine.predict(new Float32Array(5)), { message: /predict: the input has 5 values but the model takes \[1,48,48,1\] = 2304/ });
+  assert.throws(() => engine.predict([1, 2, 3]), { message: /predict: the input must be a Float32Array/ });
+
+  const folded = engine.inferenceModel();
+  assert.ok(folded instanceof Uint8Array);
+  const other = new NL.Engine();
+  try {
+    const info = other.loadModel(folded);
+    assert.ok(!info.layers.some((l) => l.type === 'batch_norm'), 'batch norm is folded into the convolutions');
+    assert.ok(info.layers.length < engine.info().layers.length);
+    const q = other.predict(input);
+    q.forEach((v, i) => assert.ok(Math.abs(v - p[i]) <= 1e-6, `class ${i}: ${v} vs ${p[i]}`));
+  } finally {
+    other.delete();
+  }
+});
+
+test('gemmPeak measures XNNPACK\'s matrix-product speed and checks its arguments', () => {
+  const peak = NL.gemmPeak(0.05, 1);
+  assert.ok(peak.gflopsPerSecond > 0 && Number.isFinite(peak.gflopsPerSecond));
+  assert.ok(peak.m > 0 && peak.k > 0 && peak.n > 0);
+  assert.throws(() => NL.gemmPeak(0, 1), { message: /gemmPeak: seconds must be in \(0, 60\]/ });
+  assert.throws(() => NL.gemmPeak(0.05, 0), { message: /gemmPeak: threads must be a whole number in 1..64/ });
+});
+
 test('errors and repeated calls leak neither stack nor heap', () => {
   const image = slice(6);
   const bad = new Uint8Array(10);
