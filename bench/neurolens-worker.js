@@ -1,6 +1,8 @@
 // Benchmark worker for the NeuroLens engine: loads one build (?build=wasm | wasm-threads),
 // then answers {id, type, payload} with {id, ok, result | error}. Runs in a Worker, as the
 // page's engine does, so the timings include nothing the app would not pay.
+import './worker-protocol.js';
+
 const build = new URL(self.location.href).searchParams.get('build') ?? 'wasm';
 const glue = new URL(`../${build}/neurolens.js`, self.location.href).href;
 const ready = (async () => {
@@ -9,11 +11,6 @@ const ready = (async () => {
 })();
 let engine = null;
 
-function median(values) {
-  const s = [...values].sort((a, b) => a - b);
-  const n = s.length;
-  return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
 
 const jobs = {
   // {modelBytes, threads} -> model info plus the folded inference model (safetensors bytes)
@@ -61,11 +58,4 @@ const jobs = {
   },
 };
 
-self.onmessage = async ({ data: { id, type, payload } }) => {
-  try {
-    if (!jobs[type]) throw new Error(`unknown job '${type}'`);
-    self.postMessage({ id, ok: true, result: await jobs[type](payload ?? {}) });
-  } catch (error) {
-    self.postMessage({ id, ok: false, error: error instanceof Error ? error.message : String(error) });
-  }
-};
+self.serveJobs(jobs);

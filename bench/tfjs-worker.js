@@ -1,8 +1,9 @@
 // Benchmark worker for TensorFlow.js: the same network as a NeuroLens model file, built from
 // that file's architecture and weights. ?backend=wasm|webgl|cpu&threads=N picks the backend
 // once per worker (TensorFlow.js initialises a backend once). Protocol as neurolens-worker.js.
-importScripts('../vendor/tfjs/tf.min.js', '../vendor/tfjs-backend-wasm/tf-backend-wasm.min.js', 'safetensors.js');
-/* global tf, readModelFile */
+importScripts('../vendor/tfjs/tf.min.js', '../vendor/tfjs-backend-wasm/tf-backend-wasm.min.js', 'safetensors.js',
+  'worker-protocol.js');
+/* global tf, readModelFile, median */
 
 const params = new URL(self.location.href).searchParams;
 const backendName = params.get('backend') ?? 'wasm';
@@ -19,11 +20,6 @@ const ready = (async () => {
   return { backend: tf.getBackend(), threads: backendName === 'wasm' ? tf.wasm.getThreadsCount?.() ?? threads : 1 };
 })();
 
-function median(values) {
-  const s = [...values].sort((a, b) => a - b);
-  const n = s.length;
-  return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
 
 function layerInputs(layer, previous) {
   return layer.inputs?.length ? layer.inputs : [previous];
@@ -183,11 +179,4 @@ const jobs = {
   },
 };
 
-self.onmessage = async ({ data: { id, type, payload } }) => {
-  try {
-    if (!jobs[type]) throw new Error(`unknown job '${type}'`);
-    self.postMessage({ id, ok: true, result: await jobs[type](payload ?? {}) });
-  } catch (error) {
-    self.postMessage({ id, ok: false, error: error instanceof Error ? error.message : String(error) });
-  }
-};
+self.serveJobs(jobs);

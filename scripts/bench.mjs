@@ -77,12 +77,16 @@ async function coldStart(browser, origin) {
     }).observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-prediction'] });
   });
   const image = { name: 'slice.png', mimeType: 'image/png', buffer: Buffer.from(encodePng(256, 256, syntheticSlice(256, { radius: 0.1 }))) };
+  // The image is chosen the moment the page says it is ready (engine started, model loaded).
   await page.goto(`${origin}/`, { waitUntil: 'commit' });
-  await page.waitForSelector('#classify-files', { state: 'attached' });
+  await page.waitForFunction(() => document.body.dataset.ready, null, { timeout: 60000, polling: 5 });
+  const readyMs = await page.evaluate(() => performance.now());
+  if ((await page.evaluate(() => document.body.dataset.ready)) !== 'true')
+    throw new Error(`the page did not start: ${await page.textContent('#status')}`);
   await page.setInputFiles('#classify-files', image);
   await page.waitForFunction(() => window.__firstResultMs !== undefined, null, { timeout: 60000 });
   const firstResultMs = await page.evaluate(() => window.__firstResultMs);
-  const build = await page.evaluate(() => document.body.dataset.build ?? null).catch(() => null);
+  const engine = await page.textContent('#status');
   await context.close();
 
   // Bytes by kind: as transferred (this server sends them uncompressed) and gzip -9 of the
@@ -102,7 +106,7 @@ async function coldStart(browser, origin) {
   }
   const total = Object.values(kinds).reduce((t, k) => ({ transferred_bytes: t.transferred_bytes + k.transferred_bytes,
     raw_bytes: t.raw_bytes + k.raw_bytes, gzip_bytes: t.gzip_bytes + k.gzip_bytes }), { transferred_bytes: 0, raw_bytes: 0, gzip_bytes: 0 });
-  return { first_result_ms: firstResultMs, build, bytes: kinds, total };
+  return { first_result_ms: firstResultMs, ready_ms: readyMs, engine, bytes: kinds, total };
 }
 
 async function main() {
@@ -239,7 +243,7 @@ function printTable(o) {
     ...['whole', 'last'].map((m) => `  ${(m === 'whole' ? 'whole network' : 'last layer only').padEnd(32)}  ${f(ft[m].neurolens_wasm_1t, 1).padStart(10)}  ${f(ft[m].neurolens_wasm_2t, 1).padStart(12)}  ${f(ft[m].tfjs_wasm, 1).padStart(9)}  ${f(ft[m].tfjs_webgl, 1).padStart(10)}  ${f(ft[m].tfjs_cpu, 1).padStart(8)}`),
     ...Object.entries(o.finetune_errors).flatMap(([m, e]) => Object.entries(e).map(([b, msg]) => `  (${m}: ${b} cannot train: ${msg.slice(0, 100)})`)),
     '',
-    `cold start: first result ${f(c.first_result_ms, 0)} ms after navigation; transferred ${(c.total.transferred_bytes / 1e6).toFixed(2)} MB, ` +
+    `cold start: first result ${f(c.first_result_ms, 0)} ms after navigation (page ready at ${f(c.ready_ms, 0)} ms; ${c.engine}); transferred ${(c.total.transferred_bytes / 1e6).toFixed(2)} MB, ` +
       `${(c.total.gzip_bytes / 1e6).toFixed(2)} MB gzipped`,
     ...Object.entries(c.bytes).map(([k, b]) => `  ${k.padEnd(6)} ${String(b.files).padStart(2)} files  ${(b.raw_bytes / 1e3).toFixed(0).padStart(7)} kB raw  ${(b.gzip_bytes / 1e3).toFixed(0).padStart(7)} kB gzip`),
     '',

@@ -105,6 +105,21 @@ std::vector<float> params_of(const Model& m, const std::string& layer) {
   return out;
 }
 
+// Two epochs on the shapes with only the last layer that has parameters learning.
+Model tune_head_only(const Model& base) {
+  Runtime rt(1);
+  FineTuneSession session(base);
+  add_shapes(session, base, 4);
+  FineTuneOptions o;
+  o.epochs = 2;
+  o.batch_size = 4;
+  o.trainable_layers = 1;
+  o.validation_fraction = 0.0;
+  session.run(rt, base, o);
+  REQUIRE(session.tuned() != nullptr);
+  return session.tuned()->clone();
+}
+
 }  // namespace
 
 TEST_CASE("fine-tune session: adding images, junk and unknown classes") {
@@ -168,47 +183,29 @@ TEST_CASE("fine-tune trains a copy and leaves the base model untouched") {
 }
 
 TEST_CASE("fine-tune of the last layer only keeps the others fixed") {
-  Runtime rt(1);
   const Model base = small_model();
-  FineTuneSession session(base);
-  add_shapes(session, base, 4);
-  FineTuneOptions o;
-  o.epochs = 2;
-  o.batch_size = 4;
-  o.trainable_layers = 1;
-  o.validation_fraction = 0.0;
-  session.run(rt, base, o);
-  REQUIRE(session.tuned() != nullptr);
-  CHECK(params_of(*session.tuned(), "conv1") == params_of(base, "conv1"));
-  CHECK(params_of(*session.tuned(), "conv2") == params_of(base, "conv2"));
-  CHECK(params_of(*session.tuned(), "fc") != params_of(base, "fc"));
+  const Model tuned = tune_head_only(base);
+  CHECK(params_of(tuned, "conv1") == params_of(base, "conv1"));
+  CHECK(params_of(tuned, "conv2") == params_of(base, "conv2"));
+  CHECK(params_of(tuned, "fc") != params_of(base, "fc"));
 }
 
 TEST_CASE("fine-tuning the head keeps the frozen batch-norm statistics") {
-  Runtime rt(1);
   Model base(nl::make_architecture("tiny", 14, 3), {"disc", "hbar", "vbar"});
   base.init_params(5);
   for (nl::ParamRef& p : base.parameters())  // trained-looking statistics, not the initial 0 and 1
     if (p.name.find("running_") != std::string::npos)
       for (size_t i = 0; i < p.param->value.size(); ++i) p.param->value[i] = 0.3f + 0.1f * static_cast<float>(i % 3);
-  FineTuneSession session(base);
-  add_shapes(session, base, 4);
-  FineTuneOptions o;
-  o.epochs = 2;
-  o.batch_size = 4;
-  o.trainable_layers = 1;
-  o.validation_fraction = 0.0;
-  session.run(rt, base, o);
-  REQUIRE(session.tuned() != nullptr);
+  const Model tuned = tune_head_only(base);
   size_t checked = 0;
   for (size_t i = 0; i < base.layer_count(); ++i) {
     if (base.layer(i).spec().type != "batch_norm") continue;
     CAPTURE(base.layer(i).spec().name);
-    CHECK(params_of(*session.tuned(), base.layer(i).spec().name) == params_of(base, base.layer(i).spec().name));
+    CHECK(params_of(tuned, base.layer(i).spec().name) == params_of(base, base.layer(i).spec().name));
     ++checked;
   }
   CHECK(checked == 2);
-  CHECK(params_of(*session.tuned(), "fc") != params_of(base, "fc"));
+  CHECK(params_of(tuned, "fc") != params_of(base, "fc"));
 }
 
 TEST_CASE("fine-tune cancels between batches and keeps no model") {
