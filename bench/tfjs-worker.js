@@ -17,7 +17,9 @@ const ready = (async () => {
   }
   if (!(await tf.setBackend(backendName))) throw new Error(`TensorFlow.js backend '${backendName}' failed to initialise`);
   await tf.ready();
-  return { backend: tf.getBackend(), threads: backendName === 'wasm' ? tf.wasm.getThreadsCount?.() ?? threads : 1 };
+  const wasm = backendName === 'wasm';
+  return { backend: tf.getBackend(), threads: wasm ? tf.wasm.getThreadsCount() : 1,
+           multithreadedBuild: wasm ? await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT') : false };
 })();
 
 

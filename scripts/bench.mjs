@@ -64,9 +64,11 @@ async function coldStart(browser, origin) {
   const cdp = await context.newCDPSession(page);
   await cdp.send('Network.enable');
   await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
-  const responses = new Map();
-  cdp.on('Network.responseReceived', (e) => responses.set(e.requestId, { url: e.response.url, bytes: 0 }));
-  cdp.on('Network.loadingFinished', (e) => { const r = responses.get(e.requestId); if (r) r.bytes = e.encodedDataLength; });
+  // Every request of the page and its workers (a fresh context has an empty cache anyway).
+  const sizes = [];
+  context.on('requestfinished', (request) => sizes.push(request.sizes().then(
+    (s) => ({ url: request.url(), bytes: s.responseBodySize + s.responseHeadersSize }),
+    () => ({ url: request.url(), bytes: 0 }))));
   // The moment a result card first carries a prediction, on the page's own clock (0 = navigation).
   await page.addInitScript(() => {
     new MutationObserver((_, observer) => {
@@ -87,17 +89,23 @@ async function coldStart(browser, origin) {
   await page.waitForFunction(() => window.__firstResultMs !== undefined, null, { timeout: 60000 });
   const firstResultMs = await page.evaluate(() => window.__firstResultMs);
   const engine = await page.textContent('#status');
+  const responses = await Promise.all(sizes);
   await context.close();
 
   // Bytes by kind: as transferred (this server sends them uncompressed) and gzip -9 of the
   // same bodies (what a compressing host would send).
   const kinds = {};
-  for (const { url, bytes } of responses.values()) {
+  for (const { url, bytes } of responses) {
     const u = new URL(url);
-    if (u.origin !== origin) continue;
+    if (u.origin !== origin || !u.protocol.startsWith('http')) continue;  // not blob: or data: URLs
     const kind = u.pathname.endsWith('.wasm') ? 'wasm' : /\.m?js$/.test(u.pathname) ? 'js'
       : u.pathname.endsWith('.safetensors') ? 'model' : 'other';
-    const body = Buffer.from(await (await fetch(url)).arrayBuffer());
+    let body;
+    try {
+      body = Buffer.from(await (await fetch(url)).arrayBuffer());
+    } catch (e) {
+      throw new Error(`cold start: fetching ${url} again to measure it failed: ${e.cause?.message ?? e.message}`);
+    }
     const k = (kinds[kind] ??= { files: 0, transferred_bytes: 0, raw_bytes: 0, gzip_bytes: 0 });
     k.files++;
     k.transferred_bytes += bytes;
@@ -118,7 +126,7 @@ async function main() {
   const native2 = nativeBench(2, opts.runs);
 
   const { server, port } = await startServer({ port: 0, mounts: [...benchMounts(ROOT), ...defaultMounts(ROOT)] });
-  const origin = `http://localhost:${port}`;
+  const origin = `http://127.0.0.1:${port}`;  // not "localhost": Node may resolve it to ::1
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     // SwiftShader gives TensorFlow.js' WebGL backend a (software) GPU in a headless machine.

@@ -73,10 +73,11 @@ export function defaultMounts(root = REPO_ROOT) {
 
 // The benchmark page (scripts/bench) adds these in front of defaultMounts: /bench/ -> bench/,
 // and the TensorFlow.js builds it compares against, from node_modules. TensorFlow.js
-// evaluates strings as code, so the bench page (only) is allowed 'unsafe-eval'.
+// evaluates strings as code and its threads load their script from blob: URLs, so the bench
+// page (only) is allowed 'unsafe-eval' and blob: scripts.
 export function benchMounts(root = REPO_ROOT) {
   const tf = path.join(root, 'node_modules', '@tensorflow');
-  const headers = { 'Content-Security-Policy': SECURITY_HEADERS['Content-Security-Policy'].replace("'wasm-unsafe-eval'", "'unsafe-eval'") };
+  const headers = { 'Content-Security-Policy': SECURITY_HEADERS['Content-Security-Policy'].replace("'wasm-unsafe-eval'", "'unsafe-eval' blob:") };
   return [
     { prefix: '/bench/', dir: path.join(root, 'bench'), index: 'index.html', headers },
     { prefix: '/vendor/tfjs/', dir: path.join(tf, 'tfjs', 'dist'), allow: /^tf\.min\.js(\.map)?$/ },
