@@ -1,5 +1,8 @@
 #include "runtime.h"
 
+#include <atomic>
+#include <exception>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -56,6 +59,37 @@ Runtime::Runtime(size_t threads) {
                                ") failed: could not start the worker threads");
     threads_ = pthreadpool_get_threads_count(threadpool_);
   }
+}
+
+namespace {
+
+struct ParallelJob {
+  const std::function<void(size_t)>* task;
+  std::atomic<bool> failed{false};
+  std::exception_ptr error;
+  std::mutex mutex;
+};
+
+void run_parallel_task(void* context, size_t i) {
+  auto* job = static_cast<ParallelJob*>(context);
+  if (job->failed.load(std::memory_order_relaxed)) return;
+  try {
+    (*job->task)(i);
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(job->mutex);
+    if (!job->error) job->error = std::current_exception();
+    job->failed = true;
+  }
+}
+
+}  // namespace
+
+void parallel_for(Runtime& rt, size_t n, const std::function<void(size_t)>& task) {
+  if (n == 0) return;
+  ParallelJob job;
+  job.task = &task;
+  pthreadpool_parallelize_1d(rt.threadpool(), run_parallel_task, &job, n, 0);
+  if (job.error) std::rethrow_exception(job.error);
 }
 
 Runtime::~Runtime() {

@@ -3,6 +3,7 @@
 // reference to every forward/backward call; there is no global handle table.
 #pragma once
 #include <cstddef>
+#include <functional>
 #include <memory>
 
 #include <xnnpack.h>
@@ -26,6 +27,12 @@ class Runtime {
   pthreadpool_t threadpool_ = nullptr;
   size_t threads_ = 1;
 };
+
+// Calls task(i) for every i in [0, n) on the runtime's threads (inline when single-threaded).
+// Tasks must write disjoint memory; each index is computed exactly as it would be serially,
+// so the result does not depend on the thread count. An exception in a task is rethrown
+// here once all tasks have finished.
+void parallel_for(Runtime& rt, size_t n, const std::function<void(size_t)>& task);
 
 // Throws std::runtime_error("XNNPACK <what>: <status name>") unless status is success.
 void check_xnn(xnn_status status, const char* what);

@@ -127,51 +127,50 @@ void Conv2D::forward(Runtime& rt, const std::vector<const Tensor*>& in, Tensor& 
             ("run convolution2d_nhwc_f32 for layer '" + spec_.name + "'").c_str());
 }
 
-void Conv2D::im2col_transposed(const Tensor& x, size_t first, size_t count,
+void Conv2D::im2col_transposed(Runtime& rt, const Tensor& x, size_t first, size_t count,
                                float* cols_t) const {
   const size_t h = x.dim(1), w = x.dim(2), c = x.dim(3);
   const size_t k = spec_.kernel, s = spec_.stride, p = spec_.padding;
   const size_t oh_count = (h + 2 * p - k) / s + 1, ow_count = (w + 2 * p - k) / s + 1;
   const size_t rows = count * oh_count * ow_count;  // output positions in the chunk
-  // Writes run along a row of cols_t (contiguous); reads stride by c through the input.
-  for (size_t kh = 0; kh < k; ++kh) {
-    for (size_t kw = 0; kw < k; ++kw) {
-      // Output columns [ow_begin, ow_end) put this tap inside the image (iw = ow*s + kw - p);
-      // the others read zero padding. Found once, so the inner loop has no bounds checks.
-      size_t ow_begin = 0, ow_end = ow_count;
-      while (ow_begin < ow_count && ow_begin * s + kw < p) ++ow_begin;
-      while (ow_end > ow_begin && (ow_end - 1) * s + kw >= p + w) --ow_end;
-      for (size_t ch = 0; ch < c; ++ch) {
-        float* dst = cols_t + ((kh * k + kw) * c + ch) * rows;
-        for (size_t n = first; n < first + count; ++n) {
-          const float* image = x.data() + n * h * w * c + ch;
-          for (size_t oh = 0; oh < oh_count; ++oh, dst += ow_count) {
-            const size_t ih_padded = oh * s + kh;  // ih + p
-            if (ih_padded < p || ih_padded >= p + h) {
-              std::fill(dst, dst + ow_count, 0.0f);
-              continue;
-            }
-            std::fill(dst, dst + ow_begin, 0.0f);
-            if (ow_begin < ow_end) {
-              // The input pixel read at ow_begin, then every s-th pixel along the row.
-              const float* src = image + ((ih_padded - p) * w + (ow_begin * s + kw - p)) * c;
-              for (size_t ow = ow_begin; ow < ow_end; ++ow, src += s * c) dst[ow] = *src;
-            }
-            std::fill(dst + ow_end, dst + ow_count, 0.0f);
-          }
+  // One task per row of cols_t (a kernel tap and an input channel): writes run along the
+  // row (contiguous); reads stride by c through the input.
+  parallel_for(rt, k * k * c, [&](size_t row) {
+    const size_t kh = row / (k * c), kw = row / c % k, ch = row % c;
+    // Output columns [ow_begin, ow_end) put this tap inside the image (iw = ow*s + kw - p);
+    // the others read zero padding. Found once, so the inner loop has no bounds checks.
+    size_t ow_begin = 0, ow_end = ow_count;
+    while (ow_begin < ow_count && ow_begin * s + kw < p) ++ow_begin;
+    while (ow_end > ow_begin && (ow_end - 1) * s + kw >= p + w) --ow_end;
+    float* dst = cols_t + row * rows;
+    for (size_t n = first; n < first + count; ++n) {
+      const float* image = x.data() + n * h * w * c + ch;
+      for (size_t oh = 0; oh < oh_count; ++oh, dst += ow_count) {
+        const size_t ih_padded = oh * s + kh;  // ih + p
+        if (ih_padded < p || ih_padded >= p + h) {
+          std::fill(dst, dst + ow_count, 0.0f);
+          continue;
         }
+        std::fill(dst, dst + ow_begin, 0.0f);
+        if (ow_begin < ow_end) {
+          // The input pixel read at ow_begin, then every s-th pixel along the row.
+          const float* src = image + ((ih_padded - p) * w + (ow_begin * s + kw - p)) * c;
+          for (size_t ow = ow_begin; ow < ow_end; ++ow, src += s * c) dst[ow] = *src;
+        }
+        std::fill(dst + ow_end, dst + ow_count, 0.0f);
       }
     }
-  }
+  });
 }
 
-void Conv2D::col2im(const float* cols, size_t first, size_t count, Tensor& dx) const {
+void Conv2D::col2im(Runtime& rt, const float* cols, size_t first, size_t count, Tensor& dx) const {
   const size_t h = dx.dim(1), w = dx.dim(2), c = dx.dim(3);
   const size_t k = spec_.kernel, s = spec_.stride, p = spec_.padding;
   const size_t oh_count = (h + 2 * p - k) / s + 1, ow_count = (w + 2 * p - k) / s + 1;
-  const float* src = cols;
-  for (size_t n = first; n < first + count; ++n) {
-    float* image = dx.data() + n * h * w * c;
+  // One task per image: each writes only its own image's gradient.
+  parallel_for(rt, count, [&](size_t i) {
+    const float* src = cols + i * oh_count * ow_count * k * k * c;
+    float* image = dx.data() + (first + i) * h * w * c;
     for (size_t oh = 0; oh < oh_count; ++oh) {
       for (size_t ow = 0; ow < ow_count; ++ow) {
         for (size_t kh = 0; kh < k; ++kh) {
@@ -187,7 +186,7 @@ void Conv2D::col2im(const float* cols, size_t first, size_t count, Tensor& dx) c
         }
       }
     }
-  }
+  });
 }
 
 void Conv2D::backward(Runtime& rt, const std::vector<const Tensor*>& in, const Tensor& out,
@@ -246,7 +245,7 @@ void Conv2D::backward(Runtime& rt, const std::vector<const Tensor*>& in, const T
     const float* g_chunk = g + first * pixels * f;
     if (want_params) {
       cols_t_.reshape({kk, rows});
-      im2col_transposed(x, first, count, cols_t_.data());
+      im2col_transposed(rt, x, first, count, cols_t_.data());
       weight_grad_.run(rt, kk, rows, f, cols_t_.data(), g_chunk, weight_grad_t_.data(),
                        /*accumulate=*/true);
     }
@@ -257,7 +256,7 @@ void Conv2D::backward(Runtime& rt, const std::vector<const Tensor*>& in, const T
       } else {
         dcols_.reshape({rows, kk});
         input_grad_.run(rt, rows, f, kk, g_chunk, params_[0].value.data(), dcols_.data());
-        col2im(dcols_.data(), first, count, *dx);
+        col2im(rt, dcols_.data(), first, count, *dx);
       }
     }
   }

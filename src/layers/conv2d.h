@@ -36,9 +36,9 @@ class Conv2D : public Layer {
   void create_operator();
   // The input columns of images [first, first+count), transposed: [k*k*C, count*OH*OW]
   // (row (kh*k + kw)*C + c holds that tap and channel for every output position).
-  void im2col_transposed(const Tensor& x, size_t first, size_t count, float* cols_t) const;
+  void im2col_transposed(Runtime& rt, const Tensor& x, size_t first, size_t count, float* cols_t) const;
   // Scatter-adds columns of images [first, first+count) into dx (already zeroed there).
-  void col2im(const float* cols, size_t first, size_t count, Tensor& dx) const;
+  void col2im(Runtime& rt, const float* cols, size_t first, size_t count, Tensor& dx) const;
   bool is_pointwise() const;  // 1x1, stride 1, no padding: dcols is dX itself
 
   XnnOp op_;
