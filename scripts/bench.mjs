@@ -151,6 +151,9 @@ async function main() {
     const tf2 = await run('tfjsInference', { backend: 'wasm', threads: 2, runs, warmup });
     const diff = Math.max(maxAbsDiff(nl1.probabilities, tf1.probabilities), maxAbsDiff(nl1.probabilities, tf2.probabilities),
                           maxAbsDiff(nl1.probabilities, nl2.probabilities));
+    if (!(diff <= 1e-4))
+      throw new Error(`TensorFlow.js and NeuroLens disagree: max |difference| of the probabilities is ${diff} (> 1e-4); ` +
+                      'the timings would compare different networks');
 
     log('XNNPACK GEMM peak in the browser, 1 and 2 threads');
     const peak1 = await run('gemmPeak', { build: 'wasm', threads: 1, seconds: 2 });
