@@ -61,7 +61,6 @@ function base64Bytes(text) {
 
 window.bench = {
   crossOriginIsolated: () => globalThis.crossOriginIsolated,
-  hardwareConcurrency: () => navigator.hardwareConcurrency,
 
   // NeuroLens inference on the shipped model: {build: 'wasm' | 'wasm-threads', threads, runs, warmup}
   async neurolensInference({ build, threads, runs, warmup }) {

@@ -68,7 +68,7 @@ GemmPeak measure_gemm_peak(Runtime& rt, double seconds, const std::vector<GemmSh
     peak.shapes.push_back({s, g});
     if (g > peak.gflops_per_s) {
       peak.gflops_per_s = g;
-      peak.m = s.m, peak.k = s.k, peak.n = s.n;
+      peak.best = s;
     }
   }
   return peak;

@@ -4,7 +4,7 @@
 //
 //   nl::Runtime rt(1);
 //   nl::GemmPeak p = nl::measure_gemm_peak(rt, 0.5);   // ~0.5 s of work in all
-//   printf("%.1f GFLOP/s at %zux%zux%zu\n", p.gflops_per_s, p.m, p.k, p.n);
+//   printf("%.1f GFLOP/s at %zux%zux%zu\n", p.gflops_per_s, p.best.m, p.best.k, p.best.n);
 //
 // Each candidate shape runs on a fully_connected_nc_f32 operator (weights packed once, as
 // inference does), so the figure is the GEMM micro-kernels' throughput without packing.
@@ -22,7 +22,7 @@ struct GemmShape {
 
 struct GemmPeak {
   double gflops_per_s = 0.0;  // best over the shapes (median of each shape's timed runs)
-  size_t m = 0, k = 0, n = 0;  // the shape that reached it
+  GemmShape best{0, 0, 0};     // the shape that reached it
   struct Entry {
     GemmShape shape;
     double gflops_per_s;

@@ -112,7 +112,7 @@ int run_bench(const CommandArgs& argv) {
         {"images_per_s", images_per_s}, {"gflops_per_s", gflops_per_s}};
     if (peak.gflops_per_s > 0) {
       out["gemm_peak_gflops_per_s"] = peak.gflops_per_s;
-      out["gemm_peak_shape"] = {peak.m, peak.k, peak.n};
+      out["gemm_peak_shape"] = {peak.best.m, peak.best.k, peak.best.n};
       out["fraction_of_gemm_peak"] = gflops_per_s / peak.gflops_per_s;
     }
     std::printf("%s\n", out.dump(2).c_str());
@@ -127,7 +127,7 @@ int run_bench(const CommandArgs& argv) {
   std::printf("throughput %.1f images/s, %.2f GFLOP/s\n", images_per_s, gflops_per_s);
   if (peak.gflops_per_s > 0)
     std::printf("GEMM peak  %.2f GFLOP/s (%zux%zux%zu); the model reaches %.0f%% of it\n", peak.gflops_per_s,
-                peak.m, peak.k, peak.n, 100.0 * gflops_per_s / peak.gflops_per_s);
+                peak.best.m, peak.best.k, peak.best.n, 100.0 * gflops_per_s / peak.gflops_per_s);
   return 0;
 }
 

@@ -483,9 +483,9 @@ val gemm_peak(double seconds, double threads) {
     const nl::GemmPeak peak = nl::measure_gemm_peak(rt, seconds);
     val out = val::object();
     out.set("gflopsPerSecond", peak.gflops_per_s);
-    out.set("m", static_cast<double>(peak.m));
-    out.set("k", static_cast<double>(peak.k));
-    out.set("n", static_cast<double>(peak.n));
+    out.set("m", static_cast<double>(peak.best.m));
+    out.set("k", static_cast<double>(peak.best.k));
+    out.set("n", static_cast<double>(peak.best.n));
     return out;
   });
 }
