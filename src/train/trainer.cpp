@@ -612,27 +612,23 @@ void Trainer::resume(const Checkpoint& ck) {
         throw std::invalid_argument("checkpoint state: layer '" + name + "' is not a dropout layer");
       d->set_step(step.get<uint64_t>());
     }
-    std::map<std::string, Tensor> ema;
     std::map<std::string, Shape> shapes;
     for (ParamRef& p : model_.parameters()) shapes[p.name] = p.param->value.shape();
-    for (const auto& [name, t] : ck.ema) {
-      auto it = shapes.find(name);
-      if (it == shapes.end() || it->second != t.shape())
-        throw std::invalid_argument("checkpoint state: averaged tensor '" + name +
-                                    "' does not match a parameter of the model");
-      ema.emplace(name, t);
-    }
+    // Each saved tensor must name a parameter of the model and have its shape.
+    auto matching = [&](const std::map<std::string, Tensor>& saved, const char* what) {
+      for (const auto& [name, t] : saved) {
+        auto it = shapes.find(name);
+        if (it == shapes.end() || it->second != t.shape())
+          throw std::invalid_argument(std::string("checkpoint state: ") + what + " tensor '" + name +
+                                      "' does not match a parameter of the model");
+      }
+      return saved;
+    };
+    std::map<std::string, Tensor> ema = matching(ck.ema, "averaged");
     if (options_.ema_decay > 0.0 && ema.size() != shapes.size() && optimizer_.steps() > 0)
       throw std::invalid_argument("checkpoint state: " + std::to_string(ema.size()) + " of " +
                                   std::to_string(shapes.size()) + " averaged parameters");
-    std::map<std::string, Tensor> best_values;
-    for (const auto& [name, t] : ck.best) {
-      auto it = shapes.find(name);
-      if (it == shapes.end() || it->second != t.shape())
-        throw std::invalid_argument("checkpoint state: best-epoch tensor '" + name +
-                                    "' does not match a parameter of the model");
-      best_values.emplace(name, t);
-    }
+    std::map<std::string, Tensor> best_values = matching(ck.best, "best-epoch");
     if (!best_values.empty() && best_values.size() != shapes.size())
       throw std::invalid_argument("checkpoint state: " + std::to_string(best_values.size()) + " of " +
                                   std::to_string(shapes.size()) + " best-epoch parameters");
