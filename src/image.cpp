@@ -257,7 +257,9 @@ GreyImage resize(const GreyImage& image, size_t width, size_t height) {
   const AxisWeights ax = axis_weights(image.width, width);
   const AxisWeights ay = axis_weights(image.height, height);
 
-  // Horizontal pass into [source rows x target width], then vertical.
+  // Horizontal pass into [source rows x target width], then vertical. Sums run in double: a
+  // large reduction averages thousands of taps, and float rounding would then step outside
+  // the source's range.
   std::vector<float> rows(image.height * width);
   for (size_t y = 0; y < image.height; ++y) {
     const float* src = image.pixels.data() + y * image.width;
@@ -265,22 +267,25 @@ GreyImage resize(const GreyImage& image, size_t width, size_t height) {
     for (size_t x = 0; x < width; ++x) {
       const float* w = ax.weights.data() + ax.offset[x];
       const float* s = src + ax.first[x];
-      float acc = 0;
-      for (size_t k = 0; k < ax.count[x]; ++k) acc += w[k] * s[k];
-      dst[x] = acc;
+      double acc = 0;
+      for (size_t k = 0; k < ax.count[x]; ++k) acc += static_cast<double>(w[k]) * s[k];
+      dst[x] = static_cast<float>(acc);
     }
   }
   GreyImage out;
   out.width = width;
   out.height = height;
-  out.pixels.assign(width * height, 0.0f);
+  out.pixels.resize(width * height);
+  std::vector<double> acc(width);
   for (size_t y = 0; y < height; ++y) {
-    float* dst = out.pixels.data() + y * width;
+    std::fill(acc.begin(), acc.end(), 0.0);
     for (size_t k = 0; k < ay.count[y]; ++k) {
-      const float w = ay.weights[ay.offset[y] + k];
+      const double w = ay.weights[ay.offset[y] + k];
       const float* src = rows.data() + (ay.first[y] + k) * width;
-      for (size_t x = 0; x < width; ++x) dst[x] += w * src[x];
+      for (size_t x = 0; x < width; ++x) acc[x] += w * src[x];
     }
+    float* dst = out.pixels.data() + y * width;
+    for (size_t x = 0; x < width; ++x) dst[x] = static_cast<float>(acc[x]);
   }
   return out;
 }
