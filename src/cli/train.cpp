@@ -49,6 +49,8 @@ const std::vector<Option> kOptions = {
                    "                        saved model use the average (default 0: off)"},
     {"--mixup", "A", "mixup: blend each batch with itself reversed, weight ~ Beta(A, A), A in\n"
                      "                        (0, 2], e.g. 0.2 (default 0: off)"},
+    {"--bn-recalibration", "N", "before each validation, recompute batch-norm statistics from N\n"
+                                "                        un-augmented training images (default 2048; 0: off)"},
     {"--no-augment", "", "no flips, rotations, shifts, scaling or brightness/contrast jitter"},
     {"--seed", "N", "seed of the split, initial weights, shuffling and augmentation (default 1)"},
     {"--val-fraction", "X", "fraction of each class held out for validation (default 0.2)"},
@@ -252,6 +254,7 @@ int run_train(const CommandArgs& argv) {
   opt.max_grad_norm = get_number(args, "--clip", 0.0, 0.0, 1e6);
   opt.ema_decay = get_number(args, "--ema", 0.0, 0.0, 0.99999);
   opt.mixup = get_number(args, "--mixup", 0.0, 0.0, 2.0);
+  opt.bn_recalibration_images = args.get_size("--bn-recalibration", 2048, 0, 1000000);
   opt.seed = args.get_size("--seed", 1, 0, 999999999999);
   opt.trainable_layers = args.get_size("--trainable-layers", 0, 0, 100000);
   if (args.has("--no-augment")) opt.augment = AugmentOptions{};

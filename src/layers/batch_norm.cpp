@@ -52,6 +52,30 @@ Param& BatchNorm::param(size_t i) {
   return params_[i];
 }
 
+void BatchNorm::begin_statistics_average() {
+  const size_t c = param(kGamma).value.size();
+  averaging_ = true;
+  averaged_batches_ = 0;
+  mean_sum_.assign(c, 0.0);
+  var_sum_.assign(c, 0.0);
+}
+
+size_t BatchNorm::end_statistics_average() {
+  if (!averaging_) throw std::logic_error("layer '" + spec_.name + "' (batch_norm): statistics average not begun");
+  averaging_ = false;
+  const size_t batches = averaged_batches_;
+  if (batches > 0) {
+    float* running_mean = param(kRunningMean).value.data();
+    float* running_var = param(kRunningVar).value.data();
+    for (size_t ch = 0; ch < mean_sum_.size(); ++ch) {
+      running_mean[ch] = static_cast<float>(mean_sum_[ch] / static_cast<double>(batches));
+      running_var[ch] = static_cast<float>(var_sum_[ch] / static_cast<double>(batches));
+    }
+    params_changed();
+  }
+  return batches;
+}
+
 double BatchNorm::flops(const std::vector<Shape>& inputs) const {
   return 2.0 * static_cast<double>(numel(inputs.at(0)));  // a multiply and an add per element
 }
@@ -90,9 +114,15 @@ void BatchNorm::forward(Runtime&, const std::vector<const Tensor*>& in, Tensor& 
       const double unbiased = rows > 1 ? sq[ch] / static_cast<double>(rows - 1) : var;
       mean_[ch] = static_cast<float>(sum[ch]);
       inv_std_[ch] = static_cast<float>(1.0 / std::sqrt(var + spec_.epsilon));
-      running_mean[ch] = static_cast<float>((1.0 - m) * running_mean[ch] + m * sum[ch]);
-      running_var[ch] = static_cast<float>((1.0 - m) * running_var[ch] + m * unbiased);
+      if (averaging_) {
+        mean_sum_[ch] += sum[ch];
+        var_sum_[ch] += unbiased;
+      } else {
+        running_mean[ch] = static_cast<float>((1.0 - m) * running_mean[ch] + m * sum[ch]);
+        running_var[ch] = static_cast<float>((1.0 - m) * running_var[ch] + m * unbiased);
+      }
     }
+    averaged_batches_ += averaging_ ? 1 : 0;
   } else {
     for (size_t ch = 0; ch < c; ++ch) {
       mean_[ch] = running_mean[ch];

@@ -2,8 +2,9 @@
 //   y = gamma * (x - mean) / sqrt(var + epsilon) + beta.
 // Training: mean and (biased) variance of the batch over N,H,W per channel; the running
 // statistics move towards them with `momentum` (running_var towards the unbiased batch
-// variance, as PyTorch does). Inference, and training while frozen: the running statistics. Per-channel element-wise
-// loops: the work is light and the model folds batch norm into its convolution for inference.
+// variance, as PyTorch does). Inference, and training while frozen: the running statistics.
+// Per-channel element-wise loops: the work is light and the model folds batch norm into its
+// convolution for inference.
 // Params: gamma, beta (trainable), running_mean, running_var (trainable = false), all [C].
 #pragma once
 #include <vector>
@@ -23,12 +24,22 @@ class BatchNorm : public Layer {
   void backward(Runtime& rt, const std::vector<const Tensor*>& in, const Tensor& out,
                 const Tensor& dout, const std::vector<Tensor*>& din) override;
 
+  // Recalibration ("precise batch norm"): after begin_statistics_average(), training forwards
+  // leave the running statistics alone and add up each batch's mean and unbiased variance;
+  // end_statistics_average() makes their averages the running statistics (unchanged when no
+  // batch came, e.g. the layer is frozen). Returns the number of batches averaged.
+  void begin_statistics_average();
+  size_t end_statistics_average();
+
  private:
   Param& param(size_t i);
   // Statistics the last forward normalised with (batch ones in training, running ones
   // otherwise), kept for backward.
   std::vector<float> mean_, inv_std_;
   bool last_training_ = false;
+  bool averaging_ = false;
+  size_t averaged_batches_ = 0;
+  std::vector<double> mean_sum_, var_sum_;
   Shape last_shape_;
 };
 

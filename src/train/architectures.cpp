@@ -149,6 +149,8 @@ const std::vector<ArchitectureInfo>& architecture_catalogue() {
       {"resnet-s", "ResNet-style: 3x3/2 stem + max pool, 4 stages of one basic block "
                    "(32, 64, 128, 256 channels), global average pooling, dense; the shipped model",
        128},
+      {"resnet-m", "as resnet-s with two basic blocks per stage", 128},
+      {"resnet-w", "as resnet-s with 48, 96, 192, 384 channels", 128},
       {"resnet-xs", "as resnet-s with 24, 48, 96, 192 channels", 112},
       {"tiny", "two conv + batch norm + ReLU + max pool layers, global average pooling, dense "
                "(tests, quick experiments)", 32},
@@ -176,6 +178,8 @@ Architecture make_architecture(const std::string& name, size_t input_size, size_
                                 std::to_string(input_size) + " is outside " +
                                 std::to_string(min_size) + "..1024");
   if (name == "resnet-s") return resnet(input_size, classes, {32, 64, 128, 256}, 1, 0.1f);
+  if (name == "resnet-m") return resnet(input_size, classes, {32, 64, 128, 256}, 2, 0.1f);
+  if (name == "resnet-w") return resnet(input_size, classes, {48, 96, 192, 384}, 1, 0.1f);
   if (name == "resnet-xs") return resnet(input_size, classes, {24, 48, 96, 192}, 1, 0.1f);
   return tiny_cnn(input_size, classes);
 }

@@ -9,6 +9,7 @@
 #include <pthreadpool.h>
 
 #include "image.h"
+#include "layers/batch_norm.h"
 #include "layers/dropout.h"
 #include "model_io.h"
 #include "safetensors.h"
@@ -118,6 +119,9 @@ void TrainOptions::validate() const {
     fail("EMA decay " + std::to_string(ema_decay) + " is outside [0, 1)");
   if (!(mixup >= 0.0 && mixup <= 2.0))
     fail("mixup alpha " + std::to_string(mixup) + " is outside [0, 2]");
+  if (bn_recalibration_images > 1000000)
+    fail("batch-norm recalibration images " + std::to_string(bn_recalibration_images) +
+         " is outside 0..1000000");
   augment.validate();
 }
 
@@ -135,6 +139,7 @@ nlohmann::json to_json(const TrainOptions& o) {
           {"eval_batch_size", o.eval_batch_size},
           {"ema_decay", o.ema_decay},
           {"mixup", o.mixup},
+          {"bn_recalibration_images", o.bn_recalibration_images},
           {"augment",
            {{"flip", o.augment.flip},
             {"rotation_deg", o.augment.rotation_deg},
@@ -160,6 +165,7 @@ TrainOptions train_options_from_json(const nlohmann::json& j) {
     o.eval_batch_size = j.at("eval_batch_size").get<size_t>();
     o.ema_decay = j.value("ema_decay", 0.0);  // absent in checkpoints made before it existed
     o.mixup = j.value("mixup", 0.0);          // likewise
+    o.bn_recalibration_images = j.value("bn_recalibration_images", size_t{0});  // likewise
     const nlohmann::json& a = j.at("augment");
     o.augment.flip = a.at("flip").get<bool>();
     o.augment.rotation_deg = a.at("rotation_deg").get<double>();
@@ -279,6 +285,32 @@ Evaluation evaluate(Runtime& rt, Model& model, const Dataset& data, std::span<co
   return ev;
 }
 
+size_t recalibrate_batch_norm(Runtime& rt, Model& model, const Dataset& data,
+                              std::span<const size_t> items, size_t batch_size) {
+  check_model_fits(model, data, "batch-norm recalibration");
+  if (batch_size == 0) throw std::invalid_argument("batch-norm recalibration: batch size 0");
+  std::vector<BatchNorm*> layers;
+  for (size_t i = 0; i < model.layer_count(); ++i)
+    if (auto* bn = dynamic_cast<BatchNorm*>(&model.layer(i)); bn != nullptr && !bn->frozen)
+      layers.push_back(bn);
+  if (layers.empty() || items.empty()) return 0;
+  const size_t batch = std::min(batch_size, items.size());
+  for (BatchNorm* bn : layers) bn->begin_statistics_average();
+  size_t batches = 0;
+  Tensor input;
+  try {
+    for (size_t begin = 0; begin + batch <= items.size(); begin += batch, ++batches) {
+      make_batch(rt, model, data, items.subspan(begin, batch), nullptr, 0, 0, input);
+      model.forward(rt, input, /*training=*/true);
+    }
+  } catch (...) {
+    for (BatchNorm* bn : layers) bn->end_statistics_average();
+    throw;
+  }
+  for (BatchNorm* bn : layers) bn->end_statistics_average();
+  return batches;
+}
+
 // ----------------------------------------------------------------------------- trainer
 
 Trainer::Trainer(Runtime& rt, Model& model, const Dataset& data, std::vector<size_t> train,
@@ -355,6 +387,12 @@ TrainStatus Trainer::run(const TrainCallbacks& callbacks, const std::atomic<bool
     EpochRecord record;
     if (!train_epoch(callbacks, cancel, record)) return TrainStatus::cancelled;
     if (averaging) swap_ema();  // validate, report and keep the averaged weights
+    if (options_.bn_recalibration_images > 0) {
+      std::vector<size_t> subset = train_;
+      Rng(derive_seed(options_.seed, {0xB4ull})).shuffle(subset);
+      subset.resize(std::min(subset.size(), options_.bn_recalibration_images));
+      recalibrate_batch_norm(rt_, model_, data_, subset, options_.batch_size);
+    }
     if (!validation_.empty()) {
       const Evaluation ev = evaluate(rt_, model_, data_, validation_, options_.eval_batch_size, cancel);
       if (ev.cancelled) {

@@ -47,6 +47,12 @@ struct TrainOptions {
   // with l ~ Beta(mixup, mixup), and the loss is l*CE(y) + (1-l)*CE(y_rev): a regulariser for
   // small data sets, where a network otherwise learns the training images by heart.
   double mixup = 0.0;
+  // > 0: before each validation, the batch-norm running statistics are recomputed as the
+  // average batch statistics of this many un-augmented training images (a fixed seeded
+  // subset, in batches of batch_size). The running averages made during training follow
+  // augmented images (rotated black corners, brightness and contrast jitter) and lag the
+  // weights; on clean images they are measurably off. 0: keep the running averages.
+  size_t bn_recalibration_images = 0;
 
   // Throws std::invalid_argument naming the option and the allowed range.
   void validate() const;
@@ -91,6 +97,12 @@ struct Evaluation {
 // Checks cancel (if given) between batches and then returns with cancelled = true.
 Evaluation evaluate(Runtime& rt, Model& model, const Dataset& data, std::span<const size_t> items,
                     size_t batch_size = 64, const std::atomic<bool>* cancel = nullptr);
+
+// Sets the running statistics of every batch-norm layer that is not frozen to its average
+// batch statistics over the given items (un-augmented, in consecutive batches of batch_size;
+// a last, smaller batch is left out unless it is the only one). Returns the batches used.
+size_t recalibrate_batch_norm(Runtime& rt, Model& model, const Dataset& data,
+                              std::span<const size_t> items, size_t batch_size);
 
 // Fills the [n,H,W,C] batch input from dataset items, with augmentation when `augment` is set
 // (seeded per (seed, epoch, item), so the result does not depend on batch order or threads).

@@ -758,3 +758,95 @@ TEST_CASE("mixup training is reproducible, still learns, and is recorded") {
   o.mixup = 2.5;
   CHECK_THROWS_WITH_AS(o.validate(), doctest::Contains("mixup alpha"), std::invalid_argument);
 }
+
+namespace {
+// Per-channel mean and unbiased variance of an [N,H,W,C] activation, in double.
+void channel_statistics(const Tensor& x, std::vector<double>& mean, std::vector<double>& var) {
+  const size_t c = x.shape().back(), rows = x.size() / c;
+  mean.assign(c, 0.0);
+  var.assign(c, 0.0);
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t k = 0; k < c; ++k) mean[k] += x[r * c + k];
+  for (size_t k = 0; k < c; ++k) mean[k] /= static_cast<double>(rows);
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t k = 0; k < c; ++k) var[k] += (x[r * c + k] - mean[k]) * (x[r * c + k] - mean[k]);
+  for (size_t k = 0; k < c; ++k) var[k] /= static_cast<double>(rows - 1);
+}
+
+const Tensor& param_of(Model& m, const std::string& layer, size_t i) {
+  return m.layer(m.layer_index(layer)).params().at(i).value;
+}
+}  // namespace
+
+TEST_CASE("batch-norm recalibration: running statistics become the average batch statistics") {
+  Runtime rt(1);
+  const Dataset data = synthetic_dataset(5, 12, 11);  // 20 images: batches of 8, 8 (and 4 left out)
+  Model model(make_architecture("tiny", 12, 4), data.classes());
+  model.init_params(5);
+  const std::vector<size_t> items = all_items(data);
+
+  // The expected values, batch by batch from the activations feeding each batch norm.
+  std::map<std::string, std::vector<double>> mean_sum, var_sum;
+  Tensor input;
+  for (size_t begin = 0; begin + 8 <= items.size(); begin += 8) {
+    make_batch(rt, model, data, std::span<const size_t>(items).subspan(begin, 8), nullptr, 0, 0, input);
+    model.forward(rt, input, /*training=*/true);
+    for (const std::string bn : {"c1", "c2"}) {
+      std::vector<double> m, v;
+      channel_statistics(model.activation(model.layer_index(bn)), m, v);
+      auto& ms = mean_sum[bn];
+      auto& vs = var_sum[bn];
+      ms.resize(m.size());
+      vs.resize(v.size());
+      for (size_t k = 0; k < m.size(); ++k) ms[k] += m[k] / 2, vs[k] += v[k] / 2;
+    }
+  }
+  Model fresh(make_architecture("tiny", 12, 4), data.classes());
+  fresh.init_params(5);
+  CHECK(recalibrate_batch_norm(rt, fresh, data, items, 8) == 2);
+  for (const std::string bn : {"c1", "c2"}) {
+    const Tensor& mean = param_of(fresh, bn + "_bn", 2);
+    const Tensor& var = param_of(fresh, bn + "_bn", 3);
+    REQUIRE(mean.size() == mean_sum[bn].size());
+    for (size_t k = 0; k < mean.size(); ++k) {
+      CHECK(mean[k] == doctest::Approx(mean_sum[bn][k]).epsilon(1e-5));
+      CHECK(var[k] == doctest::Approx(var_sum[bn][k]).epsilon(1e-5));
+    }
+  }
+
+  SUBCASE("a frozen layer keeps its statistics") {
+    Model m(make_architecture("tiny", 12, 4), data.classes());
+    m.init_params(5);
+    m.layer(m.layer_index("c1_bn")).frozen = true;
+    auto values = [](const Tensor& t) { return std::vector<float>(t.values().begin(), t.values().end()); };
+    const std::vector<float> c1_before = values(param_of(m, "c1_bn", 3));
+    const std::vector<float> c2_before = values(param_of(m, "c2_bn", 3));
+    CHECK(recalibrate_batch_norm(rt, m, data, items, 8) == 2);
+    CHECK(values(param_of(m, "c1_bn", 3)) == c1_before);
+    CHECK(values(param_of(m, "c2_bn", 3)) != c2_before);
+  }
+  SUBCASE("the trainer recalibrates before validating, and records the option") {
+    TrainOptions o = quiet_options(2);
+    o.batch_size = 20;  // one batch: the statistics do not depend on the subset's order
+    o.bn_recalibration_images = 1000;
+    Model m(make_architecture("tiny", 12, 4), data.classes());
+    m.init_params(5);
+    Trainer trainer(rt, m, data, items, items, o);
+    REQUIRE(trainer.run({}) == TrainStatus::finished);
+    Model again = m.clone();
+    CHECK(recalibrate_batch_norm(rt, again, data, items, 20) == 1);
+    for (const std::string bn : {"c1_bn", "c2_bn"})
+      for (size_t i : {2, 3}) {
+        const Tensor& got = param_of(m, bn, i);
+        const Tensor& want = param_of(again, bn, i);
+        for (size_t k = 0; k < got.size(); ++k) CHECK(got[k] == doctest::Approx(want[k]).epsilon(1e-6));
+      }
+    CHECK(trainer.history().back().val_accuracy == evaluate(rt, m, data, items).accuracy);
+    CHECK(nl::to_json(o).at("bn_recalibration_images").get<size_t>() == 1000);
+    nlohmann::json old = nl::to_json(o);
+    old.erase("bn_recalibration_images");  // checkpoints made before the option existed
+    CHECK(train_options_from_json(old).bn_recalibration_images == 0);
+    o.bn_recalibration_images = 2000000;
+    CHECK_THROWS_WITH_AS(o.validate(), doctest::Contains("recalibration"), std::invalid_argument);
+  }
+}
