@@ -88,11 +88,11 @@ std::string param_name(const Layer& layer, const Param& p) { return layer.spec()
 
 }  // namespace
 
-std::vector<uint8_t> serialize_model(const Model& model) {
+std::vector<uint8_t> serialize_model(const Model& model, Dtype weights) {
   std::vector<NamedTensor> tensors;
   for (size_t i = 0; i < model.layer_count(); ++i) {
     const Layer& layer = model.layer(i);
-    for (const Param& p : layer.params()) tensors.push_back({param_name(layer, p), &p.value});
+    for (const Param& p : layer.params()) tensors.push_back({param_name(layer, p), &p.value, weights});
   }
   const std::map<std::string, std::string> metadata{
       {"format", kFormat},
@@ -180,8 +180,8 @@ Model load_model(std::span<const uint8_t> bytes) {
   return std::move(model);
 }
 
-void save_model_file(const Model& model, const std::string& path) {
-  const std::vector<uint8_t> bytes = serialize_model(model);
+void save_model_file(const Model& model, const std::string& path, Dtype weights) {
+  const std::vector<uint8_t> bytes = serialize_model(model, weights);
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);

@@ -1,6 +1,7 @@
 #include "safetensors.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <set>
 #include <stdexcept>
@@ -62,13 +63,15 @@ PendingEntry parse_entry(const std::string& name, const nlohmann::json& info, ui
   const auto& dtype = info["dtype"];
   if (!dtype.is_string()) fail_tensor(name, "dtype is not a string");
   const std::string d = dtype.get<std::string>();
-  if (d != "F32") {
-    if (is_known_dtype(d)) fail_tensor(name, "dtype " + d + " is not supported (only F32)");
-    fail_tensor(name, "unknown dtype '" + d + "' (only F32 is supported)");
+  if (d != "F32" && d != "F16") {
+    if (is_known_dtype(d)) fail_tensor(name, "dtype " + d + " is not supported (only F32, F16)");
+    fail_tensor(name, "unknown dtype '" + d + "' (only F32 and F16 are supported)");
   }
 
   PendingEntry p;
   p.entry.name = name;
+  p.entry.dtype = d == "F16" ? Dtype::f16 : Dtype::f32;
+  const uint64_t element_bytes = dtype_bytes(p.entry.dtype);
   const auto& shape = info["shape"];
   if (!shape.is_array()) fail_tensor(name, "shape is not an array");
   if (shape.size() > kMaxSafetensorsRank)
@@ -90,9 +93,9 @@ PendingEntry parse_entry(const std::string& name, const nlohmann::json& info, ui
   }
   if (std::find(p.entry.shape.begin(), p.entry.shape.end(), size_t{0}) != p.entry.shape.end())
     overflow = false, count = 0;  // a zero dimension makes the product 0 whatever the others
-  if (overflow || count > UINT64_MAX / 4)
+  if (overflow || count > UINT64_MAX / element_bytes)
     fail_tensor(name, "shape " + to_string(p.entry.shape) + " has too many elements");
-  const uint64_t byte_count = count * 4;
+  const uint64_t byte_count = count * element_bytes;
 
   const auto& offsets = info["data_offsets"];
   if (!offsets.is_array() || offsets.size() != 2)
@@ -107,7 +110,7 @@ PendingEntry parse_entry(const std::string& name, const nlohmann::json& info, ui
                           "] exceed the data section (" + std::to_string(data_size) + " bytes)");
   if (p.end - p.begin != byte_count)
     fail_tensor(name, "data_offsets span " + std::to_string(p.end - p.begin) +
-                          " bytes but F32 shape " + to_string(p.entry.shape) + " needs " +
+                          " bytes but " + d + " shape " + to_string(p.entry.shape) + " needs " +
                           std::to_string(byte_count));
   return p;
 }
@@ -138,12 +141,67 @@ nlohmann::json parse_untrusted_json(std::string_view text, int max_depth, const 
   }
 }
 
+const char* dtype_name(Dtype d) { return d == Dtype::f16 ? "F16" : "F32"; }
+size_t dtype_bytes(Dtype d) { return d == Dtype::f16 ? 2 : 4; }
+
+float half_to_float(uint16_t h) {
+  const uint32_t sign = uint32_t{h & 0x8000u} << 16;
+  const uint32_t exponent = (h >> 10) & 0x1Fu, mantissa = h & 0x3FFu;
+  uint32_t bits;
+  if (exponent == 0x1F) {
+    bits = sign | 0x7F800000u | (mantissa << 13);  // inf, or NaN with its payload
+  } else if (exponent != 0) {
+    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);  // rebias 15 -> 127
+  } else if (mantissa == 0) {
+    bits = sign;
+  } else {  // subnormal half: mantissa * 2^-24, a normal float
+    int shift = 0;
+    uint32_t m = mantissa;
+    while ((m & 0x400u) == 0) m <<= 1, ++shift;
+    bits = sign | static_cast<uint32_t>(113 - shift) << 23 | ((m & 0x3FFu) << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+uint16_t float_to_half(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  const uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
+  const uint32_t magnitude = bits & 0x7FFFFFFFu;
+  if (magnitude > 0x7F800000u) return sign | 0x7E00u | static_cast<uint16_t>((magnitude >> 13) & 0x3FFu);  // NaN
+  if (magnitude >= 0x477FF000u) return sign | 0x7C00u;  // rounds beyond 65504: infinity
+  if (magnitude < 0x38800000u) {
+    // Below the smallest normal half (2^-14): a subnormal, units of 2^-24, rounded to even.
+    if (magnitude < 0x33000000u) return sign;  // below half the smallest subnormal: zero
+    const uint32_t exponent = magnitude >> 23;
+    const uint32_t mantissa = (magnitude & 0x7FFFFFu) | 0x800000u;
+    const uint32_t shift = 126 - exponent;  // 14 + 23 - 1 - (exponent - 127) - ... = units of 2^-24
+    const uint32_t value = mantissa >> shift;
+    const uint32_t rest = mantissa & ((1u << shift) - 1), halfway = 1u << (shift - 1);
+    const uint32_t rounded = value + (rest > halfway || (rest == halfway && (value & 1u)));
+    return sign | static_cast<uint16_t>(rounded);
+  }
+  // Normal: rebias the exponent and round the 23-bit mantissa to 10 bits, to nearest even
+  // (a carry out of the mantissa correctly bumps the exponent).
+  const uint32_t rebased = magnitude - (112u << 23);
+  const uint32_t rounded = rebased + 0xFFFu + ((rebased >> 13) & 1u);
+  return sign | static_cast<uint16_t>(rounded >> 13);
+}
+
 void SafetensorsEntry::copy_to(std::span<float> out) const {
-  if (out.size() * 4 != bytes.size())
+  const size_t element_bytes = dtype_bytes(dtype);
+  if (out.size() * element_bytes != bytes.size())
     throw std::invalid_argument("safetensors: tensor '" + name + "' holds " +
-                                std::to_string(bytes.size() / 4) + " floats, destination " +
+                                std::to_string(bytes.size() / element_bytes) + " values, destination " +
                                 std::to_string(out.size()));
   const uint8_t* p = bytes.data();
+  if (dtype == Dtype::f16) {
+    for (size_t i = 0; i < out.size(); ++i, p += 2)
+      out[i] = half_to_float(static_cast<uint16_t>(p[0] | p[1] << 8));
+    return;
+  }
   for (size_t i = 0; i < out.size(); ++i, p += 4) {
     const uint32_t bits = uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 |
                           uint32_t{p[3]} << 24;
@@ -248,8 +306,8 @@ std::vector<uint8_t> write_safetensors(std::vector<NamedTensor> tensors,
       throw std::invalid_argument("safetensors: duplicate tensor name '" + t.name + "'");
     if (t.tensor == nullptr)
       throw std::invalid_argument("safetensors: tensor '" + t.name + "' is null");
-    const uint64_t byte_count = uint64_t{t.tensor->size()} * 4;
-    header[t.name] = {{"dtype", "F32"},
+    const uint64_t byte_count = uint64_t{t.tensor->size()} * dtype_bytes(t.dtype);
+    header[t.name] = {{"dtype", dtype_name(t.dtype)},
                       {"shape", t.tensor->shape()},
                       {"data_offsets", {offset, offset + byte_count}}};
     offset += byte_count;
@@ -268,6 +326,19 @@ std::vector<uint8_t> write_safetensors(std::vector<NamedTensor> tensors,
   std::memcpy(out.data() + 8, text.data(), text.size());
   uint8_t* p = out.data() + 8 + text.size();
   for (const auto& t : tensors) {
+    if (t.dtype == Dtype::f16) {
+      const std::span<const float> values = t.tensor->values();
+      for (size_t i = 0; i < values.size(); ++i) {
+        const uint16_t h = float_to_half(values[i]);
+        if ((h & 0x7FFFu) == 0x7C00u && std::isfinite(values[i]))
+          throw std::invalid_argument("safetensors: tensor '" + t.name + "': value " +
+                                      std::to_string(values[i]) + " at index " + std::to_string(i) +
+                                      " does not fit F16 (largest 65504)");
+        *p++ = static_cast<uint8_t>(h);
+        *p++ = static_cast<uint8_t>(h >> 8);
+      }
+      continue;
+    }
     for (float v : t.tensor->values()) {
       uint32_t bits;
       std::memcpy(&bits, &v, 4);

@@ -51,6 +51,8 @@ const std::vector<Option> kOptions = {
                      "                        (0, 2], e.g. 0.2 (default 0: off)"},
     {"--bn-recalibration", "N", "before each validation, recompute batch-norm statistics from N\n"
                                 "                        un-augmented training images (default 2048; 0: off)"},
+    {"--weights", "TYPE", "how FILE stores the weights: f32, or f16 (half the size; the checkpoint\n"
+                          "                        stays f32) (default f32)"},
     {"--no-augment", "", "no flips, rotations, shifts, scaling or brightness/contrast jitter"},
     {"--seed", "N", "seed of the split, initial weights, shuffling and augmentation (default 1)"},
     {"--val-fraction", "X", "fraction of each class held out for validation (default 0.2)"},
@@ -255,6 +257,10 @@ int run_train(const CommandArgs& argv) {
   opt.ema_decay = get_number(args, "--ema", 0.0, 0.0, 0.99999);
   opt.mixup = get_number(args, "--mixup", 0.0, 0.0, 2.0);
   opt.bn_recalibration_images = args.get_size("--bn-recalibration", 2048, 0, 1000000);
+  const std::string weights_name = args.get("--weights", "f32");
+  if (weights_name != "f32" && weights_name != "f16")
+    throw std::invalid_argument("--weights: '" + weights_name + "' is not f32 or f16");
+  const Dtype weights = weights_name == "f16" ? Dtype::f16 : Dtype::f32;
   opt.seed = args.get_size("--seed", 1, 0, 999999999999);
   opt.trainable_layers = args.get_size("--trainable-layers", 0, 0, 100000);
   if (args.has("--no-augment")) opt.augment = AugmentOptions{};
@@ -395,6 +401,7 @@ int run_train(const CommandArgs& argv) {
     r["input_size"] = input_size;
     r["parameters"] = model.parameter_count();
     r["flops_per_image"] = model.flops_per_image();
+    r["weights"] = dtype_name(weights);
     r["threads"] = rt.threads();
     r["seconds"] = elapsed();
     r["data"] = {{"folder", fs::path(data_dir).filename().string()},
@@ -427,7 +434,7 @@ int run_train(const CommandArgs& argv) {
   };
   cb.on_best = [&](const Model&, const EpochRecord&) {
     model.training_record() = record("in progress");
-    save_model_file(model, out);
+    save_model_file(model, out, weights);
   };
   cb.on_checkpoint = [&] {
     const nlohmann::json extra = {{"arch", arch_label},
@@ -456,7 +463,7 @@ int run_train(const CommandArgs& argv) {
   Model best = model.clone();
   if (!trainer.copy_best_into(best)) best = load_model_file(out);  // checkpoint without them
   best.training_record() = record("finished");
-  save_model_file(best, out);
+  save_model_file(best, out, weights);
   write_curves();
   const EpochRecord& b = trainer.history()[trainer.best_epoch() - 1];
   std::fprintf(stderr, "done in %s: best epoch %zu", format_duration(elapsed()).c_str(), b.epoch);

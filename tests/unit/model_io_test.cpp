@@ -123,6 +123,28 @@ TEST_CASE("model file: save -> load is bit-exact (parameters, metadata, outputs)
   CHECK(f.find("fc.bias") != nullptr);
 }
 
+TEST_CASE("model file: F16 weights are half the size and give nearly the same outputs") {
+  nl::Model model = nl::make_demo_model(21, 7);
+  const Bytes f32 = nl::serialize_model(model);
+  const Bytes f16 = nl::serialize_model(model, nl::Dtype::f16);
+  size_t values = 0;
+  for (const nl::ParamRef& p : model.parameters()) values += p.param->value.size();
+  CHECK(f32.size() - f16.size() >= values * 2 - 64);  // headers differ by a few bytes
+  nl::Model loaded = nl::load_model(f16);
+  CHECK(nl::serialize_model(loaded, nl::Dtype::f16) == f16);  // stable once rounded
+  auto a = model.parameters(), b = loaded.parameters();
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    for (size_t k = 0; k < a[i].param->value.size(); ++k)
+      CHECK(b[i].param->value[k] == nl::half_to_float(nl::float_to_half(a[i].param->value[k])));
+  nl::Runtime rt(1);
+  const nl::Tensor x = seeded_input(model, 3);
+  const nl::Tensor before = model.forward(rt, x, false);
+  const nl::Tensor after = loaded.forward(rt, x, false);
+  for (size_t i = 0; i < before.size(); ++i) CHECK(after[i] == doctest::Approx(before[i]).epsilon(0.01));
+  CHECK(loaded.training_record() == model.training_record());
+}
+
 TEST_CASE("model file: save_model_file writes atomically and load_model_file reads it back") {
   const auto dir = std::filesystem::temp_directory_path() / ("neurolens_io_test_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
@@ -165,8 +187,8 @@ TEST_CASE("model file: malformed framing is refused") {
 
 TEST_CASE("model file: tensor entries must be F32, in bounds and tile the data") {
   const Bytes good = nl::serialize_model(nl::make_demo_model(12, 3));
-  expect_refused(with_header(good, [](json& h) { h["conv2.weight"]["dtype"] = "F16"; }),
-                 "tensor 'conv2.weight': dtype F16 is not supported (only F32)");
+  expect_refused(with_header(good, [](json& h) { h["conv2.weight"]["dtype"] = "F64"; }),
+                 "tensor 'conv2.weight': dtype F64 is not supported (only F32, F16)");
   expect_refused(with_header(good, [](json& h) {
                    auto& o = h["fc.weight"]["data_offsets"];
                    o[1] = o[1].get<uint64_t>() + 1000000;

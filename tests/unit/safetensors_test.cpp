@@ -2,6 +2,7 @@
 // every malformed-file rule rejected with a message naming it.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
@@ -116,6 +117,86 @@ TEST_CASE("safetensors: a file from another writer (unpadded header, no metadata
   CHECK(std::string(written.begin() + 8, written.end()).find("__metadata__") == std::string::npos);
 }
 
+namespace {
+// The half nearest to x (ties to the even one), found by comparing neighbours in double.
+uint16_t nearest_half(float x) {
+  uint16_t best = 0;
+  double best_error = INFINITY;
+  const uint16_t sign = std::signbit(x) ? 0x8000 : 0;
+  for (uint32_t m = 0; m < 0x7C00; ++m) {  // every finite magnitude
+    const double error = std::fabs(static_cast<double>(nl::half_to_float(static_cast<uint16_t>(sign | m))) - x);
+    if (error < best_error || (error == best_error && (m & 1) == 0)) best = static_cast<uint16_t>(sign | m), best_error = error;
+  }
+  return best;
+}
+}  // namespace
+
+TEST_CASE("F16: exact widening, round-to-nearest-even narrowing, specials") {
+  // Known values.
+  CHECK(nl::half_to_float(0x3C00) == 1.0f);
+  CHECK(nl::half_to_float(0xC000) == -2.0f);
+  CHECK(nl::half_to_float(0x7BFF) == 65504.0f);
+  CHECK(nl::half_to_float(0x0001) == std::ldexp(1.0f, -24));  // smallest subnormal
+  CHECK(nl::half_to_float(0x03FF) == std::ldexp(1023.0f, -24));
+  CHECK(nl::half_to_float(0x0400) == std::ldexp(1.0f, -14));  // smallest normal
+  CHECK(std::isinf(nl::half_to_float(0xFC00)));
+  CHECK(std::isnan(nl::half_to_float(0x7E01)));
+  CHECK(std::signbit(nl::half_to_float(0x8000)));
+  // Every half survives a round trip through float.
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    if ((h & 0x7C00) == 0x7C00 && (h & 0x3FF) != 0) continue;  // NaNs: checked below
+    if (nl::float_to_half(nl::half_to_float(static_cast<uint16_t>(h))) != h) {
+      FAIL_CHECK("half 0x" << std::hex << h << " changes in a round trip");
+      break;
+    }
+  }
+  // Ties go to even, in the normal and subnormal ranges; overflow is infinite.
+  CHECK(nl::float_to_half(1.0f + std::ldexp(1.0f, -11)) == 0x3C00);      // tie, down to even
+  CHECK(nl::float_to_half(1.0f + 3 * std::ldexp(1.0f, -11)) == 0x3C02);  // tie, up to even
+  CHECK(nl::float_to_half(std::ldexp(1.0f, -25)) == 0x0000);
+  CHECK(nl::float_to_half(3 * std::ldexp(1.0f, -25)) == 0x0002);
+  CHECK(nl::float_to_half(65519.0f) == 0x7BFF);
+  CHECK(nl::float_to_half(65520.0f) == 0x7C00);
+  CHECK(nl::float_to_half(-1e30f) == 0xFC00);
+  CHECK(std::isnan(nl::half_to_float(nl::float_to_half(NAN))));
+  // Against the brute-force nearest half, on odd values across the whole range.
+  uint32_t s = 12345;
+  for (int i = 0; i < 300; ++i) {
+    s = s * 1664525u + 1013904223u;
+    const float x = std::ldexp(static_cast<float>(s >> 8) / float(1 << 24) - 0.5f, static_cast<int>(s % 44) - 28);
+    CAPTURE(x);
+    CHECK(nl::float_to_half(x) == nearest_half(x));
+  }
+}
+
+TEST_CASE("safetensors: F16 tensors are written rounded and read back as floats") {
+  Tensor w({5});
+  w[0] = 1.0f;
+  w[1] = -0.1f;
+  w[2] = 3.14159f;
+  w[3] = 1e-6f;
+  w[4] = 60000.0f;
+  Tensor b({2}, 0.25f);
+  const auto bytes = nl::write_safetensors({{"w", &w, nl::Dtype::f16}, {"b", &b}}, {});
+  const nl::SafetensorsFile file = nl::parse_safetensors(bytes);
+  REQUIRE(file.find("w") != nullptr);
+  CHECK(file.find("w")->dtype == nl::Dtype::f16);
+  CHECK(file.find("w")->bytes.size() == 10);
+  CHECK(file.find("b")->dtype == nl::Dtype::f32);
+  const Tensor back = file.find("w")->to_tensor();
+  for (size_t i = 0; i < w.size(); ++i) {
+    CHECK(back[i] == nl::half_to_float(nl::float_to_half(w[i])));
+    CHECK(std::fabs(back[i] - w[i]) <= std::fabs(w[i]) * std::ldexp(1.0f, -11) + std::ldexp(1.0f, -25));
+  }
+  // Writing what was read, as F16 again, gives the same bytes.
+  CHECK(nl::write_safetensors({{"w", &back, nl::Dtype::f16}, {"b", &b}}, {}) == bytes);
+  Tensor big({3}, 1.0f);
+  big[2] = 70000.0f;
+  CHECK_THROWS_WITH_AS(nl::write_safetensors({{"big", &big, nl::Dtype::f16}}, {}),
+                       doctest::Contains("tensor 'big': value 70000.000000 at index 2 does not fit F16"),
+                       std::invalid_argument);
+}
+
 TEST_CASE("safetensors: writer refuses bad names") {
   Tensor t({2});
   CHECK_THROWS_WITH_AS(nl::write_safetensors({{"", &t}}, {}), doctest::Contains("empty name"),
@@ -156,7 +237,8 @@ TEST_CASE("safetensors: malformed framing is rejected") {
 
 TEST_CASE("safetensors: malformed tensor entries are rejected, naming the tensor") {
   auto one = [](const std::string& e, size_t data_bytes) { return file_from("{" + e + "}", zeros(data_bytes)); };
-  expect_rejected(one(entry("w", "F16", "[2]", "[0,4]"), 4), "tensor 'w': dtype F16 is not supported (only F32)");
+  expect_rejected(one(entry("w", "BF16", "[2]", "[0,4]"), 4), "tensor 'w': dtype BF16 is not supported (only F32, F16)");
+  expect_rejected(one(entry("w", "F16", "[3]", "[0,4]"), 4), "tensor 'w': data_offsets span 4 bytes but F16 shape [3] needs 6");
   expect_rejected(one(entry("w", "F64", "[2]", "[0,16]"), 16), "dtype F64 is not supported");
   expect_rejected(one(entry("w", "Q4", "[2]", "[0,8]"), 8), "tensor 'w': unknown dtype 'Q4'");
   expect_rejected(one("\"w\":{\"dtype\":3,\"shape\":[2],\"data_offsets\":[0,8]}", 8), "dtype is not a string");
