@@ -377,9 +377,10 @@ int run_train(const CommandArgs& argv) {
   }
   Model& model = *model_storage;
   model.training_record() = nlohmann::json::object();
-  std::fprintf(stderr, "model: %s, %zux%zu input, %zu parameters (%.2f MB), %.1f MFLOP per image\n",
+  std::fprintf(stderr, "model: %s, %zux%zu input, %zu parameters (%.2f MB as %s), %.1f MFLOP per image\n",
                arch_label.c_str(), input_size, input_size, model.parameter_count(),
-               model.parameter_count() * 4.0 / 1e6, model.flops_per_image() / 1e6);
+               static_cast<double>(model.parameter_count() * dtype_bytes(weights)) / 1e6,
+               dtype_name(weights), model.flops_per_image() / 1e6);
 
   Trainer trainer(rt, model, data, split.train, split.validation, opt);
   if (checkpoint) trainer.resume(*checkpoint);
