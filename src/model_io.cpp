@@ -137,7 +137,7 @@ Model load_model(std::span<const uint8_t> bytes) {
   }
 
   uint64_t values_in_file = 0;
-  for (const auto& t : file.tensors) values_in_file += t.bytes.size() / 4;
+  for (const auto& t : file.tensors) values_in_file += t.bytes.size() / dtype_bytes(t.dtype);
   uint64_t needed = 0;
   try {
     needed = parameter_values_needed(arch);

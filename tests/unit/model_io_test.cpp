@@ -18,6 +18,7 @@
 #include "model_io.h"
 #include "runtime.h"
 #include "safetensors.h"
+#include "train/architectures.h"
 
 namespace {
 
@@ -143,6 +144,14 @@ TEST_CASE("model file: F16 weights are half the size and give nearly the same ou
   const nl::Tensor after = loaded.forward(rt, x, false);
   for (size_t i = 0; i < before.size(); ++i) CHECK(after[i] == doctest::Approx(before[i]).epsilon(0.01));
   CHECK(loaded.training_record() == model.training_record());
+
+  // A network far larger than the loader's size-guard slack loads from F16 too.
+  nl::Model big(nl::make_architecture("resnet-xs", 32, 4), {"a", "b", "c", "d"});
+  big.init_params(3);
+  REQUIRE(big.parameter_count() > 500000);
+  const Bytes big_f16 = nl::serialize_model(big, nl::Dtype::f16);
+  CHECK(big_f16.size() < big.parameter_count() * 2 + 65536);
+  CHECK(nl::load_model(big_f16).parameter_count() == big.parameter_count());
 }
 
 TEST_CASE("model file: save_model_file writes atomically and load_model_file reads it back") {
