@@ -26,6 +26,9 @@ TrainOptions FineTuneOptions::train_options() const {
   t.label_smoothing = 0.05;
   t.seed = seed;
   t.augment = augment ? AugmentOptions::mri() : AugmentOptions{};
+  // As the shipped model was trained: batch norms that learn get statistics of clean images
+  // before each validation, not the running averages of augmented ones.
+  t.bn_recalibration_images = augment ? 2048 : 0;
   t.trainable_layers = trainable_layers;
   t.eval_batch_size = 32;
   return t;

@@ -236,4 +236,10 @@ TEST_CASE("fine-tune options are checked") {
   o = {};
   o.lr = 0;
   CHECK_THROWS_WITH_AS(o.validate(), doctest::Contains("learning rate"), std::invalid_argument);
+  // Augmented fine-tuning recalibrates the batch norms that learn, as the shipped model's
+  // training did; without augmentation the running averages already follow clean images.
+  o = {};
+  CHECK(o.train_options().bn_recalibration_images == 2048);
+  o.augment = false;
+  CHECK(o.train_options().bn_recalibration_images == 0);
 }
