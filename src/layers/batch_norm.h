@@ -28,8 +28,10 @@ class BatchNorm : public Layer {
   // leave the running statistics alone and add up each batch's mean and unbiased variance;
   // end_statistics_average() makes their averages the running statistics (unchanged when no
   // batch came, e.g. the layer is frozen). Returns the number of batches averaged.
+  // abandon_statistics_average() stops averaging and keeps the running statistics as they were.
   void begin_statistics_average();
   size_t end_statistics_average();
+  void abandon_statistics_average() { averaging_ = false; }
 
  private:
   Param& param(size_t i);

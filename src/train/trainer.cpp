@@ -304,7 +304,7 @@ size_t recalibrate_batch_norm(Runtime& rt, Model& model, const Dataset& data,
       model.forward(rt, input, /*training=*/true);
     }
   } catch (...) {
-    for (BatchNorm* bn : layers) bn->end_statistics_average();
+    for (BatchNorm* bn : layers) bn->abandon_statistics_average();
     throw;
   }
   for (BatchNorm* bn : layers) bn->end_statistics_average();

@@ -311,6 +311,51 @@ TEST_CASE("batch_norm training: batch statistics, running statistics, full backw
   }
 }
 
+TEST_CASE("batch_norm statistics average: batches averaged, output unchanged, abandon keeps the old") {
+  Runtime rt(1);
+  LayerSpec spec = make_spec("batch_norm", "bn");
+  spec.momentum = 0.25f;
+  nl::BatchNorm bn(spec);
+  const Shape shape{3, 2, 5, 3};
+  bn.create_params({{1, 2, 5, 3}});
+  ref::fill_uniform(bn.params()[2].value.values(), 61);
+  ref::fill_uniform(bn.params()[3].value.values(), 62, 0.5f, 2.0f);
+  const auto old_mean = doubles(bn.params()[2].value), old_var = doubles(bn.params()[3].value);
+  const Tensor x1 = ref::random_tensor(shape, 63, -1.0f, 3.0f), x2 = ref::random_tensor(shape, 64, 0.0f, 1.0f);
+  const size_t c = 3, rows = nl::numel(shape) / c;
+
+  bn.begin_statistics_average();
+  Tensor out1, out2;
+  bn.forward(rt, {&x1}, out1, true);
+  bn.forward(rt, {&x2}, out2, true);
+  // The outputs are the ordinary training ones (batch statistics).
+  const std::string fwd = ref::mismatch(out2.values(), ref::batch_norm_train(rows, c, doubles(x2), doubles(bn.params()[0].value),
+                                                                            doubles(bn.params()[1].value), spec.epsilon), 1e-5, 1e-4);
+  CHECK_MESSAGE(fwd.empty(), fwd);
+  CHECK(doubles(bn.params()[2].value) == old_mean);  // untouched until the end
+  CHECK(doubles(bn.params()[3].value) == old_var);
+  CHECK(bn.end_statistics_average() == 2);
+  std::vector<double> m1, v1, m2, v2, want_mean(c), want_var(c);
+  ref::channel_stats(rows, c, doubles(x1), m1, v1);
+  ref::channel_stats(rows, c, doubles(x2), m2, v2);
+  for (size_t ch = 0; ch < c; ++ch) {
+    want_mean[ch] = (m1[ch] + m2[ch]) / 2;
+    want_var[ch] = (v1[ch] + v2[ch]) / 2 * rows / (rows - 1.0);
+  }
+  const std::string stats = ref::mismatch(bn.params()[2].value.values(), want_mean, 1e-6, 1e-5) +
+                            ref::mismatch(bn.params()[3].value.values(), want_var, 1e-6, 1e-5);
+  CHECK_MESSAGE(stats.empty(), stats);
+  CHECK_THROWS_WITH_AS(bn.end_statistics_average(), doctest::Contains("not begun"), std::logic_error);
+
+  const auto averaged_mean = doubles(bn.params()[2].value);
+  bn.begin_statistics_average();
+  bn.forward(rt, {&x1}, out1, true);
+  bn.abandon_statistics_average();
+  CHECK(doubles(bn.params()[2].value) == averaged_mean);
+  bn.forward(rt, {&x1}, out1, true);  // back to momentum updates
+  CHECK(doubles(bn.params()[2].value) != averaged_mean);
+}
+
 TEST_CASE("batch_norm inference: running statistics, unchanged by the pass; backward") {
   Runtime rt(1);
   LayerSpec spec = make_spec("batch_norm", "bn");
