@@ -147,7 +147,8 @@ Architecture tiny_cnn(size_t input_size, size_t classes) {
 const std::vector<ArchitectureInfo>& architecture_catalogue() {
   static const std::vector<ArchitectureInfo> list = {
       {"resnet-s", "ResNet-style: 3x3/2 stem + max pool, 4 stages of one basic block "
-                   "(32, 64, 128, 256 channels), global average pooling, dense; the shipped model",
+                   "(32, 64, 128, 256 channels), global average pooling, dense; the shipped model "
+                   "(at 160x160)",
        128},
       {"resnet-m", "as resnet-s with two basic blocks per stage", 128},
       {"resnet-w", "as resnet-s with 48, 96, 192, 384 channels", 128},
