@@ -177,7 +177,8 @@ uint16_t float_to_half(float f) {
     if (magnitude < 0x33000000u) return sign;  // below half the smallest subnormal: zero
     const uint32_t exponent = magnitude >> 23;
     const uint32_t mantissa = (magnitude & 0x7FFFFFu) | 0x800000u;
-    const uint32_t shift = 126 - exponent;  // 14 + 23 - 1 - (exponent - 127) - ... = units of 2^-24
+    // f = mantissa * 2^(exponent - 150); in units of 2^-24 that is mantissa >> (126 - exponent).
+    const uint32_t shift = 126 - exponent;
     const uint32_t value = mantissa >> shift;
     const uint32_t rest = mantissa & ((1u << shift) - 1), halfway = 1u << (shift - 1);
     const uint32_t rounded = value + (rest > halfway || (rest == halfway && (value & 1u)));
