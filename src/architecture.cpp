@@ -262,7 +262,9 @@ json to_json(const Architecture& arch) {
           {"layers", std::move(layers)}};
 }
 
-json to_json(const Preprocessing& pre) { return {{"mean", pre.mean}, {"std", pre.std}}; }
+json to_json(const Preprocessing& pre) {
+  return {{"mean", pre.mean}, {"std", pre.std}, {"crop", pre.crop_to_head ? "head" : "none"}};
+}
 
 Architecture architecture_from_json(const json& j) {
   if (!j.is_object()) fail("architecture", std::string("must be a JSON object, got ") + j.type_name());
@@ -288,11 +290,21 @@ Architecture architecture_from_json(const json& j) {
 
 Preprocessing preprocessing_from_json(const json& j) {
   if (!j.is_object()) fail("preprocessing", std::string("must be a JSON object, got ") + j.type_name());
-  reject_unknown_fields(j, {"mean", "std"}, "preprocessing", "");
+  reject_unknown_fields(j, {"mean", "std", "crop"}, "preprocessing", "");
   Preprocessing pre;
   pre.mean = as_float(require(j, "mean", "preprocessing"), "preprocessing.mean");
   pre.std = as_float(require(j, "std", "preprocessing"), "preprocessing.std");
   if (!(pre.std > 0.0f)) fail("preprocessing.std", "must be positive, got " + std::to_string(pre.std));
+  if (j.contains("crop")) {  // absent in models made before cropping existed
+    const json& crop = j.at("crop");
+    if (crop == "head") {
+      pre.crop_to_head = true;
+    } else if (crop != "none") {
+      std::string shown = crop.dump();
+      if (shown.size() > 40) shown = shown.substr(0, 37) + "...";
+      fail("preprocessing.crop", "must be \"head\" or \"none\", got " + shown);
+    }
+  }
   return pre;
 }
 

@@ -35,7 +35,8 @@ TrainOptions FineTuneOptions::train_options() const {
 }
 
 FineTuneSession::FineTuneSession(const Model& model)
-    : data_(model.classes(), model.architecture().width, model.architecture().height) {}
+    : data_(model.classes(), model.architecture().width, model.architecture().height,
+            model.preprocessing().crop_to_head) {}
 
 std::string FineTuneSession::add_image(std::string path, const std::string& class_name,
                                        std::span<const uint8_t> bytes) {

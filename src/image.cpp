@@ -308,11 +308,110 @@ void to_input(const GreyImage& image, const Architecture& arch, const Preprocess
   }
 }
 
-Tensor preprocess(std::span<const uint8_t> bytes, const Architecture& arch,
-                  const Preprocessing& pre) {
+CropBox head_box(const GreyImage& image) {
+  const size_t w = image.width, h = image.height;
+  if (w == 0 || h == 0 || image.pixels.size() != w * h)
+    throw std::invalid_argument("head_box: image pixel count does not match its size");
+  // Work on a copy whose longer side is at most 64: cheap, and the averaging blurs away
+  // noise and thin dark gaps.
+  const size_t longest = std::max(w, h), target = std::min<size_t>(longest, 64);
+  const size_t sw = std::max<size_t>(1, (w * target + longest / 2) / longest);
+  const size_t sh = std::max<size_t>(1, (h * target + longest / 2) / longest);
+  const GreyImage small = sw == w && sh == h ? image : resize(image, sw, sh);
+  const float brightest = *std::max_element(small.pixels.begin(), small.pixels.end());
+
+  // Bright pixels, grown by one so that a skull and a brain parted by dark fluid join.
+  std::vector<uint8_t> bright(sw * sh, 0), grown(sw * sh, 0);
+  for (size_t i = 0; i < bright.size(); ++i)
+    bright[i] = brightest > 0.0f && small.pixels[i] > 0.1f * brightest;
+  for (size_t y = 0; y < sh; ++y)
+    for (size_t x = 0; x < sw; ++x)
+      for (size_t yy = y ? y - 1 : 0; yy <= std::min(y + 1, sh - 1) && !grown[y * sw + x]; ++yy)
+        for (size_t xx = x ? x - 1 : 0; xx <= std::min(x + 1, sw - 1); ++xx)
+          if (bright[yy * sw + xx]) {
+            grown[y * sw + x] = 1;
+            break;
+          }
+
+  // The largest 8-connected group (flood fill; grown is cleared as it is visited).
+  size_t best_count = 0, left = 0, right = sw - 1, top = 0, bottom = sh - 1;
+  std::vector<size_t> stack;
+  for (size_t start = 0; start < grown.size(); ++start) {
+    if (!grown[start]) continue;
+    grown[start] = 0;
+    stack.assign(1, start);
+    size_t count = 0, x0 = sw, x1 = 0, y0 = sh, y1 = 0;
+    while (!stack.empty()) {
+      const size_t i = stack.back(), x = i % sw, y = i / sw;
+      stack.pop_back();
+      ++count;
+      x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, y), y1 = std::max(y1, y);
+      for (size_t yy = y ? y - 1 : 0; yy <= std::min(y + 1, sh - 1); ++yy)
+        for (size_t xx = x ? x - 1 : 0; xx <= std::min(x + 1, sw - 1); ++xx)
+          if (grown[yy * sw + xx]) {
+            grown[yy * sw + xx] = 0;
+            stack.push_back(yy * sw + xx);
+          }
+    }
+    if (count > best_count) best_count = count, left = x0, right = x1, top = y0, bottom = y1;
+  }
+
+  // That group's bounding box in the image's pixels, widened 3% each side and squared.
+  double cx = 0.5 * double(w), cy = 0.5 * double(h), side = double(longest);
+  if (best_count > 0) {
+    const double fx = double(w) / double(sw), fy = double(h) / double(sh);
+    cx = 0.5 * fx * double(left + right + 1);
+    cy = 0.5 * fy * double(top + bottom + 1);
+    side = 1.06 * std::max(fx * double(right + 1 - left), fy * double(bottom + 1 - top));
+    side = std::max(side, double(longest) / 3.0);
+  }
+  CropBox box;
+  box.width = box.height = std::max<size_t>(1, static_cast<size_t>(std::lround(side)));
+  box.x = std::lround(cx - 0.5 * double(box.width));
+  box.y = std::lround(cy - 0.5 * double(box.height));
+  return box;
+}
+
+GreyImage crop(const GreyImage& image, const CropBox& box) {
+  if (image.pixels.size() != image.width * image.height)
+    throw std::invalid_argument("crop: image pixel count does not match its size");
+  const size_t longest = std::max(image.width, image.height);
+  if (box.width == 0 || box.height == 0 || box.width > 4 * longest || box.height > 4 * longest)
+    throw std::invalid_argument("crop: box " + std::to_string(box.width) + "x" +
+                                std::to_string(box.height) +
+                                " is outside 1..4 times the image's longer side");
+  GreyImage out;
+  out.width = box.width;
+  out.height = box.height;
+  out.pixels.assign(box.width * box.height, 0.0f);
+  const long w = static_cast<long>(image.width), h = static_cast<long>(image.height);
+  const long bw = static_cast<long>(box.width), bh = static_cast<long>(box.height);
+  const long x0 = std::max(0L, -box.x), x1 = std::min(bw, w - box.x);
+  if (x0 >= x1) return out;
+  for (long y = std::max(0L, -box.y); y < bh && box.y + y < h; ++y) {
+    const float* row = image.pixels.data() + (box.y + y) * w;
+    std::copy(row + box.x + x0, row + box.x + x1, out.pixels.data() + y * bw + x0);
+  }
+  return out;
+}
+
+GreyImage prepare_image(std::span<const uint8_t> bytes, size_t width, size_t height,
+                        bool crop_to_head, InputRegion* region) {
   GreyImage image = decode_grey(bytes);
-  if (image.width != arch.width || image.height != arch.height)
-    image = resize(image, arch.width, arch.height);
+  InputRegion used{image.width, image.height, CropBox{0, 0, image.width, image.height}};
+  if (crop_to_head) {
+    used.box = head_box(image);
+    image = crop(image, used.box);
+  }
+  if (region) *region = used;
+  // Resize only when the size differs, so an image already at the model's size is exact.
+  if (image.width != width || image.height != height) image = resize(image, width, height);
+  return image;
+}
+
+Tensor preprocess(std::span<const uint8_t> bytes, const Architecture& arch,
+                  const Preprocessing& pre, InputRegion* region) {
+  const GreyImage image = prepare_image(bytes, arch.width, arch.height, pre.crop_to_head, region);
   Tensor input({1, arch.height, arch.width, arch.channels});
   to_input(image, arch, pre, input.data());
   return input;

@@ -22,11 +22,15 @@ struct Architecture {
   std::vector<LayerSpec> layers;               // in execution order (topological)
 };
 
-// How an image becomes the model's input: decoded, converted to grey, resized to
-// height x width (architecture input), scaled to [0,1], then (x - mean) / std.
+// How an image becomes the model's input: decoded, converted to grey, optionally cropped
+// to the head (image.h: head_box), resized to height x width (architecture input), scaled
+// to [0,1], then (x - mean) / std.
 struct Preprocessing {
   float mean = 0.0f;
   float std = 1.0f;
+  // Scans come framed differently (wide black borders, tight crops, off-centre heads);
+  // cropping to the head first makes the model see every head at the same scale.
+  bool crop_to_head = false;
 };
 
 nlohmann::json to_json(const Architecture& arch);

@@ -88,6 +88,7 @@ int run_evaluate(const CommandArgs& argv) {
   load.width = arch.width;
   load.height = arch.height;
   load.classes = loaded.classes();
+  load.crop_to_head = loaded.preprocessing().crop_to_head;
   const Dataset data = load_image_folder(rt, data_dir, load);
   for (const std::string& s : data.skipped()) std::fprintf(stderr, "skipped %s\n", s.c_str());
   if (data.size() == 0)

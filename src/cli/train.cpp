@@ -37,6 +37,8 @@ const std::vector<Option> kOptions = {
     {"--out", "FILE", "where the best model goes (e.g. model/neurolens.safetensors)"},
     {"--arch", "NAME", "architecture (default resnet-s; see --list-archs)"},
     {"--input-size", "N", "input side in pixels (default: the architecture's)"},
+    {"--crop", "MODE", "head: crop each image to the head before resizing; none: resize the\n"
+                       "                        whole image (default none)"},
     {"--epochs", "N", "epochs (default 30)"},
     {"--batch", "N", "images per batch (default 32)"},
     {"--lr", "X", "peak learning rate, reached after the warm-up (default 0.002)"},
@@ -234,8 +236,12 @@ int run_train(const CommandArgs& argv) {
   if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
   if (!args.has("--data")) throw UsageError("--data DIR is required");
   if (!args.has("--out")) throw UsageError("--out FILE is required");
-  if (args.has("--init") && (args.has("--arch") || args.has("--input-size")))
-    throw UsageError("--init takes the architecture and input size from that model; not with --arch/--input-size");
+  if (args.has("--init") && (args.has("--arch") || args.has("--input-size") || args.has("--crop")))
+    throw UsageError("--init takes the architecture, input size and cropping from that model; "
+                     "not with --arch/--input-size/--crop");
+  const std::string crop_name = args.get("--crop", "none");
+  if (crop_name != "head" && crop_name != "none")
+    throw UsageError("--crop: '" + crop_name + "' is not head or none");
 
   const std::string data_dir = args.get("--data");
   const std::string out = args.get("--out");
@@ -292,6 +298,8 @@ int run_train(const CommandArgs& argv) {
         asked["input_size"] = args.get_size("--input-size", 0, 8, 1024);
         made["input_size"] = checkpoint->model.architecture().width;
       }
+      asked["crop"] = crop_name;
+      made["crop"] = checkpoint->model.preprocessing().crop_to_head ? "head" : "none";
     }
     const std::string diff = option_differences(asked, made);
     if (!diff.empty())
@@ -305,7 +313,9 @@ int run_train(const CommandArgs& argv) {
   const Model* base = checkpoint ? &checkpoint->model : init_model ? &*init_model : nullptr;
   size_t input_size = 0;
   std::vector<std::string> classes;
+  bool crop_to_head = crop_name == "head";
   if (base) {
+    crop_to_head = base->preprocessing().crop_to_head;
     input_size = base->architecture().width;
     classes = base->classes();
     if (base->architecture().width != base->architecture().height)
@@ -319,6 +329,7 @@ int run_train(const CommandArgs& argv) {
   ImageFolderOptions load;
   load.width = load.height = input_size;
   load.classes = classes;
+  load.crop_to_head = crop_to_head;
   ProgressBar bar;
   load.progress = [&](size_t done, size_t total) {
     if (bar.tty()) std::fprintf(stderr, "\r\033[Kloading images %zu/%zu", done, total);
@@ -327,8 +338,9 @@ int run_train(const CommandArgs& argv) {
   if (bar.tty()) std::fprintf(stderr, "\r\033[K");
   const double load_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  std::fprintf(stderr, "loaded %zu images of %zu classes at %zux%zu in %.1f s", data.size(),
-               data.classes().size(), input_size, input_size, load_seconds);
+  std::fprintf(stderr, "loaded %zu images of %zu classes at %zux%zu%s in %.1f s", data.size(),
+               data.classes().size(), input_size, input_size,
+               crop_to_head ? " (cropped to the head)" : "", load_seconds);
   if (!data.skipped().empty()) std::fprintf(stderr, "; skipped %zu unreadable files:", data.skipped().size());
   std::fprintf(stderr, "\n");
   for (size_t i = 0; i < data.skipped().size() && i < 20; ++i)
@@ -371,7 +383,7 @@ int run_train(const CommandArgs& argv) {
   } else {
     double mean = 0, stddev = 1;
     data.pixel_statistics(split.train, mean, stddev);
-    Preprocessing pre{static_cast<float>(mean), static_cast<float>(stddev)};
+    Preprocessing pre{static_cast<float>(mean), static_cast<float>(stddev), crop_to_head};
     model_storage.emplace(make_architecture(arch_name, input_size, data.classes().size()), data.classes(), pre);
     model_storage->init_params(opt.seed);
   }

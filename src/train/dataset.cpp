@@ -19,8 +19,8 @@ uint64_t content_hash(std::span<const uint8_t> bytes) {
   return mix64(h ^ mix64(bytes.size()));
 }
 
-Dataset::Dataset(std::vector<std::string> classes, size_t width, size_t height)
-    : classes_(std::move(classes)), width_(width), height_(height) {
+Dataset::Dataset(std::vector<std::string> classes, size_t width, size_t height, bool crop_to_head)
+    : classes_(std::move(classes)), width_(width), height_(height), crop_to_head_(crop_to_head) {
   if (classes_.empty()) throw std::invalid_argument("dataset: no classes");
   if (width_ == 0 || height_ == 0 || width_ > 4096 || height_ > 4096)
     throw std::invalid_argument("dataset: image size " + std::to_string(width_) + "x" +
@@ -38,11 +38,9 @@ void Dataset::add_skipped(std::string path, const std::string& reason) {
 }
 
 std::string decode_for_dataset(std::span<const uint8_t> bytes, size_t width, size_t height,
-                               float* out) {
+                               bool crop_to_head, float* out) {
   try {
-    GreyImage image = decode_grey(bytes);
-    // As nl::preprocess does: resize only when the size differs.
-    if (image.width != width || image.height != height) image = resize(image, width, height);
+    const GreyImage image = prepare_image(bytes, width, height, crop_to_head);
     std::copy(image.pixels.begin(), image.pixels.end(), out);
     return {};
   } catch (const std::exception& e) {
@@ -53,7 +51,7 @@ std::string decode_for_dataset(std::span<const uint8_t> bytes, size_t width, siz
 
 bool Dataset::add(std::string path, int label, std::span<const uint8_t> bytes) {
   std::vector<float> pixels(width_ * height_);
-  std::string error = decode_for_dataset(bytes, width_, height_, pixels.data());
+  std::string error = decode_for_dataset(bytes, width_, height_, crop_to_head_, pixels.data());
   if (!error.empty()) {
     add_skipped(std::move(path), error);
     return false;

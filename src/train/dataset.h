@@ -26,11 +26,13 @@ struct DatasetItem {
 
 class Dataset {
  public:
-  Dataset(std::vector<std::string> classes, size_t width, size_t height);
+  // crop_to_head: images are cropped to the head before resizing (Preprocessing).
+  Dataset(std::vector<std::string> classes, size_t width, size_t height, bool crop_to_head = false);
 
   const std::vector<std::string>& classes() const { return classes_; }
   size_t width() const { return width_; }
   size_t height() const { return height_; }
+  bool crop_to_head() const { return crop_to_head_; }
   size_t size() const { return items_.size(); }
   const DatasetItem& item(size_t i) const { return items_.at(i); }
   const float* image(size_t i) const { return pixels_.data() + i * width_ * height_; }
@@ -53,15 +55,17 @@ class Dataset {
  private:
   std::vector<std::string> classes_;
   size_t width_, height_;
+  bool crop_to_head_;
   std::vector<DatasetItem> items_;
   std::vector<float> pixels_;
   std::vector<std::string> skipped_;
 };
 
-// Decodes bytes (any format image.h reads) to grey and resizes to width x height into out
-// (width*height floats). Returns an empty string on success, else the reason.
+// Decodes bytes (any format image.h reads) to grey, crops to the head if asked and resizes
+// to width x height into out (width*height floats), as nl::preprocess does. Returns an
+// empty string on success, else the reason.
 std::string decode_for_dataset(std::span<const uint8_t> bytes, size_t width, size_t height,
-                               float* out);
+                               bool crop_to_head, float* out);
 
 struct Split {
   std::vector<size_t> train, validation;  // item indices, ascending

@@ -66,6 +66,7 @@ struct PendingFile {
 struct DecodeJob {
   std::vector<PendingFile>* files;
   size_t width, height;
+  bool crop_to_head;
 };
 
 void decode_one(void* context, size_t i) {
@@ -73,7 +74,7 @@ void decode_one(void* context, size_t i) {
   PendingFile& f = (*job->files)[i];
   if (!f.error.empty()) return;
   f.pixels.resize(job->width * job->height);
-  f.error = decode_for_dataset(f.bytes, job->width, job->height, f.pixels.data());
+  f.error = decode_for_dataset(f.bytes, job->width, job->height, job->crop_to_head, f.pixels.data());
 }
 
 bool is_hidden(const fs::path& p) {
@@ -116,7 +117,7 @@ Dataset load_image_folder(Runtime& rt, const std::string& dir, const ImageFolder
     label_of_folder.push_back(static_cast<int>(it - classes.begin()));
   }
 
-  Dataset data(classes, options.width, options.height);
+  Dataset data(classes, options.width, options.height, options.crop_to_head);
   for (const std::string& s : stray) data.add_skipped(s, "not inside a class folder");
 
   std::vector<PendingFile> files;
@@ -157,7 +158,7 @@ Dataset load_image_folder(Runtime& rt, const std::string& dir, const ImageFolder
         f.error = e.what();
       }
     }
-    DecodeJob job{&chunk, options.width, options.height};
+    DecodeJob job{&chunk, options.width, options.height, options.crop_to_head};
     pthreadpool_parallelize_1d(rt.threadpool(), decode_one, &job, chunk.size(), 0);
     for (PendingFile& f : chunk) {
       if (!f.error.empty()) data.add_skipped(f.path, f.error);

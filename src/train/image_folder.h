@@ -20,6 +20,7 @@ namespace nl {
 
 struct ImageFolderOptions {
   size_t width = 0, height = 0;
+  bool crop_to_head = false;  // as the model's Preprocessing says
   // Empty: the classes are the class folders, sorted by name. Otherwise the class order to
   // use: every folder must be one of these (else std::invalid_argument naming it); a class
   // without a folder simply has no images.

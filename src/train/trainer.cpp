@@ -47,6 +47,11 @@ void check_model_fits(const Model& model, const Dataset& data, const char* what)
                                 std::to_string(a.width) + "x" + std::to_string(a.height) +
                                 " images but the data was loaded at " +
                                 std::to_string(data.width()) + "x" + std::to_string(data.height()));
+  if (model.preprocessing().crop_to_head != data.crop_to_head())
+    throw std::invalid_argument(std::string(what) + ": the model " +
+                                (model.preprocessing().crop_to_head ? "crops" : "does not crop") +
+                                " images to the head but the data was loaded " +
+                                (data.crop_to_head() ? "cropped" : "uncropped"));
 }
 
 struct BatchJob {

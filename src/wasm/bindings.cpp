@@ -243,15 +243,18 @@ class Engine {
   }
 
   // {probabilities: Float32Array, classIndex, className, classes, milliseconds,
-  //  heatmap?: {layer, width, height, data: Float32Array in [0,1]}}
+  //  region: {imageWidth, imageHeight, x, y, width, height} (the part of the image the
+  //  model saw, in its pixels; may reach past the edges when cropped to the head),
+  //  heatmap?: {layer, width, height, data: Float32Array in [0,1]} over that region}
   val classify(val bytes, val options) {
     return guarded([&] {
       require_model();
       const bool want_gradcam = bool_option(options, "gradcam", false);
       const std::vector<uint8_t> data = bytes_from_js(bytes, "classify: the image");
       const auto start = std::chrono::steady_clock::now();
+      nl::InputRegion region;
       const nl::Tensor input =
-          nl::preprocess(data, model_->architecture(), model_->preprocessing());
+          nl::preprocess(data, model_->architecture(), model_->preprocessing(), &region);
       const nl::Tensor& probs = inference_->forward(runtime_, input, /*training=*/false);
       const double ms = elapsed_ms(start);
 
@@ -265,6 +268,14 @@ class Engine {
       out.set("className", model_->classes().at(best));
       out.set("classes", string_array(model_->classes()));
       out.set("milliseconds", ms);
+      val where = val::object();
+      where.set("imageWidth", static_cast<double>(region.image_width));
+      where.set("imageHeight", static_cast<double>(region.image_height));
+      where.set("x", static_cast<double>(region.box.x));
+      where.set("y", static_cast<double>(region.box.y));
+      where.set("width", static_cast<double>(region.box.width));
+      where.set("height", static_cast<double>(region.box.height));
+      out.set("region", where);
       if (want_gradcam) {
         const nl::Heatmap map = nl::grad_cam(runtime_, *model_, input, best);
         val heat = val::object();

@@ -58,6 +58,33 @@ test('classify returns probabilities in a Float32Array copy, and a Grad-CAM map 
   assert.deepEqual([...plain.probabilities], [...r.probabilities], 'Grad-CAM does not change the prediction');
 });
 
+test('classify says which part of the image the model saw; a cropping model sees the head', () => {
+  // A 40x40 head pasted at (70, 10) on a black 120x90 image.
+  const px = new Float32Array(120 * 90);
+  const head = syntheticSlice(40, { seed: 4, radius: 0.1 });
+  for (let y = 0; y < 40; y++) for (let x = 0; x < 40; x++) px[(10 + y) * 120 + 70 + x] = head[y * 40 + x];
+  const png = encodePng(120, 90, px);
+
+  const whole = engine.classify(png, {}).region;
+  assert.deepEqual(whole, { imageWidth: 120, imageHeight: 90, x: 0, y: 0, width: 120, height: 90 });
+
+  const cropping = new NL.Engine();
+  try {
+    cropping.loadModel(new Uint8Array(testModelBytes({ crop: 'head' })));
+    const r = cropping.classify(png, { gradcam: true });
+    const { x, y, width, height } = r.region;
+    assert.equal(width, height, 'a square');
+    assert.ok(width >= 36 && width <= 50, `side ${width}`);
+    assert.ok(x <= 72 && x + width >= 108 && y <= 12 && y + height >= 48, `box ${JSON.stringify(r.region)}`);
+    assert.equal(r.heatmap.width, 12);
+    // Not what the whole image gives: the model saw another input.
+    const unCropped = engine.classify(png, {}).probabilities;
+    assert.notDeepEqual([...r.probabilities], [...unCropped]);
+  } finally {
+    cropping.delete();
+  }
+});
+
 test('featureMaps returns one layer\'s activations', () => {
   const maps = engine.featureMaps(slice(3), 'pool1');
   assert.equal(maps.type, 'max_pool');

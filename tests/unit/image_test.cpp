@@ -528,3 +528,152 @@ TEST_CASE("preprocess: decode, resize, normalize and replicate channels") {
                        std::invalid_argument);
   CHECK_THROWS_AS(nl::preprocess(Bytes{1, 2, 3}, arch, pre), std::invalid_argument);
 }
+
+// --- cropping to the head --------------------------------------------------------------------
+
+namespace {
+
+// A scene drawn at any resolution from coordinates in [0,1]: a bright "head" (an ellipse
+// with a dark ventricle-like hole and a dimmer ring of fluid between skull and brain), and,
+// when asked, things beside it that are not the head: a speck, a ruler line, a block of
+// letter-like marks and faint noise below a tenth of the brightest value.
+float head_scene(double u, double v, bool clutter) {
+  const double cx = 0.45, cy = 0.55, rx = 0.25, ry = 0.3;
+  const double d = std::hypot((u - cx) / rx, (v - cy) / ry);
+  float value = 0.0f;
+  if (d < 0.86) value = 0.6f;                 // brain
+  else if (d < 0.9) value = 0.02f;            // dark fluid: must not split skull from brain
+  else if (d < 1.0) value = 0.9f;             // skull
+  if (d < 0.2) value = 0.05f;                 // dark hole inside
+  if (clutter) {
+    if (std::abs(u - 0.92) < 0.006 && std::abs(v - 0.1) < 0.006) value = 1.0f;     // speck
+    if (std::abs(v - 0.96) < 0.004 && u > 0.05 && u < 0.6) value = 0.8f;           // ruler
+    if (u > 0.8 && u < 0.95 && v > 0.8 && v < 0.84 && int(u * 200) % 3 == 0) value = 0.9f;  // letters
+    if (value == 0.0f) value = 0.05f * float((int(u * 977) * 31 + int(v * 733) * 17) % 100) / 100.0f;
+  }
+  return value;
+}
+
+nl::GreyImage draw(size_t w, size_t h, bool clutter) {
+  return make_image(w, h, [&](size_t x, size_t y) {
+    return head_scene((x + 0.5) / double(w), (y + 0.5) / double(h), clutter);
+  });
+}
+
+}  // namespace
+
+TEST_CASE("head_box: a square a little larger than the head, about its centre") {
+  for (const auto& size : {std::pair<size_t, size_t>{200, 200}, {257, 190}, {61, 47}, {640, 512}}) {
+    const size_t w = size.first, h = size.second;  // not a structured binding: clang 14 cannot capture those
+    CAPTURE(w);
+    CAPTURE(h);
+    const nl::CropBox box = nl::head_box(draw(w, h, false));
+    CHECK(box.width == box.height);
+    // The head's extent in pixels (the skull's outer edge).
+    const double left = (0.45 - 0.25) * w, right = (0.45 + 0.25) * w;
+    const double top = (0.55 - 0.3) * h, bottom = (0.55 + 0.3) * h;
+    // Found on a copy at most 64 pixels a side, grown by one of its pixels: the box may
+    // exceed the head's by about two such pixels each side, plus the 3% margin.
+    const double cell = std::max(w, h) / 64.0 > 1.0 ? std::max(w, h) / 64.0 : 1.0;
+    const double longest_side = std::max(right - left, bottom - top);
+    CHECK(double(box.width) >= 1.06 * longest_side - 1.0);
+    CHECK(double(box.width) <= 1.06 * (longest_side + 4.0 * cell) + 1.0);
+    CHECK(double(box.x) <= left);
+    CHECK(double(box.y) <= top);
+    CHECK(double(box.x + long(box.width)) >= right);
+    CHECK(double(box.y + long(box.height)) >= bottom);
+    CHECK(std::abs(box.x + box.width / 2.0 - (left + right) / 2) <= cell + 1.0);
+    CHECK(std::abs(box.y + box.height / 2.0 - (top + bottom) / 2) <= cell + 1.0);
+  }
+}
+
+TEST_CASE("head_box: specks, rulers, letters and faint noise beside the head do not move it") {
+  for (const auto& size : {std::pair<size_t, size_t>{200, 200}, {257, 190}, {512, 512}}) {
+    const size_t w = size.first, h = size.second;
+    CAPTURE(w);
+    const nl::CropBox plain = nl::head_box(draw(w, h, false));
+    const nl::CropBox cluttered = nl::head_box(draw(w, h, true));
+    CHECK(cluttered.x == plain.x);
+    CHECK(cluttered.y == plain.y);
+    CHECK(cluttered.width == plain.width);
+  }
+}
+
+TEST_CASE("head_box: blank images, tiny heads and heads at the border") {
+  // Nothing bright: the square around the whole image.
+  const nl::CropBox blank = nl::head_box(make_image(90, 60, [](size_t, size_t) { return 0.0f; }));
+  CHECK(blank.width == 90);
+  CHECK(blank.height == 90);
+  CHECK(blank.x == 0);
+  CHECK(blank.y == -15);
+  // A 6x6 spot in a 300x300 image: at least a third of the image, centred on the spot.
+  const nl::CropBox tiny = nl::head_box(make_image(300, 300, [](size_t x, size_t y) {
+    return x >= 200 && x < 206 && y >= 50 && y < 56 ? 1.0f : 0.0f;
+  }));
+  CHECK(tiny.width == 100);
+  const double cell = 300 / 64.0;  // the spot is found on a copy 64 pixels a side
+  CHECK(std::abs(tiny.x + 50 - 203.0) <= cell);
+  CHECK(std::abs(tiny.y + 50 - 53.0) <= cell);
+  // A head cut by the left edge (60 wide in view, 80 tall): the box reaches past the edge
+  // instead of squeezing the head.
+  const nl::GreyImage cut = make_image(120, 100, [](size_t x, size_t y) {
+    return std::hypot((double(x) - 10) / 50, (double(y) - 50) / 40) < 1.0 ? 0.7f : 0.0f;
+  });
+  const nl::CropBox box = nl::head_box(cut);
+  CHECK(box.x < 0);
+  CHECK(box.x + long(box.width) >= 60);
+  CHECK(box.width >= 85);
+}
+
+TEST_CASE("crop: the box's pixels, black outside the image; bad boxes refused") {
+  const nl::GreyImage img = make_image(7, 5, [](size_t x, size_t y) { return float(y * 7 + x + 1); });
+  for (const nl::CropBox& b : {nl::CropBox{-2, -3, 6, 9}, nl::CropBox{3, 1, 8, 2}, nl::CropBox{0, 0, 7, 5},
+                               nl::CropBox{9, 0, 2, 2}, nl::CropBox{-4, 6, 3, 3}}) {
+    CAPTURE(b.x);
+    CAPTURE(b.y);
+    const nl::GreyImage c = nl::crop(img, b);
+    REQUIRE(c.width == b.width);
+    REQUIRE(c.height == b.height);
+    for (size_t y = 0; y < b.height; ++y)
+      for (size_t x = 0; x < b.width; ++x) {
+        const long sx = b.x + long(x), sy = b.y + long(y);
+        const float expected = sx >= 0 && sx < 7 && sy >= 0 && sy < 5 ? float(sy * 7 + sx + 1) : 0.0f;
+        CHECK(c.pixels[y * b.width + x] == expected);
+      }
+  }
+  CHECK_THROWS_WITH_AS(nl::crop(img, nl::CropBox{0, 0, 0, 3}), doctest::Contains("box 0x3"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(nl::crop(img, nl::CropBox{0, 0, 29, 29}),
+                       doctest::Contains("outside 1..4 times the image's longer side"), std::invalid_argument);
+}
+
+TEST_CASE("preprocess with crop_to_head: decode, crop to head_box, resize, normalize") {
+  nl::Architecture arch;
+  arch.height = arch.width = 24;
+  arch.channels = 1;
+  const nl::GreyImage scene = draw(150, 110, true);
+  Bytes px;
+  for (float v : scene.pixels) px.push_back(static_cast<uint8_t>(std::lround(v * 255.0f)));
+  const Bytes png = encode([&](Bytes* out) { return stbi_write_png_to_func(append_to, out, 150, 110, 1, px.data(), 150); });
+  const nl::GreyImage decoded = nl::decode_grey(png);
+
+  nl::InputRegion used;
+  const nl::Tensor t = nl::preprocess(png, arch, nl::Preprocessing{0.5f, 0.25f, true}, &used);
+  const nl::CropBox expected_box = nl::head_box(decoded);
+  CHECK(used.image_width == 150);
+  CHECK(used.image_height == 110);
+  CHECK(used.box.x == expected_box.x);
+  CHECK(used.box.y == expected_box.y);
+  CHECK(used.box.width == expected_box.width);
+  CHECK(used.box.width < 110);  // the clutter did not make it the whole image
+  const nl::GreyImage cropped = nl::crop(decoded, expected_box);
+  for (size_t y = 0; y < 24; ++y)
+    for (size_t x = 0; x < 24; ++x)
+      CHECK(t[y * 24 + x] == doctest::Approx((ref_pixel(cropped, 24, 24, x, y) - 0.5) / 0.25).epsilon(1e-5));
+
+  // Without cropping the region is the whole image.
+  nl::preprocess(png, arch, nl::Preprocessing{0.5f, 0.25f, false}, &used);
+  CHECK(used.box.x == 0);
+  CHECK(used.box.y == 0);
+  CHECK(used.box.width == 150);
+  CHECK(used.box.height == 110);
+}

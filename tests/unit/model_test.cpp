@@ -197,6 +197,10 @@ TEST_CASE("architecture JSON round trip") {
   const nl::Preprocessing back = nl::preprocessing_from_json(nl::to_json(pre));
   CHECK(back.mean == 0.25f);
   CHECK(back.std == 0.5f);
+  CHECK_FALSE(back.crop_to_head);
+  CHECK(nl::preprocessing_from_json(nl::to_json(nl::Preprocessing{0.1f, 0.2f, true})).crop_to_head);
+  // Models made before cropping existed have no "crop": they do not crop.
+  CHECK_FALSE(nl::preprocessing_from_json({{"mean", 0.5}, {"std", 1}}).crop_to_head);
 }
 
 TEST_CASE("architecture JSON rejects bad input, naming the field") {
@@ -266,7 +270,11 @@ TEST_CASE("architecture JSON rejects bad input, naming the field") {
         "preprocessing.std: must be positive, got 0.000000");
   CHECK(error_of([] { nl::preprocessing_from_json({{"mean", 0.5}}); }) == "preprocessing: missing field 'std'");
   CHECK(error_of([] { nl::preprocessing_from_json({{"mean", 0.5}, {"std", 1}, {"scale", 2}}); }) ==
-        "preprocessing: unknown field 'scale' (allowed: mean, std)");
+        "preprocessing: unknown field 'scale' (allowed: crop, mean, std)");
+  CHECK(error_of([] { nl::preprocessing_from_json({{"mean", 0.5}, {"std", 1}, {"crop", "brain"}}); }) ==
+        "preprocessing.crop: must be \"head\" or \"none\", got \"brain\"");
+  CHECK(error_of([] { nl::preprocessing_from_json({{"mean", 0.5}, {"std", 1}, {"crop", true}}); }) ==
+        "preprocessing.crop: must be \"head\" or \"none\", got true");
 }
 
 TEST_CASE("Model rejects bad graphs: shapes, class count, budgets") {

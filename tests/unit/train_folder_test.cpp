@@ -169,6 +169,49 @@ TEST_CASE("image folder: classes from folders, twins hashed alike, bad files ski
   for (size_t i = 0; i < 24 * 24; ++i) CHECK(data.image(idx)[i] == expect[i]);
 }
 
+TEST_CASE("image folder cropped to the head: exactly what preprocess gives; mismatches refused") {
+  TempDir tmp("neurolens-crop-folder-test");
+  const fs::path data_dir = tmp.path / "data";
+  // Small bright "heads" at different places and sizes on black 64x48 images.
+  for (size_t k = 0; k < 6; ++k) {
+    std::vector<uint8_t> px(64 * 48, 0);
+    const double cx = 14 + 7.0 * k, cy = 16 + 3.0 * k, r = 6 + 2.0 * k;
+    for (size_t y = 0; y < 48; ++y)
+      for (size_t x = 0; x < 64; ++x)
+        if (std::hypot(x - cx, y - cy) < r) px[y * 64 + x] = static_cast<uint8_t>(120 + 20 * k);
+    std::vector<uint8_t> file;
+    stbi_write_png_to_func(append_to, &file, 64, 48, 1, px.data(), 64);
+    write_bytes(data_dir / (k % 2 ? "a" : "b") / ("head" + std::to_string(k) + ".png"), file);
+  }
+  Runtime rt(2);
+  ImageFolderOptions opt;
+  opt.width = opt.height = 20;
+  opt.crop_to_head = true;
+  const Dataset data = load_image_folder(rt, data_dir.string(), opt);
+  REQUIRE(data.size() == 6);
+  CHECK(data.crop_to_head());
+  Model cropping(make_architecture("tiny", 20, 2), data.classes(), Preprocessing{0.0f, 1.0f, true});
+  for (size_t i = 0; i < data.size(); ++i) {
+    const std::vector<uint8_t> bytes = read_file_bytes((data_dir / data.item(i).path).string());
+    const Tensor expect = preprocess(bytes, cropping.architecture(), cropping.preprocessing());
+    for (size_t p = 0; p < 20 * 20; ++p) CHECK(data.image(i)[p] == expect[p]);
+  }
+
+  // Training a model on data prepared another way is refused, naming the difference.
+  Model whole(make_architecture("tiny", 20, 2), data.classes());
+  const Split split = split_dataset(data, 0.34, 1);
+  TrainOptions o;
+  o.epochs = 1;
+  CHECK_THROWS_WITH_AS(Trainer(rt, whole, data, split.train, split.validation, o),
+                       "train: the model does not crop images to the head but the data was loaded cropped",
+                       std::invalid_argument);
+  opt.crop_to_head = false;
+  const Dataset uncropped = load_image_folder(rt, data_dir.string(), opt);
+  CHECK_THROWS_WITH_AS(Trainer(rt, cropping, uncropped, split.train, split.validation, o),
+                       "train: the model crops images to the head but the data was loaded uncropped",
+                       std::invalid_argument);
+}
+
 TEST_CASE("train and evaluate on a synthetic folder; an interrupt leaves the best model loadable") {
   TempDir tmp("neurolens-train-test");
   const fs::path data_dir = tmp.path / "data";
@@ -254,7 +297,7 @@ TEST_CASE("CLI: neurolens train + evaluate end to end on a synthetic folder; int
   write_bytes(data_dir / "disc" / "corrupt.png", {0x89, 'P', 'N', 'G', 1, 2, 3});
   const fs::path out = tmp.path / "model.safetensors", log = tmp.path / "log.txt";
   const std::string train = quote(exe) + " train --data " + quote(data_dir) + " --out " + quote(out) +
-                            " --arch tiny --input-size 16 --batch 8 --lr 0.01 --threads 2" +
+                            " --arch tiny --input-size 16 --crop head --batch 8 --lr 0.01 --threads 2" +
                             " --val-fraction 0.25 --seed 3 --val-dir " + quote(tmp.path / "val");
 
   REQUIRE(run(train + " --epochs 12 2>" + quote(log)) == 0);
@@ -273,6 +316,7 @@ TEST_CASE("CLI: neurolens train + evaluate end to end on a synthetic folder; int
   CHECK(rec["data"]["images"] == 64);
   CHECK(rec["data"]["skipped"] == 1);
   CHECK(rec["options"]["epochs"] == 12);
+  CHECK(model.preprocessing().crop_to_head);
   const nlohmann::json split = read_json(tmp.path / "model.split.json");
   CHECK(split["validation"].size() == 16);
   CHECK(split["train"].size() == 48);
@@ -310,6 +354,15 @@ TEST_CASE("CLI: neurolens train + evaluate end to end on a synthetic folder; int
   CHECK(run(train + " --epochs 12 --resume --lr 0.02 2>" + quote(log)) == 1);
   const std::vector<uint8_t> refused = read_file_bytes(log.string());
   CHECK(std::string(refused.begin(), refused.end()).find("lr 0.02 (checkpoint 0.01)") != std::string::npos);
+  CHECK(run(train + " --epochs 12 --resume --crop none 2>" + quote(log)) == 1);
+  const std::vector<uint8_t> refused_crop = read_file_bytes(log.string());
+  CHECK(std::string(refused_crop.begin(), refused_crop.end()).find("crop \"none\" (checkpoint \"head\")") !=
+        std::string::npos);
+  CHECK(run(quote(exe) + " train --data " + quote(data_dir) + " --out " + quote(tmp.path / "x.safetensors") +
+            " --crop brain 2>" + quote(log)) == 2);
+  const std::vector<uint8_t> bad_crop = read_file_bytes(log.string());
+  CHECK(std::string(bad_crop.begin(), bad_crop.end()).find("--crop: 'brain' is not head or none") !=
+        std::string::npos);
 
   // A folder the model does not know is an error naming it.
   fs::create_directories(tmp.path / "bad" / "triangle");

@@ -114,6 +114,6 @@ export function mount(section, app) {
     acceptFiles: add,
     // For tests and the console: the cards' state.
     cards,
-    redrawHeatmaps() { for (const c of cards) if (c.result?.heatmap) drawHeatmap(c, c.result.heatmap); },
+    redrawHeatmaps() { for (const c of cards) if (c.result?.heatmap) drawHeatmap(c, c.result); },
   };
 }

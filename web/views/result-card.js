@@ -38,7 +38,7 @@ export function showResult(card, result) {
       h('span', { class: 'confidence' }, percent(p[result.classIndex]))),
     bars,
     h('p', { class: 'timing' }, `${result.milliseconds.toFixed(1)} ms in the browser`));
-  if (result.heatmap) drawHeatmap(card, result.heatmap);
+  if (result.heatmap) drawHeatmap(card, result);
 }
 
 export function showError(card, message) {
@@ -60,7 +60,10 @@ function heatColour(v) {
   return [255, 255 * g, 0, v < 0.15 ? 0 : 255 * 0.65 * Math.min(1, (v - 0.15) / 0.6)];
 }
 
-export function drawHeatmap(card, heatmap) {
+// The map covers the part of the image the model saw (result.region: all of it, or the
+// square around the head when the model crops), placed over the thumbnail, which shows the
+// whole image stretched to the square.
+export function drawHeatmap(card, { heatmap, region }) {
   card.thumb.querySelector('canvas.heatmap')?.remove();
   const canvas = h('canvas', { class: 'heatmap', width: heatmap.width, height: heatmap.height,
                               title: `Grad-CAM on layer ${heatmap.layer}` });
@@ -68,7 +71,14 @@ export function drawHeatmap(card, heatmap) {
   const image = ctx.createImageData(heatmap.width, heatmap.height);
   heatmap.data.forEach((v, i) => image.data.set(heatColour(v), 4 * i));
   ctx.putImageData(image, 0, 0);
-  card.thumb.append(canvas);  // CSS stretches it over the image with smooth scaling
+  const share = (part, whole) => `${(100 * part / whole).toFixed(3)}%`;
+  const cropped = region.x !== 0 || region.y !== 0 ||
+    region.width !== region.imageWidth || region.height !== region.imageHeight;
+  canvas.classList.toggle('cropped', cropped);
+  Object.assign(canvas.style, {
+    left: share(region.x, region.imageWidth), top: share(region.y, region.imageHeight),
+    width: share(region.width, region.imageWidth), height: share(region.height, region.imageHeight) });
+  card.thumb.append(canvas);  // smooth scaling; the thumbnail clips what lies past the image
 }
 
 export function disposeCard(card) {

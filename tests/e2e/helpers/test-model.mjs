@@ -89,13 +89,14 @@ export function encodeSafetensors(tensors, metadata) {
   return out;
 }
 
-export function testModelBytes({ size = 48, seed = 7 } = {}) {
+// crop: 'head' makes a model that crops each image to the head before resizing.
+export function testModelBytes({ size = 48, seed = 7, crop } = {}) {
   const arch = testArchitecture(size);
   return encodeSafetensors(parameters(arch, seed), {
     format: 'neurolens/1',
     architecture: JSON.stringify(arch),
     classes: JSON.stringify(TEST_CLASSES),
-    preprocessing: JSON.stringify({ mean: 0.3, std: 0.25 }),
+    preprocessing: JSON.stringify({ mean: 0.3, std: 0.25, ...(crop ? { crop } : {}) }),
     training: JSON.stringify({ note: 'randomly initialised end-to-end test model' }),
   });
 }
