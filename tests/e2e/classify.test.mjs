@@ -94,7 +94,7 @@ test('classify: good images get predictions, bad ones clear errors, all on our o
   // This model does not crop: each map covers its whole thumbnail.
   const placements = await page.$$eval('#cards .card canvas.heatmap', (all) => all.map((c) =>
     [c.style.left, c.style.top, c.style.width, c.style.height, c.classList.contains('cropped')].join(' ')));
-  for (const p of placements) assert.equal(p, '0.000% 0.000% 100.000% 100.000% false');
+  for (const p of placements) assert.equal(p, '0% 0% 100% 100% false');
 
   // Results table: one row per finished card; sortable; CSV export.
   await page.waitForFunction((n) => document.querySelectorAll('table.results tbody tr').length === n,
