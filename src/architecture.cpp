@@ -255,6 +255,13 @@ void validate_architecture(const Architecture& arch) {
   }
 }
 
+Architecture explicit_inputs(const Architecture& arch) {
+  Architecture a = arch;
+  for (size_t i = 0; i < a.layers.size(); ++i)
+    if (a.layers[i].inputs.empty()) a.layers[i].inputs = {i == 0 ? "input" : a.layers[i - 1].name};
+  return a;
+}
+
 json to_json(const Architecture& arch) {
   json layers = json::array();
   for (const LayerSpec& spec : arch.layers) layers.push_back(layer_to_json(spec));

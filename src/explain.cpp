@@ -16,13 +16,31 @@ void check_single_image(const Model& model, const Tensor& input, const char* wha
 
 }  // namespace
 
-size_t gradcam_layer(const Model& model) {
-  for (size_t i = model.layer_count(); i-- > 0;) {
+std::vector<size_t> gradcam_layers(const Model& model) {
+  const Architecture named = explicit_inputs(model.architecture());
+  auto spatial = [&](size_t i) {
     const Shape shape = model.output_shape(i, 1);
-    if (shape.size() == 4 && shape[1] * shape[2] > 1) return i;
+    return shape.size() == 4 && shape[1] * shape[2] > 1;
+  };
+  std::vector<size_t> found;
+  for (size_t i = 0; i < named.layers.size(); ++i) {
+    if (!spatial(i)) continue;
+    for (size_t j = i + 1; j < named.layers.size(); ++j)
+      if (!spatial(j) && std::count(named.layers[j].inputs.begin(), named.layers[j].inputs.end(),
+                                    named.layers[i].name)) {
+        found.push_back(i);
+        break;
+      }
   }
-  throw std::invalid_argument(
-      "Grad-CAM: the model has no layer with a spatial output ([N,H,W,C] with H*W > 1)");
+  if (found.empty()) {  // every spatial output is read only by spatial layers: take the last
+    for (size_t i = named.layers.size(); i-- > 0;)
+      if (spatial(i)) return {i};
+    throw std::invalid_argument(
+        "Grad-CAM: the model has no layer with a spatial output ([N,H,W,C] with H*W > 1)");
+  }
+  const Shape last = model.output_shape(found.back(), 1);
+  std::erase_if(found, [&](size_t i) { return model.output_shape(i, 1) != last; });
+  return found;
 }
 
 Heatmap grad_cam(Runtime& rt, Model& model, const Tensor& input, size_t target) {
@@ -31,7 +49,7 @@ Heatmap grad_cam(Runtime& rt, Model& model, const Tensor& input, size_t target) 
   if (target >= classes)
     throw std::invalid_argument("Grad-CAM: class index " + std::to_string(target) +
                                 " is not below the class count " + std::to_string(classes));
-  const size_t layer = gradcam_layer(model);
+  const std::vector<size_t> layers = gradcam_layers(model);
 
   model.forward(rt, input, /*training=*/false);
   Tensor dlogits(model.logits().shape(), 0.0f);
@@ -39,26 +57,28 @@ Heatmap grad_cam(Runtime& rt, Model& model, const Tensor& input, size_t target) 
   model.zero_grad();
   model.backward(rt, dlogits, /*keep_all_gradients=*/true);
 
-  const Tensor& a = model.activation(layer);
-  const Tensor& g = model.gradient(layer);
-  const size_t h = a.dim(1), w = a.dim(2), c = a.dim(3), pixels = h * w;
-
-  // Channel weights: the spatial mean of the gradient (global-average-pooled gradient).
-  std::vector<double> weight(c, 0.0);
-  for (size_t p = 0; p < pixels; ++p)
-    for (size_t k = 0; k < c; ++k) weight[k] += g[p * c + k];
-  for (double& v : weight) v /= static_cast<double>(pixels);
-
   Heatmap map;
-  map.layer = model.architecture().layers[layer].name;
-  map.height = h;
-  map.width = w;
-  map.values.assign(pixels, 0.0f);
+  std::vector<double> cam;
+  for (size_t layer : layers) {
+    const Tensor& a = model.activation(layer);
+    const Tensor& g = model.gradient(layer);
+    const size_t h = a.dim(1), w = a.dim(2), c = a.dim(3), pixels = h * w;
+    // Channel weights: the spatial mean of the gradient (global-average-pooled gradient).
+    std::vector<double> weight(c, 0.0);
+    for (size_t p = 0; p < pixels; ++p)
+      for (size_t k = 0; k < c; ++k) weight[k] += g[p * c + k];
+    for (double& v : weight) v /= static_cast<double>(pixels);
+    cam.resize(pixels, 0.0);
+    for (size_t p = 0; p < pixels; ++p)
+      for (size_t k = 0; k < c; ++k) cam[p] += weight[k] * a[p * c + k];
+    map.layer += (map.layer.empty() ? "" : "+") + model.architecture().layers[layer].name;
+    map.height = h;
+    map.width = w;
+  }
+  map.values.assign(cam.size(), 0.0f);
   float peak = 0.0f;
-  for (size_t p = 0; p < pixels; ++p) {
-    double sum = 0.0;
-    for (size_t k = 0; k < c; ++k) sum += weight[k] * a[p * c + k];
-    map.values[p] = static_cast<float>(std::max(sum, 0.0));
+  for (size_t p = 0; p < cam.size(); ++p) {
+    map.values[p] = static_cast<float>(std::max(cam[p], 0.0));
     peak = std::max(peak, map.values[p]);
   }
   if (peak > 0.0f)

@@ -11,20 +11,23 @@
 
 namespace nl {
 
-// The layer Grad-CAM looks at: the last one whose output is still an image ([N,H,W,C])
-// with more than one pixel, i.e. the deepest spatial features before the classifier head.
-// Throws std::invalid_argument when the model has no such layer.
-size_t gradcam_layer(const Model& model);
+// The layers Grad-CAM looks at: the deepest spatial features before the classifier head,
+// i.e. each layer whose output is still an image ([N,H,W,C], more than one pixel) and is
+// read by a layer whose output is not (one layer for a plain network; one per branch of an
+// ensemble), keeping those of the same size as the last. Throws std::invalid_argument when
+// the model has no layer with a spatial output.
+std::vector<size_t> gradcam_layers(const Model& model);
 
 struct Heatmap {
-  std::string layer;           // the layer whose activations were weighted
+  std::string layer;           // the layer(s) whose activations were weighted, joined by "+"
   size_t width = 0, height = 0;  // that layer's output size (coarser than the input)
   std::vector<float> values;   // row-major, in [0,1]; all 0 when nothing supports the class
 };
 
 // Grad-CAM (Selvaraju et al. 2017) for class `target` of a single image input [1,H,W,C]:
-// A = activations of gradcam_layer, g = d(logit_target)/dA; each channel k is weighted by the
-// spatial mean of g_k, cam = ReLU(sum_k w_k A_k), scaled by its maximum. Runs an inference
+// A = activations of a gradcam_layers layer, g = d(logit_target)/dA; each channel k is
+// weighted by the spatial mean of g_k; cam = ReLU(sum over those layers and their channels
+// of w_k A_k), scaled by its maximum. Runs an inference
 // forward pass (dropout off, batch-norm running statistics) and a backward pass on `model`;
 // parameter gradients accumulated on the way are cleared again.
 Heatmap grad_cam(Runtime& rt, Model& model, const Tensor& input, size_t target);

@@ -33,6 +33,10 @@ struct Preprocessing {
   bool crop_to_head = false;
 };
 
+// The same architecture with every layer's inputs named (an empty list means the previous
+// layer, or the image for the first).
+Architecture explicit_inputs(const Architecture& arch);
+
 nlohmann::json to_json(const Architecture& arch);
 nlohmann::json to_json(const Preprocessing& pre);
 // Both validate and throw std::invalid_argument naming the field and what is wrong

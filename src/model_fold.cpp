@@ -18,13 +18,6 @@ namespace nl {
 namespace {
 
 // Every layer's inputs spelled out (an empty list means "the previous layer").
-Architecture explicit_inputs(const Architecture& arch) {
-  Architecture a = arch;
-  for (size_t i = 0; i < a.layers.size(); ++i)
-    if (a.layers[i].inputs.empty()) a.layers[i].inputs = {i == 0 ? "input" : a.layers[i - 1].name};
-  return a;
-}
-
 size_t index_of(const std::vector<LayerSpec>& layers, const std::string& name) {
   for (size_t i = 0; i < layers.size(); ++i)
     if (layers[i].name == name) return i;

@@ -32,8 +32,8 @@ const std::vector<Option> kOptions = {
 void print_help() {
   std::printf(
       "usage: neurolens classify --model FILE [--json] [--threads N] IMAGE...\n\n"
-      "Classifies each image (JPEG, PNG, BMP, GIF or TGA; converted to grey and resized to the\n"
-      "model's input) and prints its class, the probability of every class and the time taken\n"
+      "Classifies each image (JPEG, PNG, BMP, GIF or TGA; converted to grey, cropped to the head\n"
+      "if the model's preprocessing says so, and resized to the model's input) and prints its class, the probability of every class and the time taken\n"
       "(decoding + preprocessing + forward pass; model loading excluded). Images that fail are\n"
       "reported and the rest still run; the exit status is 1 if any failed, 2 on a usage error.\n\n"
       "options:\n%s",

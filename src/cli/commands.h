@@ -15,5 +15,6 @@ int run_demo_model(const CommandArgs& args);
 int run_train(const CommandArgs& args);
 int run_evaluate(const CommandArgs& args);
 int run_bench_train(const CommandArgs& args);
+int run_ensemble(const CommandArgs& args);
 
 }  // namespace nl::cli

@@ -27,6 +27,7 @@ const Subcommand kSubcommands[] = {
     {"train", "train a model on a folder of labelled images", nl::cli::run_train},
     {"evaluate", "accuracy, confusion matrix and errors of a model on labelled images", nl::cli::run_evaluate},
     {"bench-train", "training throughput and the XNNPACK / own-code time split", nl::cli::run_bench_train},
+    {"ensemble", "merge trained models into one that averages their logits", nl::cli::run_ensemble},
 };
 
 void print_usage(FILE* out) {

@@ -57,6 +57,8 @@ const std::vector<Option> kOptions = {
                           "                        stays f32) (default f32)"},
     {"--no-augment", "", "no flips, rotations, shifts, scaling or brightness/contrast jitter"},
     {"--seed", "N", "seed of the split, initial weights, shuffling and augmentation (default 1)"},
+    {"--split-seed", "N", "seed of the split alone (default: --seed), so that models trained with\n"
+                          "                        other seeds can be compared on the same validation images"},
     {"--val-fraction", "X", "fraction of each class held out for validation (default 0.2)"},
     {"--threads", "N", "threads (0 = one per core; default 0)"},
     {"--init", "FILE", "fine-tune: start from this model (its architecture, classes, weights)"},
@@ -268,6 +270,7 @@ int run_train(const CommandArgs& argv) {
     throw std::invalid_argument("--weights: '" + weights_name + "' is not f32 or f16");
   const Dtype weights = weights_name == "f16" ? Dtype::f16 : Dtype::f32;
   opt.seed = args.get_size("--seed", 1, 0, 999999999999);
+  const uint64_t asked_split_seed = args.get_size("--split-seed", opt.seed, 0, 999999999999);
   opt.trainable_layers = args.get_size("--trainable-layers", 0, 0, 100000);
   if (args.has("--no-augment")) opt.augment = AugmentOptions{};
   opt.validate();
@@ -291,6 +294,8 @@ int run_train(const CommandArgs& argv) {
     nlohmann::json asked = to_json(opt), made = to_json(checkpoint->options);
     asked["val_fraction"] = val_fraction;
     made["val_fraction"] = checkpoint->extra.value("val_fraction", val_fraction);
+    asked["split_seed"] = asked_split_seed;
+    made["split_seed"] = checkpoint->extra.value("split_seed", checkpoint->options.seed);
     if (!args.has("--init")) {
       asked["arch"] = arch_name;
       made["arch"] = checkpoint->extra.value("arch", arch_name);
@@ -349,7 +354,8 @@ int run_train(const CommandArgs& argv) {
   if (g_stop) return 130;
 
   // The split (the checkpoint's options win when resuming: same seed, same split).
-  const uint64_t split_seed = checkpoint ? checkpoint->options.seed : opt.seed;
+  const uint64_t split_seed =
+      checkpoint ? checkpoint->extra.value("split_seed", checkpoint->options.seed) : asked_split_seed;
   const double split_fraction =
       checkpoint ? checkpoint->extra.value("val_fraction", val_fraction) : val_fraction;
   const Split split = split_dataset(data, split_fraction, split_seed);
@@ -452,6 +458,7 @@ int run_train(const CommandArgs& argv) {
   cb.on_checkpoint = [&] {
     const nlohmann::json extra = {{"arch", arch_label},
                                   {"val_fraction", split_fraction},
+                                  {"split_seed", split_seed},
                                   {"split_digest", digest},
                                   {"seconds", elapsed()}};
     write_file_atomic(ckpt_path, trainer.checkpoint(extra));

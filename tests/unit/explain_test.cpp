@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "ensemble.h"
 #include "explain.h"
 #include "model.h"
 #include "reference.h"
@@ -29,7 +30,7 @@ LayerSpec spec(const char* name, const char* type) {
 }
 
 // input 9x7x2 -> conv(5, 3x3, pad 1) -> relu -> [batch_norm -> dropout] -> gap -> dense(3) -> softmax
-Model small_model(bool with_bn_and_dropout) {
+Model small_model(bool with_bn_and_dropout, uint64_t seed = 11) {
   Architecture a;
   a.height = 9;
   a.width = 7;
@@ -52,7 +53,7 @@ Model small_model(bool with_bn_and_dropout) {
   a.layers.push_back(fc);
   a.layers.push_back(spec("softmax", "softmax"));
   Model m(a, {"a", "b", "c"});
-  m.init_params(11);
+  m.init_params(seed);
   return m;
 }
 
@@ -70,7 +71,7 @@ TEST_CASE("grad_cam matches the closed form for conv-relu-gap-dense") {
   Model m = small_model(false);
   const Tensor input = ref::random_tensor(m.input_shape(1), 5);
   const size_t relu = m.layer_index("relu");
-  CHECK(nl::gradcam_layer(m) == relu);
+  CHECK(nl::gradcam_layers(m) == std::vector<size_t>{relu});
 
   for (size_t target = 0; target < 3; ++target) {
     CAPTURE(target);
@@ -151,4 +152,38 @@ TEST_CASE("feature_maps returns the named layer's output") {
   CHECK(fc.width == 1);
   CHECK(fc.channels == 3);
   CHECK(fc.values.size() == 3);
+}
+
+TEST_CASE("grad_cam of an ensemble weighs every branch's last feature maps") {
+  // Two conv-relu-gap-dense members: the ensemble's logit c is the mean of theirs, so its
+  // gradient at member j's relu output is W_j[c,k] / (2 * pixels), and the map is
+  // ReLU(sum_j sum_k W_j[c,k] A_j[p,k] / 2), scaled by its maximum.
+  Runtime rt(1);
+  Model a = small_model(false, 21), b = small_model(false, 22);
+  Model both = nl::mean_ensemble({&a, &b});
+  const std::vector<size_t> layers = nl::gradcam_layers(both);
+  REQUIRE(layers.size() == 2);
+  CHECK(both.architecture().layers[layers[0]].name == "m1_relu");
+  CHECK(both.architecture().layers[layers[1]].name == "m2_relu");
+  const Tensor input = ref::random_tensor(both.input_shape(1), 12);
+  a.forward(rt, input, false);
+  b.forward(rt, input, false);
+  for (size_t target = 0; target < 3; ++target) {
+    CAPTURE(target);
+    const nl::Heatmap map = nl::grad_cam(rt, both, input, target);
+    CHECK(map.layer == "m1_relu+m2_relu");
+    REQUIRE(map.values.size() == 63);
+    std::vector<double> expected(63, 0.0);
+    double peak = 0.0;
+    for (Model* member : {&a, &b}) {
+      const Tensor& act = member->activation(member->layer_index("relu"));
+      const Tensor& w = member->layer(member->layer_index("fc")).params()[0].value;
+      for (size_t p = 0; p < 63; ++p)
+        for (size_t k = 0; k < 5; ++k) expected[p] += w[target * 5 + k] / (2.0 * 63.0) * act[p * 5 + k];
+    }
+    for (double& v : expected) peak = std::max(peak, v = std::max(v, 0.0));
+    if (peak > 0)
+      for (double& v : expected) v /= peak;
+    CHECK_MESSAGE(ref::mismatch(map.values, expected, 1e-5, 1e-4) == "", ref::mismatch(map.values, expected, 1e-5, 1e-4));
+  }
 }

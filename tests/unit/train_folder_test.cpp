@@ -343,6 +343,15 @@ TEST_CASE("CLI: neurolens train + evaluate end to end on a synthetic folder; int
     CHECK(m["confidence"].get<double>() > 0.25);
   }
   CHECK(ev["per_class"]["disc"]["support"] == 4);
+  // The model merged with itself (an ensemble of one model, twice) scores the same.
+  const fs::path twice = tmp.path / "twice.safetensors";
+  REQUIRE(run(quote(exe) + " ensemble --weights f16 --out " + quote(twice) + " " + quote(out) + " " + quote(out) +
+              " >" + quote(log)) == 0);
+  CHECK(load_model_file(twice.string()).training_record()["ensemble"].size() == 2);
+  REQUIRE(run(quote(exe) + " evaluate --model " + quote(twice) + " --data " + quote(tmp.path / "val") +
+              " --json >" + quote(report)) == 0);
+  CHECK(read_json(report)["accuracy"].get<double>() == doctest::Approx(ev["accuracy"].get<double>()));
+  CHECK(run(quote(exe) + " ensemble --out " + quote(twice) + " " + quote(out) + " 2>" + quote(log)) == 2);
   // The plain report too.
   CHECK(run(quote(exe) + " evaluate --model " + quote(out) + " --data " + quote(tmp.path / "val") +
             " >" + quote(tmp.path / "eval.txt")) == 0);
@@ -354,6 +363,11 @@ TEST_CASE("CLI: neurolens train + evaluate end to end on a synthetic folder; int
   CHECK(run(train + " --epochs 12 --resume --lr 0.02 2>" + quote(log)) == 1);
   const std::vector<uint8_t> refused = read_file_bytes(log.string());
   CHECK(std::string(refused.begin(), refused.end()).find("lr 0.02 (checkpoint 0.01)") != std::string::npos);
+  CHECK(run(train + " --epochs 12 --resume --split-seed 4 2>" + quote(log)) == 1);
+  const std::vector<uint8_t> refused_split = read_file_bytes(log.string());
+  CHECK(std::string(refused_split.begin(), refused_split.end()).find("split_seed 4 (checkpoint 3)") !=
+        std::string::npos);
+  CHECK(run(train + " --epochs 12 --resume --split-seed 3 2>" + quote(log)) == 0);  // --seed 3's split
   CHECK(run(train + " --epochs 12 --resume --crop none 2>" + quote(log)) == 1);
   const std::vector<uint8_t> refused_crop = read_file_bytes(log.string());
   CHECK(std::string(refused_crop.begin(), refused_crop.end()).find("crop \"none\" (checkpoint \"head\")") !=
