@@ -24,7 +24,7 @@ struct FineTuneOptions {
   size_t epochs = 5;
   size_t batch_size = 16;
   double lr = 1e-3;                 // peak learning rate; cosine decay to lr/100
-  size_t trainable_layers = 2;      // the last K layers with parameters learn; 0 = all
+  size_t trainable_layers = 2;      // the last K layers with parameters (of each branch) learn; 0 = all
   double validation_fraction = 0.2; // held out for the before/after accuracy
   bool augment = true;              // the flips/rotations/... the shipped model trained with
   uint64_t seed = 1;

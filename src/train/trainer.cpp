@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -28,6 +29,27 @@ const std::string kBestPrefix = "trainer.best.";
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// Each layer's distance from the output counted in layers with parameters: the fewest such
+// layers (itself included) on any path from it to the last layer; SIZE_MAX when no path
+// leads there. A chain's dense head is 1, the layer with parameters below it 2, ...; the
+// branches of an ensemble count alike, so "the last K" means the last K of every branch.
+std::vector<size_t> parameter_depths(const Model& model) {
+  const Architecture named = explicit_inputs(model.architecture());
+  const size_t n = named.layers.size();
+  std::vector<size_t> depth(n, SIZE_MAX);
+  for (size_t i = n; i-- > 0;) {
+    size_t below = i + 1 == n ? 0 : SIZE_MAX;
+    for (size_t j = i + 1; j < n; ++j)
+      for (const std::string& in : named.layers[j].inputs)
+        if (in == named.layers[i].name) below = std::min(below, depth[j]);
+    if (below == SIZE_MAX) continue;
+    bool has_params = false;
+    for (const Param& p : model.layer(i).params()) has_params = has_params || p.trainable;
+    depth[i] = below + (has_params ? 1 : 0);
+  }
+  return depth;
 }
 
 void check_model_fits(const Model& model, const Dataset& data, const char* what) {
@@ -347,8 +369,8 @@ Trainer::Trainer(Runtime& rt, Model& model, const Dataset& data, std::vector<siz
       throw std::invalid_argument("train: " + std::to_string(options_.trainable_layers) +
                                   " trainable layers requested but the model has only " +
                                   std::to_string(with_params.size()) + " layers with parameters");
-    for (size_t k = 0; k + options_.trainable_layers < with_params.size(); ++k)
-      model_.layer(with_params[k]).frozen = true;
+    const std::vector<size_t> depth = parameter_depths(model_);
+    for (size_t i : with_params) model_.layer(i).frozen = depth[i] > options_.trainable_layers;
   }
 
   AdamWOptions adam;

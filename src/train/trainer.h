@@ -38,6 +38,7 @@ struct TrainOptions {
   uint64_t seed = 1;
   AugmentOptions augment = AugmentOptions::mri();
   size_t trainable_layers = 0; // 0: train everything; K: only the last K layers with parameters
+                               // on every path to the output (each branch of an ensemble)
   size_t eval_batch_size = 64;
   // > 0: keep an exponential moving average of the parameters (batch-norm statistics
   // included), ema = d*ema + (1-d)*value after every step with d = min(ema_decay,

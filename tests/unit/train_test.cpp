@@ -13,6 +13,7 @@
 #include <string>
 
 #include "image.h"
+#include "ensemble.h"
 #include "model.h"
 #include "model_io.h"
 #include "reference.h"
@@ -591,6 +592,31 @@ TEST_CASE("the best epoch is kept by validation accuracy, ties by loss; fine-tun
   o.trainable_layers = 99;
   CHECK_THROWS_WITH_AS(Trainer(rt, model, data, split.train, split.validation, o),
                        doctest::Contains("99 trainable layers"), std::invalid_argument);
+}
+
+TEST_CASE("fine-tuning the last K layers counts along every path: residual blocks, ensembles") {
+  Runtime rt(1);
+  const Dataset data = synthetic_dataset(2, 32, 4);
+  const std::vector<size_t> items = {0, 1, 2, 3, 4, 5, 6, 7};
+  auto trained = [&](Model& m, size_t k) {
+    TrainOptions o = quiet_options(1);
+    o.trainable_layers = k;
+    Trainer t(rt, m, data, items, {}, o);
+    std::vector<std::string> names;
+    for (size_t i = 0; i < m.layer_count(); ++i)
+      if (!m.layer(i).frozen && !m.layer(i).params().empty()) names.push_back(m.layer(i).spec().name);
+    return names;
+  };
+  // Two tiny models merged: K = 1 is both dense heads; K = 2 adds each one's last batch norm.
+  Model a(make_architecture("tiny", 32, 4), data.classes()), b(make_architecture("tiny", 32, 4), data.classes());
+  Model both = mean_ensemble({&a, &b});
+  CHECK(trained(both, 1) == std::vector<std::string>{"m1_fc", "m2_fc"});
+  CHECK(trained(both, 2) == std::vector<std::string>{"m1_c2_bn", "m1_fc", "m2_c2_bn", "m2_fc"});
+  // A residual net: the block's output batch norm and its shortcut's are both 2 from the head.
+  Model res(make_architecture("resnet-s", 32, 4), data.classes());
+  const std::vector<std::string> res2 = trained(res, 2);
+  CHECK(res2.size() == 3);
+  CHECK(res2.back() == "fc");
 }
 
 TEST_CASE("the trainer refuses data that does not fit the model") {
