@@ -40,6 +40,15 @@ test('the shipped model classifies, explains and fine-tunes in the browser', { s
   const cards = await settledCards(page, 3, 120000);
   for (const c of cards) assert.equal(c.state, 'done', c.error);
   await page.waitForFunction(() => document.querySelectorAll('#cards canvas.heatmap').length === 3, null, { timeout: 60000 });
+  // The shipped model crops each scan to the head: its maps sit over that square, centred on
+  // these heads, which fill most of their image.
+  assert.equal(info.preprocessing.crop, 'head');
+  const placements = await page.$$eval('#cards canvas.heatmap', (all) => all.map((c) => ({
+    cropped: c.classList.contains('cropped'), left: parseFloat(c.style.left), width: parseFloat(c.style.width) })));
+  for (const p of placements) {
+    assert.ok(p.cropped, JSON.stringify(p));
+    assert.ok(Math.abs(p.left + p.width / 2 - 50) < 3 && p.width > 85 && p.width < 115, JSON.stringify(p));
+  }
   await screenshot(page, 'classify-shipped');
 
   await page.goto(`${server.origin}/#learn`);
