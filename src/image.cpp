@@ -376,10 +376,10 @@ GreyImage crop(const GreyImage& image, const CropBox& box) {
   if (image.pixels.size() != image.width * image.height)
     throw std::invalid_argument("crop: image pixel count does not match its size");
   const size_t longest = std::max(image.width, image.height);
-  if (box.width == 0 || box.height == 0 || box.width > 4 * longest || box.height > 4 * longest)
+  if (box.width == 0 || box.height == 0 || box.width > 2 * longest || box.height > 2 * longest)
     throw std::invalid_argument("crop: box " + std::to_string(box.width) + "x" +
                                 std::to_string(box.height) +
-                                " is outside 1..4 times the image's longer side");
+                                " is outside 1..2 times the image's longer side");
   GreyImage out;
   out.width = box.width;
   out.height = box.height;
@@ -390,7 +390,7 @@ GreyImage crop(const GreyImage& image, const CropBox& box) {
   if (x0 >= x1) return out;
   for (long y = std::max(0L, -box.y); y < bh && box.y + y < h; ++y) {
     const float* row = image.pixels.data() + (box.y + y) * w;
-    std::copy(row + box.x + x0, row + box.x + x1, out.pixels.data() + y * bw + x0);
+    std::copy(row + (box.x + x0), row + (box.x + x1), out.pixels.data() + y * bw + x0);
   }
   return out;
 }
