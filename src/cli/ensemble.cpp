@@ -43,9 +43,8 @@ int run_ensemble(const CommandArgs& argv) {
   std::vector<const Model*> members;
   for (const Model& m : models) members.push_back(&m);
   Model merged = mean_ensemble(members);
-  nlohmann::json record = merged.training_record();
-  for (size_t k = 0; k < models.size(); ++k) record["ensemble"][k]["file"] = args.positional()[k];
-  merged.training_record() = record;
+  for (size_t k = 0; k < models.size(); ++k)
+    merged.training_record()["ensemble"][k]["file"] = args.positional()[k];
   save_model_file(merged, args.get("--out"), weights_name == "f16" ? Dtype::f16 : Dtype::f32);
   std::printf("wrote %s: mean of %zu models, %zu parameters, %.1f MFLOP per image\n",
               args.get("--out").c_str(), models.size(), merged.parameter_count(),

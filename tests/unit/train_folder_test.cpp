@@ -347,7 +347,10 @@ TEST_CASE("CLI: neurolens train + evaluate end to end on a synthetic folder; int
   const fs::path twice = tmp.path / "twice.safetensors";
   REQUIRE(run(quote(exe) + " ensemble --weights f16 --out " + quote(twice) + " " + quote(out) + " " + quote(out) +
               " >" + quote(log)) == 0);
-  CHECK(load_model_file(twice.string()).training_record()["ensemble"].size() == 2);
+  const nlohmann::json members = load_model_file(twice.string()).training_record()["ensemble"];
+  REQUIRE(members.size() == 2);
+  CHECK(members[1]["file"] == out.string());
+  CHECK(members[1]["status"] == "finished");
   REQUIRE(run(quote(exe) + " evaluate --model " + quote(twice) + " --data " + quote(tmp.path / "val") +
               " --json >" + quote(report)) == 0);
   CHECK(read_json(report)["accuracy"].get<double>() == doctest::Approx(ev["accuracy"].get<double>()));
