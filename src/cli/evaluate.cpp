@@ -14,6 +14,7 @@
 #include "model_io.h"
 #include "runtime.h"
 #include "train/image_folder.h"
+#include "train/metrics.h"
 #include "train/trainer.h"
 
 namespace nl::cli {
@@ -35,35 +36,14 @@ void print_help() {
       "are matched to the model's classes by name (a folder the model does not know is an\n"
       "error); unreadable files are listed and skipped. Reports accuracy, mean cross-entropy,\n"
       "the confusion matrix (rows = true class), per-class precision, recall and F1, and the\n"
-      "misclassified files with the predicted class and its probability.\n\n"
-      "--json prints {\"accuracy\", \"loss\", \"images\", \"classes\", \"confusion\", \"per_class\",\n"
-      "\"misclassified\": [{\"path\", \"true\", \"predicted\", \"confidence\"}], \"skipped\"}.\n\n"
+      "misclassified files with the predicted class and its probability. The accuracy comes with\n"
+      "its 95%% Wilson interval: the range the true accuracy plausibly lies in, given how many\n"
+      "images were tested.\n\n"
+      "--json prints {\"accuracy\", \"accuracy_interval95\": [low, high], \"loss\", \"images\",\n"
+      "\"classes\", \"confusion\", \"per_class\", \"misclassified\": [{\"path\", \"true\",\n"
+      "\"predicted\", \"confidence\"}], \"skipped\"}.\n\n"
       "options:\n%s",
       describe_options(kOptions).c_str());
-}
-
-struct ClassFigures {
-  double precision = 0, recall = 0, f1 = 0;
-  size_t support = 0;
-};
-
-std::vector<ClassFigures> per_class_figures(const std::vector<std::vector<size_t>>& confusion) {
-  const size_t n = confusion.size();
-  std::vector<ClassFigures> out(n);
-  for (size_t c = 0; c < n; ++c) {
-    size_t predicted = 0, actual = 0;
-    for (size_t k = 0; k < n; ++k) {
-      predicted += confusion[k][c];
-      actual += confusion[c][k];
-    }
-    const double tp = static_cast<double>(confusion[c][c]);
-    ClassFigures& f = out[c];
-    f.support = actual;
-    f.precision = predicted ? tp / predicted : 0.0;
-    f.recall = actual ? tp / actual : 0.0;
-    f.f1 = f.precision + f.recall > 0 ? 2 * f.precision * f.recall / (f.precision + f.recall) : 0.0;
-  }
-  return out;
 }
 
 }  // namespace
@@ -101,6 +81,9 @@ int run_evaluate(const CommandArgs& argv) {
   const Evaluation ev = evaluate(rt, model, data, items, batch);
   const std::vector<std::string>& classes = data.classes();
   const std::vector<ClassFigures> figures = per_class_figures(ev.confusion);
+  size_t correct = 0;
+  for (size_t c = 0; c < classes.size(); ++c) correct += ev.confusion[c][c];
+  const Interval interval = wilson_interval(correct, ev.items.size());
   auto full_path = [&](size_t item) {
     return (std::filesystem::path(data_dir) / data.item(item).path).string();
   };
@@ -125,6 +108,7 @@ int run_evaluate(const CommandArgs& argv) {
                                 {"data", data_dir},
                                 {"images", ev.items.size()},
                                 {"accuracy", ev.accuracy},
+                                {"accuracy_interval95", {interval.low, interval.high}},
                                 {"loss", ev.loss},
                                 {"classes", classes},
                                 {"confusion", ev.confusion},
@@ -135,12 +119,11 @@ int run_evaluate(const CommandArgs& argv) {
     return 0;
   }
 
-  size_t correct = 0;
-  for (size_t c = 0; c < classes.size(); ++c) correct += ev.confusion[c][c];
   std::printf("%s on %s: %zu images", model_path.c_str(), data_dir.c_str(), ev.items.size());
   if (!data.skipped().empty()) std::printf(" (%zu unreadable files skipped)", data.skipped().size());
-  std::printf("\naccuracy  %.2f%% (%zu/%zu)\nmean loss %.4f\n\n", 100.0 * ev.accuracy, correct,
-              ev.items.size(), ev.loss);
+  std::printf("\naccuracy  %.2f%% (%zu/%zu; 95%% interval %.2f%% to %.2f%%)\nmean loss %.4f\n\n",
+              100.0 * ev.accuracy, correct, ev.items.size(), 100.0 * interval.low,
+              100.0 * interval.high, ev.loss);
   size_t w = 10;
   for (const std::string& c : classes) w = std::max(w, c.size() + 1);
   std::printf("confusion (rows = true class, columns = predicted)\n%*s", static_cast<int>(w), "");

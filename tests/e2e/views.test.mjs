@@ -45,6 +45,16 @@ test('evaluate: accuracy, confusion matrix, per-class figures and the misclassif
   await page.waitForSelector('#evaluate-accuracy', { timeout: 60000 });
   const shown = await page.$eval('#evaluate-accuracy', (el) => Number(el.dataset.accuracy));
   assert.ok(Math.abs(shown - correct / files.length) < 1e-9, `accuracy ${shown} vs ${correct}/${files.length}`);
+  // Its 95% Wilson interval, from the score-interval formula written out here.
+  const interval = await page.$eval('#evaluate-interval', (el) => ({ low: Number(el.dataset.low),
+    high: Number(el.dataset.high), text: el.textContent }));
+  const n = files.length, p = correct / n, z = 1.959963984540054;
+  const mid = (p + (z * z) / (2 * n)) / (1 + (z * z) / n);
+  const half = (z / (1 + (z * z) / n)) * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n));
+  assert.ok(Math.abs(interval.low - Math.max(0, mid - half)) < 1e-9, `interval low ${interval.low}`);
+  assert.ok(Math.abs(interval.high - Math.min(1, mid + half)) < 1e-9, `interval high ${interval.high}`);
+  assert.ok(interval.low < p && (p === 1 ? interval.high === 1 : interval.high > p), JSON.stringify(interval));
+  assert.match(interval.text, /^95% interval \d+\.\d% – \d+\.\d%$/);
   const rows = await page.$$eval('#evaluate-metrics tbody tr', (trs) => trs.map((tr) => tr.dataset.class));
   assert.deepEqual(rows, TEST_CLASSES);
   const support = await page.$$eval('#evaluate-metrics tbody tr td:last-child', (tds) => tds.map((td) => Number(td.textContent)));

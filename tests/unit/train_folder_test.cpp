@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -22,6 +23,7 @@
 #include "train/architectures.h"
 #include "train/dataset.h"
 #include "train/image_folder.h"
+#include "train/metrics.h"
 #include "train/trainer.h"
 #include "train_synthetic.h"
 
@@ -343,6 +345,10 @@ TEST_CASE("CLI: neurolens train + evaluate end to end on a synthetic folder; int
     CHECK(m["confidence"].get<double>() > 0.25);
   }
   CHECK(ev["per_class"]["disc"]["support"] == 4);
+  const Interval expected = wilson_interval(diagonal, total);
+  REQUIRE(ev["accuracy_interval95"].size() == 2);
+  CHECK(ev["accuracy_interval95"][0].get<double>() == doctest::Approx(expected.low));
+  CHECK(ev["accuracy_interval95"][1].get<double>() == doctest::Approx(expected.high));
   // The model merged with itself (an ensemble of one model, twice) scores the same.
   const fs::path twice = tmp.path / "twice.safetensors";
   REQUIRE(run(quote(exe) + " ensemble --weights f16 --out " + quote(twice) + " " + quote(out) + " " + quote(out) +
@@ -358,6 +364,11 @@ TEST_CASE("CLI: neurolens train + evaluate end to end on a synthetic folder; int
   // The plain report too.
   CHECK(run(quote(exe) + " evaluate --model " + quote(out) + " --data " + quote(tmp.path / "val") +
             " >" + quote(tmp.path / "eval.txt")) == 0);
+  const std::vector<uint8_t> text = read_file_bytes((tmp.path / "eval.txt").string());
+  char accuracy_line[128];
+  std::snprintf(accuracy_line, sizeof accuracy_line, "(%zu/%zu; 95%% interval %.2f%% to %.2f%%)", diagonal,
+                total, 100.0 * expected.low, 100.0 * expected.high);
+  CHECK(std::string(text.begin(), text.end()).find(accuracy_line) != std::string::npos);
 
   // Rerunning with --resume continues (here: nothing left to do) and keeps the model.
   CHECK(run(train + " --epochs 12 --resume 2>" + quote(log)) == 0);

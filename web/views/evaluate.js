@@ -71,7 +71,13 @@ export function mount(section, app) {
     add(results,
       h('div', { class: 'panel figures' },
         h('div', { class: 'figure', id: 'evaluate-accuracy', dataset: { accuracy: report.accuracy } },
-          percent(report.accuracy), h('small', {}, 'accuracy')),
+          percent(report.accuracy), h('small', {}, 'accuracy'),
+          h('small', {
+            id: 'evaluate-interval',
+            dataset: { low: report.accuracyInterval.low, high: report.accuracyInterval.high },
+            title: `With ${report.total} images the true accuracy plausibly lies anywhere in this range ` +
+              '(95% Wilson interval); more images narrow it.',
+          }, `95% interval ${percent(report.accuracyInterval.low)} – ${percent(report.accuracyInterval.high)}`)),
         h('div', { class: 'figure' }, String(report.total), h('small', {}, 'images')),
         h('div', { class: 'figure' }, fmt(report.macroF1), h('small', {}, 'macro F1'))),
       h('div', { class: 'two-col' },
