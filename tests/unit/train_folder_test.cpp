@@ -281,7 +281,13 @@ int run(const std::string& command) {
   return 128 + WTERMSIG(status);
 }
 
-std::string quote(const fs::path& p) { return "'" + p.string() + "'"; }
+std::string quote(const fs::path& p) {
+  // Appended rather than "'" + s + "'": GCC 12 warns falsely (-Wrestrict) on that form here.
+  std::string quoted = "'";
+  quoted += p.string();
+  quoted += "'";
+  return quoted;
+}
 
 nlohmann::json read_json(const fs::path& p) {
   const std::vector<uint8_t> bytes = read_file_bytes(p.string());
