@@ -8,14 +8,17 @@
 
 namespace nl {
 
-AugmentOptions AugmentOptions::mri() {
+AugmentOptions AugmentOptions::mri(double strength) {
+  if (!(strength >= 0.0 && strength <= 2.0))
+    throw std::invalid_argument("augmentation: strength " + std::to_string(strength) +
+                                " is outside [0, 2]");
   AugmentOptions o;
   o.flip = true;
-  o.rotation_deg = 12.0;
-  o.shift = 0.08;
-  o.scale = 0.10;
-  o.brightness = 0.08;
-  o.contrast = 0.15;
+  o.rotation_deg = 12.0 * strength;
+  o.shift = 0.08 * strength;
+  o.scale = 0.10 * strength;
+  o.brightness = 0.08 * strength;
+  o.contrast = 0.15 * strength;
   return o;
 }
 

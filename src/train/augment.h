@@ -17,8 +17,10 @@ struct AugmentOptions {
   double brightness = 0.0;    // offset uniform in [-brightness, brightness] (grey units)
   double contrast = 0.0;      // gain about the image mean, uniform in [1-contrast, 1+contrast]
 
-  // The defaults the shipped model is trained with.
-  static AugmentOptions mri();
+  // The defaults the shipped model is trained with; `strength` scales every jitter range
+  // (rotation, shift, scale, brightness, contrast; 0 leaves only the flips). Throws
+  // std::invalid_argument unless 0 <= strength <= 2.
+  static AugmentOptions mri(double strength = 1.0);
   // Throws std::invalid_argument naming a negative / out-of-range strength.
   void validate() const;
 };

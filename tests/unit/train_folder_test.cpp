@@ -281,13 +281,7 @@ int run(const std::string& command) {
   return 128 + WTERMSIG(status);
 }
 
-std::string quote(const fs::path& p) {
-  // Appended rather than "'" + s + "'": GCC 12 warns falsely (-Wrestrict) on that form here.
-  std::string quoted = "'";
-  quoted += p.string();
-  quoted += "'";
-  return quoted;
-}
+std::string quote(const fs::path& p) { return "'" + p.string() + "'"; }
 
 nlohmann::json read_json(const fs::path& p) {
   const std::vector<uint8_t> bytes = read_file_bytes(p.string());
@@ -392,6 +386,16 @@ TEST_CASE("CLI: neurolens train + evaluate end to end on a synthetic folder; int
   const std::vector<uint8_t> refused_crop = read_file_bytes(log.string());
   CHECK(std::string(refused_crop.begin(), refused_crop.end()).find("crop \"none\" (checkpoint \"head\")") !=
         std::string::npos);
+  // Stronger augmentation is another recipe (the message shows the scaled range), and it
+  // cannot be combined with none at all.
+  CHECK(run(train + " --epochs 12 --resume --augment-strength 1.5 2>" + quote(log)) == 1);
+  const std::vector<uint8_t> refused_strength = read_file_bytes(log.string());
+  CHECK(std::string(refused_strength.begin(), refused_strength.end()).find("augment.rotation_deg 18") !=
+        std::string::npos);
+  CHECK(run(train + " --epochs 12 --resume --augment-strength 1 2>" + quote(log)) == 0);  // the default
+  CHECK(run(train + " --epochs 12 --no-augment --augment-strength 1 2>" + quote(log)) == 2);
+  const std::vector<uint8_t> contradiction = read_file_bytes(log.string());
+  CHECK(std::string(contradiction.begin(), contradiction.end()).find("contradict each other") != std::string::npos);
   CHECK(run(quote(exe) + " train --data " + quote(data_dir) + " --out " + quote(tmp.path / "x.safetensors") +
             " --crop brain 2>" + quote(log)) == 2);
   const std::vector<uint8_t> bad_crop = read_file_bytes(log.string());

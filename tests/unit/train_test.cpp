@@ -268,6 +268,26 @@ TEST_CASE("learning-rate schedule: linear warm-up then cosine to the minimum") {
   for (size_t t = 4; t < 14; ++t) CHECK(s.at(t + 1) <= s.at(t));
 }
 
+TEST_CASE("augmentation: the MRI ranges scale with the strength") {
+  const AugmentOptions base = AugmentOptions::mri(), strong = AugmentOptions::mri(1.5);
+  CHECK(base.rotation_deg == 12.0);
+  CHECK(strong.flip);
+  CHECK(strong.rotation_deg == doctest::Approx(1.5 * base.rotation_deg));
+  CHECK(strong.shift == doctest::Approx(1.5 * base.shift));
+  CHECK(strong.scale == doctest::Approx(1.5 * base.scale));
+  CHECK(strong.brightness == doctest::Approx(1.5 * base.brightness));
+  CHECK(strong.contrast == doctest::Approx(1.5 * base.contrast));
+  strong.validate();
+  AugmentOptions::mri(2.0).validate();  // the strongest allowed is still a valid set of ranges
+  const AugmentOptions flips_only = AugmentOptions::mri(0.0);
+  CHECK(flips_only.flip);
+  CHECK(flips_only.rotation_deg == 0.0);
+  CHECK(flips_only.contrast == 0.0);
+  CHECK_THROWS_WITH_AS(AugmentOptions::mri(2.5), "augmentation: strength 2.500000 is outside [0, 2]",
+                       std::invalid_argument);
+  CHECK_THROWS_AS(AugmentOptions::mri(-0.1), std::invalid_argument);
+}
+
 TEST_CASE("augmentation: identity at zero strength, deterministic for a seed, exact geometry") {
   const size_t w = 13, h = 9;
   Tensor src = ref::random_tensor({h, w}, 5, 0.0f, 1.0f);
