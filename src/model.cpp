@@ -215,8 +215,9 @@ const Tensor& Model::forward(Runtime& rt, const Tensor& input, bool training) {
   Graph& g = *graph_;
   const Shape& s = input.shape();
   if (s.size() != 4 || s[0] == 0 || s[1] != arch_.height || s[2] != arch_.width || s[3] != arch_.channels)
-    throw std::invalid_argument("model input must be " + to_string(input_shape(0)).replace(1, 1, "N") +
-                                " with N >= 1, got " + to_string(s));
+    throw std::invalid_argument("model input must be [N," + std::to_string(arch_.height) + "," +
+                                std::to_string(arch_.width) + "," + std::to_string(arch_.channels) +
+                                "] with N >= 1, got " + to_string(s));
   // Each activation must stay addressable (a 32-bit wasm size_t holds at most 2^32 bytes).
   const double max_floats = static_cast<double>(std::numeric_limits<size_t>::max()) / sizeof(float) / 2;
   for (size_t i = 0; i < g.nodes.size(); ++i)

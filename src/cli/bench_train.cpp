@@ -164,9 +164,9 @@ int run_bench_train(const CommandArgs& argv) {
     model.init_params(1);
     flops = model.flops_per_image();
     params = model.parameter_count();
-    AdamWOptions adam_options;
+    OptimizerOptions adam_options;  // AdamW, as the shipped model is trained
     adam_options.weight_decay = 0.05;
-    AdamW adam(adam_options);
+    Optimizer adam(adam_options);
     Tensor input, dlogits;
     std::vector<int> labels;
     Figures f;

@@ -44,7 +44,11 @@ const std::vector<Option> kOptions = {
     {"--lr", "X", "peak learning rate, reached after the warm-up (default 0.002)"},
     {"--min-lr", "X", "learning rate at the end of the cosine decay (default 1e-5)"},
     {"--warmup", "X", "warm-up epochs (default 1)"},
-    {"--weight-decay", "X", "AdamW decoupled weight decay on conv/dense weights (default 0.05)"},
+    {"--optimizer", "NAME", "adamw, or sgd (Nesterov momentum; wants a larger --lr, e.g. 0.05)\n"
+                            "                        (default adamw)"},
+    {"--momentum", "X", "SGD momentum, in [0, 1) (default 0.9)"},
+    {"--weight-decay", "X", "decoupled weight decay on conv/dense weights: each step multiplies\n"
+                            "                        them by 1 - lr*X (default 0.05)"},
     {"--label-smoothing", "X", "label smoothing (default 0.1)"},
     {"--clip", "X", "clip the gradient's global norm to X (default 0: off)"},
     {"--ema", "D", "average the weights over steps with decay D (e.g. 0.998); validation and the\n"
@@ -262,6 +266,14 @@ int run_train(const CommandArgs& argv) {
   opt.min_lr = get_number(args, "--min-lr", std::min(1e-5, opt.lr), 0.0, opt.lr);
   opt.warmup_epochs = get_number(args, "--warmup", std::min(1.0, static_cast<double>(opt.epochs)), 0.0,
                                  static_cast<double>(opt.epochs));
+  try {
+    opt.optimizer = parse_optimizer(args.get("--optimizer", "adamw"));
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("--optimizer: ") + e.what());
+  }
+  if (args.has("--momentum") && opt.optimizer != OptimizerKind::sgd)
+    throw UsageError("--momentum is SGD's; it needs --optimizer sgd");
+  opt.momentum = get_number(args, "--momentum", 0.9, 0.0, 0.999);
   opt.weight_decay = get_number(args, "--weight-decay", 0.05, 0.0, 0.99);
   opt.label_smoothing = get_number(args, "--label-smoothing", 0.1, 0.0, 0.99);
   opt.max_grad_norm = get_number(args, "--clip", 0.0, 0.0, 1e6);

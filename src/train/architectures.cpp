@@ -119,8 +119,11 @@ Architecture resnet(size_t input_size, size_t classes, const std::vector<size_t>
   for (size_t s = 0; s < widths.size(); ++s) {
     for (size_t k = 0; k < blocks_per_stage; ++k) {
       const size_t stride = (s > 0 && k == 0) ? 2 : 1;
-      b.basic_block("s" + std::to_string(s + 1) + "b" + std::to_string(k + 1), channels,
-                    widths[s], stride);
+      std::string name = "s";  // s<stage>b<block>, e.g. s2b1
+      name += std::to_string(s + 1);
+      name += 'b';
+      name += std::to_string(k + 1);
+      b.basic_block(name, channels, widths[s], stride);
       channels = widths[s];
     }
   }

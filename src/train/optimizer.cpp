@@ -15,7 +15,17 @@ namespace {
 bool is_updated(const ParamRef& p) { return p.param->trainable && !p.layer->frozen; }
 }  // namespace
 
-double AdamW::step(Model& model, double lr) {
+const char* optimizer_name(OptimizerKind kind) {
+  return kind == OptimizerKind::sgd ? "sgd" : "adamw";
+}
+
+OptimizerKind parse_optimizer(const std::string& name) {
+  if (name == "adamw") return OptimizerKind::adamw;
+  if (name == "sgd") return OptimizerKind::sgd;
+  throw std::invalid_argument("unknown optimizer '" + name + "' (known: adamw, sgd)");
+}
+
+double Optimizer::step(Model& model, double lr) {
   std::vector<ParamRef> params = model.parameters();
   double norm_sq = 0.0;
   for (const ParamRef& p : params) {
@@ -24,41 +34,22 @@ double AdamW::step(Model& model, double lr) {
   }
   const double norm = std::sqrt(norm_sq);
   if (!std::isfinite(norm))
-    throw std::runtime_error("AdamW: the gradient is not finite (loss diverged); lower the "
-                             "learning rate");
+    throw std::runtime_error(std::string(optimizer_name(options_.kind)) +
+                             ": the gradient is not finite (loss diverged); lower the learning "
+                             "rate");
   double scale = 1.0;
   if (options_.max_grad_norm > 0.0 && norm > options_.max_grad_norm)
     scale = options_.max_grad_norm / norm;
 
   ++steps_;
-  const double b1 = options_.beta1, b2 = options_.beta2;
-  const double correction1 = 1.0 - std::pow(b1, static_cast<double>(steps_));
-  const double correction2 = 1.0 - std::pow(b2, static_cast<double>(steps_));
-  const double step_size = lr / correction1;
-  const double inv_sqrt_c2 = 1.0 / std::sqrt(correction2);
   for (const ParamRef& p : params) {
     if (!is_updated(p)) continue;
-    Tensor& value = p.param->value;
-    const Tensor& grad = p.param->grad;
     Moments& mo = moments_[p.name];
-    if (mo.m.shape() != value.shape()) {
-      mo.m = Tensor(value.shape());
-      mo.v = Tensor(value.shape());
+    if (mo.m.shape() != p.param->value.shape()) {
+      mo.m = Tensor(p.param->value.shape());
+      if (options_.kind == OptimizerKind::adamw) mo.v = Tensor(p.param->value.shape());
     }
-    const double decay = is_decayed(p) ? 1.0 - lr * options_.weight_decay : 1.0;
-    float* w = value.data();
-    const float* g = grad.data();
-    float* m = mo.m.data();
-    float* v = mo.v.data();
-    for (size_t i = 0, n = value.size(); i < n; ++i) {
-      const double gi = g[i] * scale;
-      const double mi = b1 * m[i] + (1.0 - b1) * gi;
-      const double vi = b2 * v[i] + (1.0 - b2) * gi * gi;
-      m[i] = static_cast<float>(mi);
-      v[i] = static_cast<float>(vi);
-      const double denom = std::sqrt(vi) * inv_sqrt_c2 + options_.epsilon;
-      w[i] = static_cast<float>(w[i] * decay - step_size * mi / denom);
-    }
+    update(p, mo, lr, scale);
   }
   // Only the layers whose weights moved re-pack them: frozen ones keep their XNNPACK operators.
   Layer* last = nullptr;
@@ -67,26 +58,64 @@ double AdamW::step(Model& model, double lr) {
   return norm;
 }
 
-std::map<std::string, Tensor> AdamW::state_tensors() const {
+void Optimizer::update(const ParamRef& p, Moments& mo, double lr, double grad_scale) const {
+  float* w = p.param->value.data();
+  const float* g = p.param->grad.data();
+  float* m = mo.m.data();
+  const size_t n = p.param->value.size();
+  const double decay = is_decayed(p) ? 1.0 - lr * options_.weight_decay : 1.0;
+  if (options_.kind == OptimizerKind::sgd) {
+    const double mu = options_.momentum;
+    for (size_t i = 0; i < n; ++i) {
+      const double gi = g[i] * grad_scale;
+      const double vi = mu * m[i] + gi;
+      m[i] = static_cast<float>(vi);
+      w[i] = static_cast<float>(w[i] * decay - lr * (gi + mu * vi));
+    }
+    return;
+  }
+  const double b1 = options_.beta1, b2 = options_.beta2;
+  const double correction1 = 1.0 - std::pow(b1, static_cast<double>(steps_));
+  const double correction2 = 1.0 - std::pow(b2, static_cast<double>(steps_));
+  const double step_size = lr / correction1;
+  const double inv_sqrt_c2 = 1.0 / std::sqrt(correction2);
+  float* v = mo.v.data();
+  for (size_t i = 0; i < n; ++i) {
+    const double gi = g[i] * grad_scale;
+    const double mi = b1 * m[i] + (1.0 - b1) * gi;
+    const double vi = b2 * v[i] + (1.0 - b2) * gi * gi;
+    m[i] = static_cast<float>(mi);
+    v[i] = static_cast<float>(vi);
+    const double denom = std::sqrt(vi) * inv_sqrt_c2 + options_.epsilon;
+    w[i] = static_cast<float>(w[i] * decay - step_size * mi / denom);
+  }
+}
+
+std::map<std::string, Tensor> Optimizer::state_tensors() const {
+  const std::string prefix = std::string(optimizer_name(options_.kind)) + ".";
   std::map<std::string, Tensor> out;
   for (const auto& [name, mo] : moments_) {
-    out.emplace("adamw.m." + name, mo.m);
-    out.emplace("adamw.v." + name, mo.v);
+    out.emplace(prefix + "m." + name, mo.m);
+    if (options_.kind == OptimizerKind::adamw) out.emplace(prefix + "v." + name, mo.v);
   }
   return out;
 }
 
-void AdamW::load_state(Model& model, const std::map<std::string, Tensor>& tensors,
-                       uint64_t steps) {
+void Optimizer::load_state(Model& model, const std::map<std::string, Tensor>& tensors,
+                           uint64_t steps) {
+  const bool adam = options_.kind == OptimizerKind::adamw;
+  const std::string prefix = std::string(optimizer_name(options_.kind)) + ".";
   std::map<std::string, Shape> shapes;
   for (const ParamRef& p : model.parameters())
     if (p.param->trainable) shapes[p.name] = p.param->value.shape();
   std::map<std::string, Moments> moments;
   for (const auto& [key, tensor] : tensors) {
-    const bool is_m = key.rfind("adamw.m.", 0) == 0, is_v = key.rfind("adamw.v.", 0) == 0;
+    const bool is_m = key.rfind(prefix + "m.", 0) == 0;
+    const bool is_v = adam && key.rfind(prefix + "v.", 0) == 0;
     if (!is_m && !is_v)
-      throw std::invalid_argument("optimizer state: unexpected tensor '" + key + "'");
-    const std::string name = key.substr(8);
+      throw std::invalid_argument("optimizer state: unexpected tensor '" + key + "' for " +
+                                  optimizer_name(options_.kind));
+    const std::string name = key.substr(prefix.size() + 2);
     auto it = shapes.find(name);
     if (it == shapes.end())
       throw std::invalid_argument("optimizer state: '" + key +
@@ -98,7 +127,7 @@ void AdamW::load_state(Model& model, const std::map<std::string, Tensor>& tensor
     (is_m ? moments[name].m : moments[name].v) = tensor;
   }
   for (const auto& [name, mo] : moments)
-    if (mo.m.shape() != mo.v.shape())
+    if (adam && mo.m.shape() != mo.v.shape())
       throw std::invalid_argument("optimizer state: parameter '" + name +
                                   "' has only one of its two moments");
   moments_ = std::move(moments);

@@ -1,4 +1,5 @@
-// AdamW (Adam with decoupled weight decay) and the learning-rate schedule.
+// The optimizers (AdamW, i.e. Adam with decoupled weight decay, and SGD with Nesterov
+// momentum and decoupled weight decay) and the learning-rate schedule.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -10,10 +11,17 @@
 
 namespace nl {
 
-struct AdamWOptions {
-  double beta1 = 0.9;
-  double beta2 = 0.999;
-  double epsilon = 1e-8;
+enum class OptimizerKind { adamw, sgd };
+// "adamw" / "sgd"; parse throws std::invalid_argument naming the unknown name.
+const char* optimizer_name(OptimizerKind kind);
+OptimizerKind parse_optimizer(const std::string& name);
+
+struct OptimizerOptions {
+  OptimizerKind kind = OptimizerKind::adamw;
+  double beta1 = 0.9;         // AdamW: decay of the first moment
+  double beta2 = 0.999;       // AdamW: decay of the second moment
+  double epsilon = 1e-8;      // AdamW
+  double momentum = 0.9;      // SGD: v = momentum*v + g; step along g + momentum*v (Nesterov)
   double weight_decay = 0.0;  // decoupled: p -= lr * weight_decay * p, on weights only
   double max_grad_norm = 0.0; // > 0: gradients scaled so their global L2 norm is at most this
 };
@@ -22,33 +30,37 @@ struct AdamWOptions {
 // batch-norm gamma/beta (decaying those only fights the normalisation).
 bool is_decayed(const ParamRef& p);
 
-// One Adam state (first and second moment) per trainable parameter of the model, keyed by
-// the parameter's file name ("<layer>.<param>"). Parameters of frozen layers and batch-norm
-// running statistics are never touched.
-class AdamW {
+// Per trainable parameter of the model, keyed by the parameter's file name
+// ("<layer>.<param>"), the optimizer's state: Adam's first and second moments, or SGD's
+// momentum buffer. Parameters of frozen layers and batch-norm running statistics are never
+// touched.
+class Optimizer {
  public:
-  explicit AdamW(AdamWOptions options = {}) : options_(options) {}
+  explicit Optimizer(OptimizerOptions options = {}) : options_(options) {}
 
-  const AdamWOptions& options() const { return options_; }
+  const OptimizerOptions& options() const { return options_; }
   uint64_t steps() const { return steps_; }
 
   // Applies one update with learning rate lr from the gradients in Param::grad, then
   // calls model.params_changed(). Returns the global gradient norm before clipping.
   double step(Model& model, double lr);
 
-  // State as named tensors ("adamw.m.<param>", "adamw.v.<param>") plus the step count, so a
-  // resumed run continues exactly.
+  // State as named tensors ("adamw.m.<param>" and "adamw.v.<param>", or "sgd.m.<param>")
+  // plus the step count, so a resumed run continues exactly.
   std::map<std::string, Tensor> state_tensors() const;
   // Restores the state; throws std::invalid_argument naming a tensor whose shape does not
-  // match the model's parameter, or a moment tensor for a parameter the model lacks.
+  // match the model's parameter, a tensor for a parameter the model lacks, or one that
+  // belongs to the other optimizer.
   void load_state(Model& model, const std::map<std::string, Tensor>& tensors,
                   uint64_t steps);
 
  private:
   struct Moments {
-    Tensor m, v;
+    Tensor m, v;  // SGD uses m (the momentum buffer) only
   };
-  AdamWOptions options_;
+  void update(const ParamRef& p, Moments& mo, double lr, double grad_scale) const;
+
+  OptimizerOptions options_;
   uint64_t steps_ = 0;
   std::map<std::string, Moments> moments_;
 };

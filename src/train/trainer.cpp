@@ -136,6 +136,8 @@ void TrainOptions::validate() const {
     fail("minimum learning rate " + std::to_string(min_lr) + " is outside [0, lr]");
   if (!(warmup_epochs >= 0.0 && warmup_epochs <= static_cast<double>(epochs)))
     fail("warm-up epochs " + std::to_string(warmup_epochs) + " is outside [0, epochs]");
+  if (!(momentum >= 0.0 && momentum < 1.0))
+    fail("momentum " + std::to_string(momentum) + " is outside [0, 1)");
   if (!(weight_decay >= 0.0 && weight_decay < 1.0))
     fail("weight decay " + std::to_string(weight_decay) + " is outside [0, 1)");
   if (!(label_smoothing >= 0.0 && label_smoothing < 1.0))
@@ -158,6 +160,8 @@ nlohmann::json to_json(const TrainOptions& o) {
           {"lr", o.lr},
           {"min_lr", o.min_lr},
           {"warmup_epochs", o.warmup_epochs},
+          {"optimizer", optimizer_name(o.optimizer)},
+          {"momentum", o.momentum},
           {"weight_decay", o.weight_decay},
           {"label_smoothing", o.label_smoothing},
           {"max_grad_norm", o.max_grad_norm},
@@ -184,6 +188,9 @@ TrainOptions train_options_from_json(const nlohmann::json& j) {
     o.lr = j.at("lr").get<double>();
     o.min_lr = j.at("min_lr").get<double>();
     o.warmup_epochs = j.at("warmup_epochs").get<double>();
+    // absent in checkpoints and models made before SGD existed, which all used AdamW
+    o.optimizer = parse_optimizer(j.value("optimizer", std::string("adamw")));
+    o.momentum = j.value("momentum", 0.9);
     o.weight_decay = j.at("weight_decay").get<double>();
     o.label_smoothing = j.at("label_smoothing").get<double>();
     o.max_grad_norm = j.at("max_grad_norm").get<double>();
@@ -373,10 +380,12 @@ Trainer::Trainer(Runtime& rt, Model& model, const Dataset& data, std::vector<siz
     for (size_t i : with_params) model_.layer(i).frozen = depth[i] > options_.trainable_layers;
   }
 
-  AdamWOptions adam;
-  adam.weight_decay = options_.weight_decay;
-  adam.max_grad_norm = options_.max_grad_norm;
-  optimizer_ = AdamW(adam);
+  OptimizerOptions optimizer;
+  optimizer.kind = options_.optimizer;
+  optimizer.momentum = options_.momentum;
+  optimizer.weight_decay = options_.weight_decay;
+  optimizer.max_grad_norm = options_.max_grad_norm;
+  optimizer_ = Optimizer(optimizer);
   const size_t per_epoch = batches_per_epoch();
   schedule_.base_lr = options_.lr;
   schedule_.min_lr = options_.min_lr;
@@ -628,7 +637,7 @@ Checkpoint load_checkpoint(std::span<const uint8_t> bytes) {
   std::vector<std::string> model_names;
   std::map<std::string, Tensor> optimizer, ema, best;
   for (const SafetensorsEntry& e : file.tensors) {
-    if (e.name.rfind("adamw.", 0) == 0) {
+    if (e.name.rfind("adamw.", 0) == 0 || e.name.rfind("sgd.", 0) == 0) {
       optimizer.emplace(e.name, e.to_tensor());
     } else if (e.name.rfind(kEmaPrefix, 0) == 0) {
       ema.emplace(e.name.substr(kEmaPrefix.size()), e.to_tensor());

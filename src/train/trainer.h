@@ -1,4 +1,4 @@
-// Trainer: mini-batch training of a Model on a Dataset with AdamW, a warm-up + cosine
+// Trainer: mini-batch training of a Model on a Dataset with AdamW or SGD, a warm-up + cosine
 // learning-rate schedule, augmentation, per-epoch validation, best-epoch tracking and
 // checkpoints that resume exactly. No filesystem and no signals: callers (the CLI, the
 // browser) decide where checkpoints and the best model go, and set the cancel flag.
@@ -32,7 +32,9 @@ struct TrainOptions {
   double lr = 2e-3;            // peak learning rate (after warm-up)
   double min_lr = 1e-5;        // at the end of the cosine decay
   double warmup_epochs = 1.0;
-  double weight_decay = 0.05;  // AdamW, decoupled, conv/dense weights only
+  OptimizerKind optimizer = OptimizerKind::adamw;
+  double momentum = 0.9;       // SGD's (Nesterov) momentum; unused by AdamW
+  double weight_decay = 0.05;  // decoupled (p -= lr*wd*p), conv/dense weights only
   double label_smoothing = 0.1;
   double max_grad_norm = 0.0;  // 0: no clipping
   uint64_t seed = 1;
@@ -151,7 +153,7 @@ class Trainer {
   TrainStatus run(const TrainCallbacks& callbacks, const std::atomic<bool>* cancel = nullptr);
 
   // Checkpoint of the state after the last completed epoch (call from on_checkpoint or after
-  // run): model tensors, AdamW moments, and the state as metadata. `extra` is stored as is.
+  // run): model tensors, optimizer state, and the state as metadata. `extra` is stored as is.
   std::vector<uint8_t> checkpoint(const nlohmann::json& extra = nlohmann::json::object()) const;
   // Continues from a checkpoint whose model this trainer was built on. Throws
   // std::invalid_argument when the checkpoint's options differ from this trainer's.
@@ -184,7 +186,7 @@ class Trainer {
   const Dataset& data_;
   std::vector<size_t> train_, validation_;
   TrainOptions options_;
-  AdamW optimizer_;
+  Optimizer optimizer_;
   LrSchedule schedule_;
   std::vector<EpochRecord> history_;
   int best_epoch_ = 0;

@@ -54,8 +54,10 @@ Bytes with_header(const Bytes& bytes, const std::function<void(json&)>& edit) {
   json header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<long>(n));
   edit(header);
   const std::string text = header.dump();
-  Bytes out(8);
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(text.size() >> (8 * i));
+  Bytes out;
+  out.reserve(bytes.size() + text.size());  // one allocation (GCC 12 misjudges the growing
+                                            // insert as -Warray-bounds)
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<uint8_t>(text.size() >> (8 * i)));
   out.insert(out.end(), text.begin(), text.end());
   out.insert(out.end(), bytes.begin() + 8 + static_cast<long>(n), bytes.end());
   return out;

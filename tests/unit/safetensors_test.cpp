@@ -15,9 +15,11 @@ namespace {
 using nl::Tensor;
 
 std::vector<uint8_t> file_from(const std::string& header, const std::vector<uint8_t>& data = {}) {
-  std::vector<uint8_t> out(8);
-  uint64_t n = header.size();
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(n >> (8 * i));
+  std::vector<uint8_t> out;
+  out.reserve(8 + header.size() + data.size());  // one allocation (GCC 12 misjudges the
+                                                 // growing insert as -Warray-bounds)
+  const uint64_t n = header.size();
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<uint8_t>(n >> (8 * i)));
   out.insert(out.end(), header.begin(), header.end());
   out.insert(out.end(), data.begin(), data.end());
   return out;

@@ -396,6 +396,19 @@ TEST_CASE("CLI: neurolens train + evaluate end to end on a synthetic folder; int
   CHECK(run(train + " --epochs 12 --no-augment --augment-strength 1 2>" + quote(log)) == 2);
   const std::vector<uint8_t> contradiction = read_file_bytes(log.string());
   CHECK(std::string(contradiction.begin(), contradiction.end()).find("contradict each other") != std::string::npos);
+  // The optimizer is part of the recipe too; SGD's momentum only goes with SGD.
+  CHECK(run(train + " --epochs 12 --resume --optimizer sgd 2>" + quote(log)) == 1);
+  const std::vector<uint8_t> refused_optimizer = read_file_bytes(log.string());
+  CHECK(std::string(refused_optimizer.begin(), refused_optimizer.end())
+            .find("optimizer \"sgd\" (checkpoint \"adamw\")") != std::string::npos);
+  CHECK(run(train + " --epochs 12 --resume --momentum 0.8 2>" + quote(log)) == 2);
+  const std::vector<uint8_t> lone_momentum = read_file_bytes(log.string());
+  CHECK(std::string(lone_momentum.begin(), lone_momentum.end()).find("needs --optimizer sgd") !=
+        std::string::npos);
+  CHECK(run(train + " --epochs 12 --resume --optimizer lion 2>" + quote(log)) == 2);
+  const std::vector<uint8_t> bad_optimizer = read_file_bytes(log.string());
+  CHECK(std::string(bad_optimizer.begin(), bad_optimizer.end()).find("unknown optimizer 'lion'") !=
+        std::string::npos);
   CHECK(run(quote(exe) + " train --data " + quote(data_dir) + " --out " + quote(tmp.path / "x.safetensors") +
             " --crop brain 2>" + quote(log)) == 2);
   const std::vector<uint8_t> bad_crop = read_file_bytes(log.string());

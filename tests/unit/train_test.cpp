@@ -1,4 +1,4 @@
-// Training: loss and its gradient (finite differences), AdamW against hand-computed steps,
+// Training: loss and its gradient (finite differences), AdamW and SGD against hand-computed steps,
 // the schedule, augmentation (determinism, identity, exact geometry), the duplicate-aware
 // stratified split, a tiny network learning a synthetic task, checkpoint/resume reproducing
 // an uninterrupted run bit for bit, and the cancel flag.
@@ -177,9 +177,9 @@ TEST_CASE("AdamW steps match hand-computed values; biases are not decayed; froze
   std::copy(b0.begin(), b0.end(), b.param->value.data());
 
   const double lr = 0.1, wd = 0.01, b1 = 0.9, b2 = 0.999, eps = 1e-8;
-  AdamWOptions o;
+  OptimizerOptions o;
   o.weight_decay = wd;
-  AdamW adam(o);
+  Optimizer adam(o);
   // Hand computation in double, step by step.
   auto expect = [&](const std::vector<float>& p0, const std::vector<float>& ga,
                     const std::vector<float>& gb, bool decay) {
@@ -215,7 +215,7 @@ TEST_CASE("AdamW steps match hand-computed values; biases are not decayed; froze
   // State round trip: a copy continues exactly like the original.
   Model twin = dense_model();
   for (size_t i = 0; i < 2; ++i) twin.parameters()[i].param->value = model.parameters()[i].param->value;
-  AdamW restored(o);
+  Optimizer restored(o);
   restored.load_state(twin, adam.state_tensors(), adam.steps());
   for (Model* m : {&model, &twin}) {
     std::copy(g1.begin(), g1.end(), m->parameters()[0].param->grad.data());
@@ -240,9 +240,9 @@ TEST_CASE("AdamW clips the global gradient norm and rejects bad state") {
     p.param->value.fill(0.0f);
     p.param->grad.fill(3.0f);  // 8 values: norm sqrt(72)
   }
-  AdamWOptions o;
+  OptimizerOptions o;
   o.max_grad_norm = 1.0;
-  AdamW adam(o);
+  Optimizer adam(o);
   CHECK(adam.step(model, 0.1) == doctest::Approx(std::sqrt(72.0)));
   // The first Adam step moves every parameter by lr (sign of g), clipped or not.
   for (ParamRef& p : model.parameters())
@@ -254,6 +254,86 @@ TEST_CASE("AdamW clips the global gradient norm and rejects bad state") {
                        std::invalid_argument);
   state = {{"adamw.m.nope.weight", Tensor({1})}};
   CHECK_THROWS_WITH_AS(adam.load_state(model, state, 1), doctest::Contains("names no trainable"),
+                       std::invalid_argument);
+}
+
+TEST_CASE("SGD (Nesterov) steps match hand-computed values; its state round-trips") {
+  Model model = dense_model();
+  std::vector<ParamRef> params = model.parameters();
+  ParamRef& w = params[0];
+  ParamRef& b = params[1];
+  const std::vector<float> w0 = {0.5f, -1.0f, 2.0f, 0.25f, 0.0f, -0.75f}, b0 = {0.3f, -0.2f};
+  const std::vector<float> g1 = {0.1f, -0.2f, 0.3f, -0.4f, 0.5f, 0.0f}, gb1 = {1.0f, -2.0f};
+  const std::vector<float> g2 = {-0.3f, 0.1f, 0.2f, 0.6f, -0.5f, 0.05f}, gb2 = {0.5f, 0.25f};
+  const std::vector<float> g3 = {0.7f, 0.0f, -0.1f, 0.2f, 0.3f, -0.6f}, gb3 = {-1.5f, 0.75f};
+  std::copy(w0.begin(), w0.end(), w.param->value.data());
+  std::copy(b0.begin(), b0.end(), b.param->value.data());
+
+  const double lrs[3] = {0.1, 0.05, 0.02}, wd = 0.01, mu = 0.8;
+  OptimizerOptions o;
+  o.kind = OptimizerKind::sgd;
+  o.momentum = mu;
+  o.weight_decay = wd;
+  Optimizer sgd(o);
+  // PyTorch's SGD(nesterov=True) with decoupled decay, in double: v = mu v + g;
+  // p = p (1 - lr wd) - lr (g + mu v).
+  auto expect = [&](const std::vector<float>& p0, const std::vector<std::vector<float>>& gs,
+                    bool decay) {
+    std::vector<double> out;
+    for (size_t i = 0; i < p0.size(); ++i) {
+      double p = p0[i], v = 0;
+      for (size_t t = 0; t < gs.size(); ++t) {
+        const double g = gs[t][i];
+        v = mu * v + g;
+        if (decay) p -= lrs[t] * wd * p;
+        p -= lrs[t] * (g + mu * v);
+      }
+      out.push_back(p);
+    }
+    return out;
+  };
+  auto set_grads = [](Model& m, const std::vector<float>& gw, const std::vector<float>& gb) {
+    std::copy(gw.begin(), gw.end(), m.parameters()[0].param->grad.data());
+    std::copy(gb.begin(), gb.end(), m.parameters()[1].param->grad.data());
+  };
+  set_grads(model, g1, gb1);
+  sgd.step(model, lrs[0]);
+  set_grads(model, g2, gb2);
+  sgd.step(model, lrs[1]);
+  CHECK(sgd.steps() == 2);
+
+  // The state holds one momentum buffer per parameter and nothing of Adam's.
+  const std::map<std::string, Tensor> state = sgd.state_tensors();
+  CHECK(state.size() == 2);
+  CHECK(state.count("sgd.m.fc.weight") == 1);
+  CHECK(state.count("sgd.m.fc.bias") == 1);
+  Model twin = dense_model();
+  for (size_t i = 0; i < 2; ++i) twin.parameters()[i].param->value = model.parameters()[i].param->value;
+  Optimizer restored(o);
+  restored.load_state(twin, state, sgd.steps());
+  set_grads(model, g3, gb3);
+  set_grads(twin, g3, gb3);
+  sgd.step(model, lrs[2]);
+  restored.step(twin, lrs[2]);
+
+  std::string bad = ref::mismatch(w.param->value.values(), expect(w0, {g1, g2, g3}, true), 1e-6, 1e-5);
+  CHECK_MESSAGE(bad.empty(), bad);
+  bad = ref::mismatch(b.param->value.values(), expect(b0, {gb1, gb2, gb3}, false), 1e-6, 1e-5);
+  CHECK_MESSAGE(bad.empty(), bad);
+  for (size_t i = 0; i < 2; ++i)
+    for (size_t k = 0; k < model.parameters()[i].param->value.size(); ++k)
+      CHECK(model.parameters()[i].param->value[k] == twin.parameters()[i].param->value[k]);
+
+  // The other optimizer's state is refused by name, both ways.
+  Optimizer adam{OptimizerOptions{}};
+  CHECK_THROWS_WITH_AS(adam.load_state(model, state, 2), doctest::Contains("'sgd.m.fc.bias' for adamw"),
+                       std::invalid_argument);
+  std::map<std::string, Tensor> adam_state = {{"adamw.v.fc.bias", Tensor({2})}};
+  CHECK_THROWS_WITH_AS(restored.load_state(model, adam_state, 2),
+                       doctest::Contains("'adamw.v.fc.bias' for sgd"), std::invalid_argument);
+  CHECK(parse_optimizer("sgd") == OptimizerKind::sgd);
+  CHECK(parse_optimizer("adamw") == OptimizerKind::adamw);
+  CHECK_THROWS_WITH_AS(parse_optimizer("adam"), doctest::Contains("unknown optimizer 'adam'"),
                        std::invalid_argument);
 }
 
@@ -462,6 +542,11 @@ TEST_CASE("a tiny network drives a synthetic task to near-zero loss") {
   Model model(make_architecture("tiny", 16, 4), data.classes());
   model.init_params(3);
   TrainOptions o = quiet_options(40);
+  SUBCASE("AdamW") {}
+  SUBCASE("SGD with Nesterov momentum") {
+    o.optimizer = OptimizerKind::sgd;
+    o.lr = 0.05;
+  }
   Trainer trainer(rt, model, data, all_items(data), {}, o);
   size_t batches_seen = 0;
   TrainCallbacks count_batches;
@@ -506,6 +591,11 @@ TEST_CASE("checkpoint + resume reproduce an uninterrupted run exactly; cancel st
   o.augment = AugmentOptions::mri();
   o.label_smoothing = 0.1;
   o.ema_decay = 0.9;  // the averaged weights must survive the checkpoint too
+  SUBCASE("AdamW") {}
+  SUBCASE("SGD") {  // its momentum buffers must survive the checkpoint
+    o.optimizer = OptimizerKind::sgd;
+    o.lr = 0.05;
+  }
 
   Model straight(tiny_with_dropout(12), data.classes());
   straight.init_params(5);
@@ -568,6 +658,13 @@ TEST_CASE("checkpoint + resume reproduce an uninterrupted run exactly; cancel st
   changed.lr *= 2;
   Trainer t4(rt, again, data, split.train, split.validation, changed);
   CHECK_THROWS_WITH_AS(t4.resume(load_checkpoint(saved)), doctest::Contains("other training options"),
+                       std::invalid_argument);
+  TrainOptions other_optimizer = o;
+  other_optimizer.optimizer =
+      o.optimizer == OptimizerKind::sgd ? OptimizerKind::adamw : OptimizerKind::sgd;
+  Model again2 = load_checkpoint(saved).model;
+  Trainer t5(rt, again2, data, split.train, split.validation, other_optimizer);
+  CHECK_THROWS_WITH_AS(t5.resume(load_checkpoint(saved)), doctest::Contains("other training options"),
                        std::invalid_argument);
 
   // A model file is not a checkpoint, and a damaged checkpoint is refused.
@@ -897,4 +994,26 @@ TEST_CASE("batch-norm recalibration: running statistics become the average batch
     o.bn_recalibration_images = 2000000;
     CHECK_THROWS_WITH_AS(o.validate(), doctest::Contains("recalibration"), std::invalid_argument);
   }
+}
+
+TEST_CASE("training options: the optimizer is recorded, read back, and checked") {
+  TrainOptions o = quiet_options(2);
+  o.optimizer = OptimizerKind::sgd;
+  o.momentum = 0.85;
+  const nlohmann::json j = nl::to_json(o);
+  CHECK(j.at("optimizer") == "sgd");
+  CHECK(j.at("momentum").get<double>() == 0.85);
+  const TrainOptions back = train_options_from_json(j);
+  CHECK(back.optimizer == OptimizerKind::sgd);
+  CHECK(back.momentum == 0.85);
+  nlohmann::json old = j;
+  old.erase("optimizer");  // checkpoints and models made before SGD existed used AdamW
+  old.erase("momentum");
+  CHECK(train_options_from_json(old).optimizer == OptimizerKind::adamw);
+  nlohmann::json unknown = j;
+  unknown["optimizer"] = "lion";
+  CHECK_THROWS_WITH_AS(train_options_from_json(unknown), doctest::Contains("unknown optimizer 'lion'"),
+                       std::invalid_argument);
+  o.momentum = 1.0;
+  CHECK_THROWS_WITH_AS(o.validate(), doctest::Contains("momentum 1.0"), std::invalid_argument);
 }
