@@ -57,7 +57,8 @@ Bytes with_header(const Bytes& bytes, const std::function<void(json&)>& edit) {
   Bytes out;
   out.reserve(bytes.size() + text.size());  // one allocation (GCC 12 misjudges the growing
                                             // insert as -Warray-bounds)
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<uint8_t>(text.size() >> (8 * i)));
+  const uint64_t length = text.size();  // 64-bit: shifting a wasm32 size_t by 32+ is undefined
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<uint8_t>(length >> (8 * i)));
   out.insert(out.end(), text.begin(), text.end());
   out.insert(out.end(), bytes.begin() + 8 + static_cast<long>(n), bytes.end());
   return out;
