@@ -82,3 +82,13 @@ add_subdirectory("${NEUROLENS_DEPS_DIR}/xnnpack" "${CMAKE_BINARY_DIR}/_deps/xnnp
 if(NOT TARGET XNNPACK OR NOT TARGET pthreadpool)
   message(FATAL_ERROR "XNNPACK's CMake did not define the XNNPACK/pthreadpool targets")
 endif()
+# One generated WASM SIMD kernel of this XNNPACK version (unsigned 8-bit row sums, which we
+# never call) assigns int8_t pointers to uint8_t ones: harmless, but 15 warnings in every wasm
+# build would hide ours.
+set(NEUROLENS_NOISY_XNNPACK_KERNEL
+    "${NEUROLENS_DEPS_DIR}/xnnpack/src/qu8-rdsum/gen/qu8-rdsum-7p7x-wasmsimd-c32.c")
+if(EMSCRIPTEN AND TARGET microkernels-prod AND EXISTS "${NEUROLENS_NOISY_XNNPACK_KERNEL}")
+  set_source_files_properties("${NEUROLENS_NOISY_XNNPACK_KERNEL}"
+                              TARGET_DIRECTORY microkernels-prod
+                              PROPERTIES COMPILE_OPTIONS -Wno-pointer-sign)
+endif()
