@@ -426,9 +426,10 @@ int run_train(const CommandArgs& argv) {
     return earlier_seconds +
            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   };
-  std::fprintf(stderr, "training %zu epochs of %zu batches of %zu on %zu thread%s\n", opt.epochs,
-               trainer.batches_per_epoch(), std::min(opt.batch_size, split.train.size()),
-               rt.threads(), rt.threads() == 1 ? "" : "s");
+  std::fprintf(stderr, "training %zu epochs of %zu batches of %zu with %s on %zu thread%s\n",
+               opt.epochs, trainer.batches_per_epoch(), std::min(opt.batch_size, split.train.size()),
+               opt.optimizer == OptimizerKind::sgd ? "SGD (Nesterov)" : "AdamW", rt.threads(),
+               rt.threads() == 1 ? "" : "s");
 
   std::vector<size_t> all_items(data.size());
   for (size_t i = 0; i < all_items.size(); ++i) all_items[i] = i;

@@ -309,6 +309,7 @@ TEST_CASE("CLI: neurolens train + evaluate end to end on a synthetic folder; int
   }();
   CHECK(log_text.find("epoch 12/12") != std::string::npos);
   CHECK(log_text.find("skipped 1 unreadable") != std::string::npos);
+  CHECK(log_text.find("batches of 8 with AdamW on 2 threads") != std::string::npos);
   for (const char* ext : {".ckpt", ".svg", ".split.json"})
     CHECK_MESSAGE(fs::exists(tmp.path / (std::string("model") + ext)), ext);
   const Model model = load_model_file(out.string());
@@ -396,6 +397,18 @@ TEST_CASE("CLI: neurolens train + evaluate end to end on a synthetic folder; int
   CHECK(run(train + " --epochs 12 --no-augment --augment-strength 1 2>" + quote(log)) == 2);
   const std::vector<uint8_t> contradiction = read_file_bytes(log.string());
   CHECK(std::string(contradiction.begin(), contradiction.end()).find("contradict each other") != std::string::npos);
+  // SGD trains from the CLI and is recorded with its momentum.
+  const fs::path sgd_out = tmp.path / "sgd.safetensors";
+  CHECK(run(quote(exe) + " train --data " + quote(data_dir) + " --out " + quote(sgd_out) +
+            " --arch tiny --input-size 16 --batch 8 --threads 1 --epochs 2 --optimizer sgd --lr 0.05"
+            " --momentum 0.8 2>" + quote(log)) == 0);
+  const std::vector<uint8_t> sgd_log = read_file_bytes(log.string());
+  CHECK(std::string(sgd_log.begin(), sgd_log.end()).find("with SGD (Nesterov) on 1 thread") !=
+        std::string::npos);
+  const nlohmann::json sgd_options = load_model_file(sgd_out.string()).training_record()["options"];
+  CHECK(sgd_options["optimizer"] == "sgd");
+  CHECK(sgd_options["momentum"] == 0.8);
+  CHECK(rec["options"]["optimizer"] == "adamw");
   // The optimizer is part of the recipe too; SGD's momentum only goes with SGD.
   CHECK(run(train + " --epochs 12 --resume --optimizer sgd 2>" + quote(log)) == 1);
   const std::vector<uint8_t> refused_optimizer = read_file_bytes(log.string());
