@@ -302,14 +302,16 @@ TEST_CASE("CLI: neurolens train + evaluate end to end on a synthetic folder; int
                             " --arch tiny --input-size 16 --crop head --batch 8 --lr 0.01 --threads 2" +
                             " --val-fraction 0.25 --seed 3 --val-dir " + quote(tmp.path / "val");
 
+  // The last command's stderr (redirected to `log`) says `text`; on failure, shows what it said.
+  auto check_log = [&](const std::string& text) {
+    const std::vector<uint8_t> bytes = read_file_bytes(log.string());
+    const std::string said(bytes.begin(), bytes.end());
+    CHECK_MESSAGE(said.find(text) != std::string::npos, "expected \"" << text << "\" in: " << said);
+  };
   REQUIRE(run(train + " --epochs 12 2>" + quote(log)) == 0);
-  const std::string log_text = [&] {
-    const std::vector<uint8_t> b = read_file_bytes(log.string());
-    return std::string(b.begin(), b.end());
-  }();
-  CHECK(log_text.find("epoch 12/12") != std::string::npos);
-  CHECK(log_text.find("skipped 1 unreadable") != std::string::npos);
-  CHECK(log_text.find("batches of 8 with AdamW on 2 threads") != std::string::npos);
+  check_log("epoch 12/12");
+  check_log("skipped 1 unreadable");
+  check_log("batches of 8 with AdamW on 2 threads");
   for (const char* ext : {".ckpt", ".svg", ".split.json"})
     CHECK_MESSAGE(fs::exists(tmp.path / (std::string("model") + ext)), ext);
   const Model model = load_model_file(out.string());
@@ -376,65 +378,46 @@ TEST_CASE("CLI: neurolens train + evaluate end to end on a synthetic folder; int
   CHECK(load_model_file(out.string()).training_record()["epochs"].size() == 12);
   // ... but not with another recipe.
   CHECK(run(train + " --epochs 12 --resume --lr 0.02 2>" + quote(log)) == 1);
-  const std::vector<uint8_t> refused = read_file_bytes(log.string());
-  CHECK(std::string(refused.begin(), refused.end()).find("lr 0.02 (checkpoint 0.01)") != std::string::npos);
+  check_log("lr 0.02 (checkpoint 0.01)");
   CHECK(run(train + " --epochs 12 --resume --split-seed 4 2>" + quote(log)) == 1);
-  const std::vector<uint8_t> refused_split = read_file_bytes(log.string());
-  CHECK(std::string(refused_split.begin(), refused_split.end()).find("split_seed 4 (checkpoint 3)") !=
-        std::string::npos);
+  check_log("split_seed 4 (checkpoint 3)");
   CHECK(run(train + " --epochs 12 --resume --split-seed 3 2>" + quote(log)) == 0);  // --seed 3's split
   CHECK(run(train + " --epochs 12 --resume --crop none 2>" + quote(log)) == 1);
-  const std::vector<uint8_t> refused_crop = read_file_bytes(log.string());
-  CHECK(std::string(refused_crop.begin(), refused_crop.end()).find("crop \"none\" (checkpoint \"head\")") !=
-        std::string::npos);
+  check_log("crop \"none\" (checkpoint \"head\")");
   // Stronger augmentation is another recipe (the message shows the scaled range), and it
   // cannot be combined with none at all.
   CHECK(run(train + " --epochs 12 --resume --augment-strength 1.5 2>" + quote(log)) == 1);
-  const std::vector<uint8_t> refused_strength = read_file_bytes(log.string());
-  CHECK(std::string(refused_strength.begin(), refused_strength.end()).find("augment.rotation_deg 18") !=
-        std::string::npos);
+  check_log("augment.rotation_deg 18");
   CHECK(run(train + " --epochs 12 --resume --augment-strength 1 2>" + quote(log)) == 0);  // the default
   CHECK(run(train + " --epochs 12 --no-augment --augment-strength 1 2>" + quote(log)) == 2);
-  const std::vector<uint8_t> contradiction = read_file_bytes(log.string());
-  CHECK(std::string(contradiction.begin(), contradiction.end()).find("contradict each other") != std::string::npos);
+  check_log("contradict each other");
   // SGD trains from the CLI and is recorded with its momentum.
   const fs::path sgd_out = tmp.path / "sgd.safetensors";
   CHECK(run(quote(exe) + " train --data " + quote(data_dir) + " --out " + quote(sgd_out) +
             " --arch tiny --input-size 16 --batch 8 --threads 1 --epochs 2 --optimizer sgd --lr 0.05"
             " --momentum 0.8 2>" + quote(log)) == 0);
-  const std::vector<uint8_t> sgd_log = read_file_bytes(log.string());
-  CHECK(std::string(sgd_log.begin(), sgd_log.end()).find("with SGD (Nesterov) on 1 thread") !=
-        std::string::npos);
+  check_log("with SGD (Nesterov) on 1 thread");
   const nlohmann::json sgd_options = load_model_file(sgd_out.string()).training_record()["options"];
   CHECK(sgd_options["optimizer"] == "sgd");
   CHECK(sgd_options["momentum"] == 0.8);
   CHECK(rec["options"]["optimizer"] == "adamw");
   // The optimizer is part of the recipe too; SGD's momentum only goes with SGD.
   CHECK(run(train + " --epochs 12 --resume --optimizer sgd 2>" + quote(log)) == 1);
-  const std::vector<uint8_t> refused_optimizer = read_file_bytes(log.string());
-  CHECK(std::string(refused_optimizer.begin(), refused_optimizer.end())
-            .find("optimizer \"sgd\" (checkpoint \"adamw\")") != std::string::npos);
+  check_log("optimizer \"sgd\" (checkpoint \"adamw\")");
   CHECK(run(train + " --epochs 12 --resume --momentum 0.8 2>" + quote(log)) == 2);
-  const std::vector<uint8_t> lone_momentum = read_file_bytes(log.string());
-  CHECK(std::string(lone_momentum.begin(), lone_momentum.end()).find("needs --optimizer sgd") !=
-        std::string::npos);
+  check_log("needs --optimizer sgd");
   CHECK(run(train + " --epochs 12 --resume --optimizer lion 2>" + quote(log)) == 2);
-  const std::vector<uint8_t> bad_optimizer = read_file_bytes(log.string());
-  CHECK(std::string(bad_optimizer.begin(), bad_optimizer.end()).find("unknown optimizer 'lion'") !=
-        std::string::npos);
+  check_log("unknown optimizer 'lion'");
   CHECK(run(quote(exe) + " train --data " + quote(data_dir) + " --out " + quote(tmp.path / "x.safetensors") +
             " --crop brain 2>" + quote(log)) == 2);
-  const std::vector<uint8_t> bad_crop = read_file_bytes(log.string());
-  CHECK(std::string(bad_crop.begin(), bad_crop.end()).find("--crop: 'brain' is not head or none") !=
-        std::string::npos);
+  check_log("--crop: 'brain' is not head or none");
 
   // A folder the model does not know is an error naming it.
   fs::create_directories(tmp.path / "bad" / "triangle");
   fs::copy_file(data_dir / "disc" / "img0.png", tmp.path / "bad" / "triangle" / "x.png");
   CHECK(run(quote(exe) + " evaluate --model " + quote(out) + " --data " + quote(tmp.path / "bad") +
             " 2>" + quote(log)) == 1);
-  const std::vector<uint8_t> err = read_file_bytes(log.string());
-  CHECK(std::string(err.begin(), err.end()).find("'triangle'") != std::string::npos);
+  check_log("'triangle'");
 
   // SIGINT during a long run: exit 130, the best model so far and the checkpoint loadable.
   const fs::path out2 = tmp.path / "long.safetensors";
@@ -450,8 +433,7 @@ TEST_CASE("CLI: neurolens train + evaluate end to end on a synthetic folder; int
   CHECK_FALSE(fs::exists(tmp.path / "long.safetensors.tmp"));
   const Checkpoint ck = load_checkpoint(read_file_bytes((tmp.path / "long.ckpt").string()));
   CHECK(ck.options.epochs == 5000);
-  const std::vector<uint8_t> err2 = read_file_bytes(log.string());
-  CHECK(std::string(err2.begin(), err2.end()).find("rerun with --resume") != std::string::npos);
+  check_log("rerun with --resume");
 }
 
 }  // namespace nl::test
