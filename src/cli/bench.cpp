@@ -11,10 +11,10 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "demo_model.h"
-#include "gemm_peak.h"
-#include "model_io.h"
-#include "runtime.h"
+#include "features/network_catalogue.h"
+#include "features/gemm_peak.h"
+#include "formats/model_file.h"
+#include "core/runtime.h"
 
 namespace nl::cli {
 

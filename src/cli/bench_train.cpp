@@ -20,11 +20,11 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/train_common.h"
-#include "runtime.h"
-#include "train/architectures.h"
+#include "core/runtime.h"
+#include "features/network_catalogue.h"
 #include "train/loss.h"
 #include "train/optimizer.h"
-#include "train/rng.h"
+#include "core/rng.h"
 #include "train/trainer.h"
 
 namespace {

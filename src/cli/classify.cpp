@@ -15,9 +15,9 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "image.h"
-#include "model_io.h"
-#include "runtime.h"
+#include "formats/image.h"
+#include "formats/model_file.h"
+#include "core/runtime.h"
 
 namespace nl::cli {
 

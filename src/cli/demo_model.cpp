@@ -6,8 +6,8 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "demo_model.h"
-#include "model_io.h"
+#include "features/network_catalogue.h"
+#include "formats/model_file.h"
 
 namespace nl::cli {
 

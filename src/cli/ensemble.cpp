@@ -5,8 +5,8 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "ensemble.h"
-#include "model_io.h"
+#include "features/ensemble.h"
+#include "formats/model_file.h"
 
 namespace nl::cli {
 

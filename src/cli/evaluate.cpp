@@ -11,8 +11,8 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "model_io.h"
-#include "runtime.h"
+#include "formats/model_file.h"
+#include "core/runtime.h"
 #include "train/image_folder.h"
 #include "train/metrics.h"
 #include "train/trainer.h"

@@ -3,7 +3,7 @@
 // clamp in this version, so the fused ReLU is an in-place xnn clamp afterwards.
 // Backward passes dout to both inputs, masked by the ReLU when it is fused.
 #pragma once
-#include "layer.h"
+#include "core/layer.h"
 #include "layers/relu.h"
 
 namespace nl {

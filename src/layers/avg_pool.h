@@ -6,8 +6,8 @@
 // non-zero for exactly this reason; without padding every window is whole.) The backward
 // pass spreads each output gradient over the same pixels with the same divisor.
 #pragma once
-#include "gemm.h"  // Workspace
-#include "layer.h"
+#include "core/gemm.h"  // Workspace
+#include "core/layer.h"
 
 namespace nl {
 

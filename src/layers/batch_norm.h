@@ -9,7 +9,7 @@
 #pragma once
 #include <vector>
 
-#include "layer.h"
+#include "core/layer.h"
 
 namespace nl {
 

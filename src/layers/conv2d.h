@@ -12,8 +12,8 @@
 // right operand on every run, so the small dY [rows,F] belongs there, not the large cols
 // [rows,k*k*C]; measured about 4x faster for the weight gradient.
 #pragma once
-#include "gemm.h"
-#include "layer.h"
+#include "core/gemm.h"
+#include "core/layer.h"
 
 namespace nl {
 

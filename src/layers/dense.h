@@ -7,8 +7,8 @@
 // dirty, reshaped when the batch size changes.
 // Backward on XNNPACK (gemm.h): dW += dYᵀ·X, dX = dY·W; db += column sums of dY.
 #pragma once
-#include "gemm.h"
-#include "layer.h"
+#include "core/gemm.h"
+#include "core/layer.h"
 
 namespace nl {
 

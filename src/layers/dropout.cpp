@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/rng.h"
 #include "layers/layer_checks.h"
 
 namespace nl {
@@ -16,14 +17,6 @@ uint64_t fnv1a(const std::string& s) {
     h *= 1099511628211ull;
   }
   return h;
-}
-
-// splitmix64: a small, well-mixed generator whose output is identical on every platform.
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
 }
 
 }  // namespace
@@ -49,15 +42,16 @@ void Dropout::forward(Runtime&, const std::vector<const Tensor*>& in, Tensor& ou
     if (training) ++step_;
     return;
   }
-  uint64_t step_state = step_;
-  uint64_t state = name_hash_ ^ splitmix64(step_state);  // a distinct stream per (name, step)
+  // A distinct stream per (name, step): mix64(step) is the first output of a generator
+  // started at `step`.
+  Rng rng = Rng::with_state(name_hash_ ^ mix64(step_));
   ++step_;
   const float keep_scale = 1.0f / (1.0f - spec_.rate);
   // Compare 24-bit uniforms with the rate scaled to the same grid.
   const uint64_t threshold = static_cast<uint64_t>(std::llround(static_cast<double>(spec_.rate) * (1 << 24)));
   mask_.resize(x.size());
   for (size_t i = 0; i < x.size(); ++i) {
-    const uint64_t u = splitmix64(state) >> 40;  // uniform in [0, 2^24)
+    const uint64_t u = rng.next() >> 40;  // uniform in [0, 2^24)
     mask_[i] = u >= threshold ? keep_scale : 0.0f;
     out[i] = x[i] * mask_[i];
   }

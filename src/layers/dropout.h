@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "layer.h"
+#include "core/layer.h"
 
 namespace nl {
 

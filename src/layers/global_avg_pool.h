@@ -6,7 +6,7 @@
 // that only quantized types have (a null function pointer for f32). With no workspace it
 // accumulates straight into the output, which is f32 anyway.
 #pragma once
-#include "layer.h"
+#include "core/layer.h"
 
 namespace nl {
 

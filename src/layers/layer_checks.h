@@ -3,8 +3,8 @@
 #include <string>
 #include <vector>
 
-#include "layer.h"
-#include "tensor.h"
+#include "core/layer.h"
+#include "core/tensor.h"
 
 namespace nl {
 

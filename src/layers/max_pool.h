@@ -3,7 +3,7 @@
 // Backward routes each output gradient to the first maximum of its window (row-major order
 // within the window), so ties go to the earliest input position.
 #pragma once
-#include "layer.h"
+#include "core/layer.h"
 
 namespace nl {
 

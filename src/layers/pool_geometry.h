@@ -1,7 +1,7 @@
 // Window geometry shared by max_pool and avg_pool: square kernel, stride, symmetric padding.
 // Output size = floor((in + 2*padding - kernel) / stride) + 1, as XNNPACK computes it.
 #pragma once
-#include "layer.h"
+#include "core/layer.h"
 
 namespace nl {
 

@@ -4,7 +4,7 @@
 #include <functional>
 #include <stdexcept>
 
-#include "layer.h"
+#include "core/layer.h"
 #include "layers/add.h"
 #include "layers/avg_pool.h"
 #include "layers/batch_norm.h"

@@ -1,6 +1,6 @@
 // ReLU: out = max(in, 0) on XNNPACK's clamp operator with bounds [0, +inf).
 #pragma once
-#include "layer.h"
+#include "core/layer.h"
 
 namespace nl {
 

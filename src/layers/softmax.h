@@ -1,7 +1,7 @@
 // Softmax over the last dimension on XNNPACK's softmax_nc_f32.
 // Backward: the Jacobian-vector product dx = y * (dy - sum(dy * y)) per row.
 #pragma once
-#include "layer.h"
+#include "core/layer.h"
 
 namespace nl {
 

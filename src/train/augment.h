@@ -4,7 +4,7 @@
 #pragma once
 #include <cstddef>
 
-#include "train/rng.h"
+#include "core/rng.h"
 
 namespace nl {
 

@@ -5,8 +5,8 @@
 #include <map>
 #include <stdexcept>
 
-#include "image.h"
-#include "train/rng.h"
+#include "formats/image.h"
+#include "core/rng.h"
 
 namespace nl {
 

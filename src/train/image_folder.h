@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime.h"
+#include "core/runtime.h"
 #include "train/dataset.h"
 
 namespace nl {

@@ -4,7 +4,7 @@
 #include <span>
 #include <vector>
 
-#include "tensor.h"
+#include "core/tensor.h"
 
 namespace nl {
 

@@ -9,13 +9,13 @@
 
 #include <pthreadpool.h>
 
-#include "image.h"
+#include "formats/image.h"
 #include "layers/batch_norm.h"
 #include "layers/dropout.h"
-#include "model_io.h"
-#include "safetensors.h"
+#include "formats/model_file.h"
+#include "formats/safetensors.h"
 #include "train/loss.h"
-#include "train/rng.h"
+#include "core/rng.h"
 
 namespace nl {
 

@@ -18,8 +18,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "model.h"
-#include "runtime.h"
+#include "core/model.h"
+#include "core/runtime.h"
 #include "train/augment.h"
 #include "train/dataset.h"
 #include "train/optimizer.h"

@@ -43,13 +43,13 @@
 #include <string>
 #include <vector>
 
-#include "explain.h"
-#include "finetune.h"
-#include "gemm_peak.h"
-#include "image.h"
-#include "model.h"
-#include "model_io.h"
-#include "runtime.h"
+#include "features/explain.h"
+#include "features/finetune.h"
+#include "features/gemm_peak.h"
+#include "formats/image.h"
+#include "core/model.h"
+#include "formats/model_file.h"
+#include "core/runtime.h"
 
 namespace {
 

@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <stdexcept>
 
-#include "image.h"
+#include "formats/image.h"
 
 namespace {
 

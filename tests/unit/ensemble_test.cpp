@@ -8,11 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "ensemble.h"
-#include "model.h"
-#include "model_io.h"
+#include "features/ensemble.h"
+#include "core/model.h"
+#include "formats/model_file.h"
 #include "reference.h"
-#include "train/architectures.h"
+#include "features/network_catalogue.h"
 
 namespace {
 

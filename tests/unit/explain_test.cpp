@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "ensemble.h"
-#include "explain.h"
-#include "model.h"
+#include "features/ensemble.h"
+#include "features/explain.h"
+#include "core/model.h"
 #include "reference.h"
 
 namespace {

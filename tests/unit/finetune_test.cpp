@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "finetune.h"
-#include "train/architectures.h"
-#include "model.h"
-#include "train/rng.h"
+#include "features/finetune.h"
+#include "features/network_catalogue.h"
+#include "core/model.h"
+#include "core/rng.h"
 
 namespace {
 

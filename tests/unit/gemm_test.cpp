@@ -6,8 +6,8 @@
 #include <stdexcept>
 #include <string>
 
-#include "gemm.h"
-#include "gemm_peak.h"
+#include "core/gemm.h"
+#include "features/gemm_peak.h"
 #include "reference.h"
 
 namespace {

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "image.h"
+#include "formats/image.h"
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STB_IMAGE_WRITE_STATIC

@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "model.h"
+#include "core/model.h"
 #include "reference.h"
 
 namespace {

@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "safetensors.h"
+#include "formats/safetensors.h"
 
 namespace {
 

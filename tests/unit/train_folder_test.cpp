@@ -18,9 +18,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "image.h"
-#include "model_io.h"
-#include "train/architectures.h"
+#include "formats/image.h"
+#include "formats/model_file.h"
+#include "features/network_catalogue.h"
 #include "train/dataset.h"
 #include "train/image_folder.h"
 #include "train/metrics.h"

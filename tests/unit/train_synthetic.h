@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "train/rng.h"
+#include "core/rng.h"
 
 namespace nl::test {
 

@@ -12,18 +12,18 @@
 #include <stdexcept>
 #include <string>
 
-#include "image.h"
-#include "ensemble.h"
-#include "model.h"
-#include "model_io.h"
+#include "formats/image.h"
+#include "features/ensemble.h"
+#include "core/model.h"
+#include "formats/model_file.h"
 #include "reference.h"
-#include "train/architectures.h"
+#include "features/network_catalogue.h"
 #include "train/augment.h"
 #include "train/dataset.h"
 #include "train/loss.h"
 #include "train/optimizer.h"
 #include "train/plot.h"
-#include "train/rng.h"
+#include "core/rng.h"
 #include "train/trainer.h"
 #include "train_synthetic.h"
 

@@ -1,0 +1,81 @@
+// Layer: one node of a model graph. Each layer has
+//  - forward on XNNPACK operators (created once, weights packed; re-created only after
+//    parameters change; reshaped when the batch size changes), and
+//  - backward, whose heavy arithmetic (matrix products) also runs on XNNPACK
+//    (dynamic fully-connected / batch matrix multiply), with light element-wise or
+//    index work in plain loops.
+// Activations are NHWC [N,H,W,C] or [N,C] (dense layers and their consumers).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/architecture.h"
+#include "core/runtime.h"
+#include "core/tensor.h"
+
+namespace nl {
+
+struct Param {
+  std::string name;  // "weight", "bias", "gamma", "beta", "running_mean", "running_var"
+  Tensor value;
+  Tensor grad;       // same shape as value; accumulated by backward (+=)
+  bool trainable = true;  // false for batch-norm running statistics
+};
+
+class Layer {
+ public:
+  explicit Layer(LayerSpec spec) : spec_(std::move(spec)) {}
+  virtual ~Layer() = default;
+  Layer(const Layer&) = delete;
+  Layer& operator=(const Layer&) = delete;
+
+  const LayerSpec& spec() const { return spec_; }
+
+  // Checks the input shapes (batch included) against the layer's rules and returns the
+  // output shape. Throws std::invalid_argument naming the layer, the value and the rule,
+  // e.g. "layer 'conv1' (conv2d): kernel 5 exceeds padded input height 3".
+  virtual Shape output_shape(const std::vector<Shape>& inputs) const = 0;
+
+  // Creates the parameters with their shapes for these (batch-1) input shapes, values
+  // zero / identity (gamma=1, running_var=1). Called once by Model.
+  virtual void create_params(const std::vector<Shape>& inputs) { (void)inputs; }
+  std::vector<Param>& params() { return params_; }
+  const std::vector<Param>& params() const { return params_; }
+  Param* find_param(const std::string& name);
+
+  // He-normal (fan-in) weights from this seeded generator; biases zero.
+  virtual void init_params(uint64_t seed) { (void)seed; }
+
+  // Multiply-adds * 2 per image for these (batch-1) input shapes.
+  virtual double flops(const std::vector<Shape>& inputs) const { (void)inputs; return 0.0; }
+
+  // out is reshaped by the layer. training: dropout active, batch_norm uses batch
+  // statistics and updates running ones.
+  virtual void forward(Runtime& rt, const std::vector<const Tensor*>& in, Tensor& out,
+                       bool training) = 0;
+
+  // Given in/out of the last forward and dout = dLoss/dout: adds parameter gradients
+  // into Param::grad (unless frozen) and writes dLoss/din[i] (overwriting; din[i] may be
+  // nullptr when that gradient is not needed).
+  virtual void backward(Runtime& rt, const std::vector<const Tensor*>& in, const Tensor& out,
+                        const Tensor& dout, const std::vector<Tensor*>& din) = 0;
+
+  // Parameter values changed outside forward/backward (optimizer step, load):
+  // operators with packed weights must re-pack before the next forward.
+  void params_changed() { params_dirty_ = true; }
+
+  bool frozen = false;  // fine-tuning: no parameter gradients
+
+ protected:
+  LayerSpec spec_;
+  std::vector<Param> params_;
+  bool params_dirty_ = true;
+};
+
+// Creates the layer for spec.type; throws std::invalid_argument for an unknown type,
+// naming it and listing the known ones.
+std::unique_ptr<Layer> make_layer(const LayerSpec& spec);
+
+}  // namespace nl

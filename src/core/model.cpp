@@ -1,0 +1,314 @@
+// Model: the layer graph, its activations and gradients. Nodes are kept in the
+// architecture's (topological) order; node inputs are indices, kImage for the image batch.
+#include "core/model.h"
+
+#include <cmath>
+#include <limits>
+#include <map>
+#include <set>
+#include <stdexcept>
+
+#include "core/architecture.h"
+#include "core/rng.h"
+
+namespace nl {
+
+namespace {
+
+constexpr int kImage = -1;
+
+// Element count in double: shapes are checked against the limits before anything is
+// allocated, and a product of sizes may not fit a 32-bit size_t (wasm).
+double elements(const Shape& shape) {
+  double n = 1.0;
+  for (size_t d : shape) n *= static_cast<double>(d);
+  return n;
+}
+
+// Parameters a layer will create for these batch-1 input shapes, known before creating them.
+double planned_parameters(const LayerSpec& s, const std::vector<Shape>& in) {
+  if (s.type == "conv2d")
+    return static_cast<double>(s.kernel * s.kernel) * static_cast<double>(in[0].back()) *
+               static_cast<double>(s.filters) + (s.bias ? static_cast<double>(s.filters) : 0.0);
+  if (s.type == "dense")
+    return elements(in[0]) / static_cast<double>(in[0][0]) * static_cast<double>(s.units) +
+           (s.bias ? static_cast<double>(s.units) : 0.0);
+  if (s.type == "batch_norm") return 4.0 * static_cast<double>(in[0].back());
+  return 0.0;
+}
+
+bool has_trainable_params(const Layer& layer) {
+  if (layer.frozen) return false;
+  for (const Param& p : layer.params())
+    if (p.trainable) return true;
+  return false;
+}
+
+std::string millions(double n) { return std::to_string(static_cast<long long>(n / 1e6)) + "M"; }
+
+}  // namespace
+
+struct Model::Graph {
+  struct Node {
+    std::unique_ptr<Layer> layer;
+    std::vector<int> inputs;         // node indices or kImage
+    std::vector<Shape> input_shapes;  // at batch 1
+    Shape shape;                      // output at batch 1
+    Tensor out, grad;
+    bool grad_valid = false;
+  };
+  std::vector<Node> nodes;
+  std::map<std::string, size_t> index;
+  int logits = 0;  // node feeding the final softmax (or the last node); kImage: the image
+  Tensor input;    // copy of the last forward's input (the first layers' backward needs it)
+  bool forwarded = false;
+  Tensor scratch[2];  // input gradients that must be added to an existing gradient
+
+  const Tensor& value(int i) const { return i == kImage ? input : nodes[i].out; }
+  std::vector<const Tensor*> inputs_of(const Node& n) const {
+    std::vector<const Tensor*> v;
+    for (int i : n.inputs) v.push_back(&value(i));
+    return v;
+  }
+};
+
+Model::Model(Architecture arch, std::vector<std::string> classes, Preprocessing pre)
+    : arch_(std::move(arch)), classes_(std::move(classes)), pre_(pre), graph_(std::make_unique<Graph>()) {
+  using L = ArchitectureLimits;
+  validate_architecture(arch_);
+  if (classes_.empty()) throw std::invalid_argument("classes: the model needs at least one class name");
+  if (classes_.size() > L::max_classes)
+    throw std::invalid_argument("classes: " + std::to_string(classes_.size()) + " names, more than the limit of " +
+                                std::to_string(L::max_classes));
+  std::set<std::string> seen;
+  for (size_t i = 0; i < classes_.size(); ++i) {
+    const std::string& c = classes_[i];
+    const std::string where = "classes[" + std::to_string(i) + "]";
+    if (c.empty() || c.size() > L::max_class_name_length)
+      throw std::invalid_argument(where + ": a class name must have 1 to " +
+                                  std::to_string(L::max_class_name_length) + " characters");
+    if (!seen.insert(c).second) throw std::invalid_argument(where + ": duplicate class name '" + c + "'");
+  }
+  if (!std::isfinite(pre_.mean)) throw std::invalid_argument("preprocessing.mean: must be a finite number");
+  if (!(std::isfinite(pre_.std) && pre_.std > 0.0f))
+    throw std::invalid_argument("preprocessing.std: must be a positive finite number");
+
+  Graph& g = *graph_;
+  double parameters = 0.0, activations = elements(input_shape(1));
+  for (size_t i = 0; i < arch_.layers.size(); ++i) {
+    const LayerSpec& spec = arch_.layers[i];
+    Graph::Node node;
+    node.layer = make_layer(spec);
+    if (spec.inputs.empty()) {
+      node.inputs.push_back(i == 0 ? kImage : static_cast<int>(i) - 1);
+    } else {
+      for (const std::string& name : spec.inputs)
+        node.inputs.push_back(name == "input" ? kImage : static_cast<int>(g.index.at(name)));
+    }
+    for (int j : node.inputs) node.input_shapes.push_back(j == kImage ? input_shape(1) : g.nodes[j].shape);
+    node.shape = node.layer->output_shape(node.input_shapes);
+    parameters += planned_parameters(spec, node.input_shapes);
+    if (parameters > L::max_parameters)
+      throw std::invalid_argument("layer '" + spec.name + "': the model would need more than " +
+                                  millions(L::max_parameters) + " parameters (" + millions(parameters) +
+                                  " up to this layer)");
+    activations += elements(node.shape);
+    if (activations > L::max_activations)
+      throw std::invalid_argument("layer '" + spec.name + "': the model's activations would exceed " +
+                                  millions(L::max_activations) + " floats per image (" +
+                                  millions(activations) + " up to this layer)");
+    node.layer->create_params(node.input_shapes);
+    g.index[spec.name] = i;
+    g.nodes.push_back(std::move(node));
+  }
+
+  const Graph::Node& last = g.nodes.back();
+  const std::string& last_name = arch_.layers.back().name;
+  if (last.shape.size() != 2)
+    throw std::invalid_argument("the last layer '" + last_name + "' outputs shape " + to_string(last.shape) +
+                                "; a classifier must output [batch, classes]");
+  if (last.shape[1] != classes_.size())
+    throw std::invalid_argument("the model has " + std::to_string(classes_.size()) + " classes but its last layer '" +
+                                last_name + "' outputs " + std::to_string(last.shape[1]) + " values per image");
+  g.logits = arch_.layers.back().type == "softmax" ? last.inputs[0] : static_cast<int>(g.nodes.size()) - 1;
+}
+
+Model::Model(Model&&) noexcept = default;
+Model& Model::operator=(Model&&) noexcept = default;
+Model::~Model() = default;
+
+Model Model::clone() const {
+  Model copy(arch_, classes_, pre_);
+  copy.training_record_ = training_record_;
+  for (size_t i = 0; i < layer_count(); ++i) {
+    const Layer& from = layer(i);
+    Layer& to = copy.layer(i);
+    for (size_t p = 0; p < from.params().size(); ++p) to.params()[p].value = from.params()[p].value;
+    to.frozen = from.frozen;
+    to.params_changed();
+  }
+  return copy;
+}
+
+void Model::init_params(uint64_t seed) {
+  for (size_t i = 0; i < layer_count(); ++i) {
+    // An independent, well-mixed seed per layer.
+    graph_->nodes[i].layer->init_params(mix64(seed ^ mix64(i + 1)));
+    graph_->nodes[i].layer->params_changed();
+  }
+}
+
+size_t Model::layer_count() const { return graph_->nodes.size(); }
+
+Layer& Model::layer(size_t i) {
+  if (i >= layer_count())
+    throw std::out_of_range("layer index " + std::to_string(i) + " out of range (the model has " +
+                            std::to_string(layer_count()) + " layers)");
+  return *graph_->nodes[i].layer;
+}
+
+const Layer& Model::layer(size_t i) const { return const_cast<Model*>(this)->layer(i); }
+
+size_t Model::layer_index(const std::string& name) const {
+  auto it = graph_->index.find(name);
+  if (it == graph_->index.end()) throw std::out_of_range("the model has no layer named '" + name + "'");
+  return it->second;
+}
+
+Shape Model::input_shape(size_t batch) const { return {batch, arch_.height, arch_.width, arch_.channels}; }
+
+Shape Model::output_shape(size_t i, size_t batch) const {
+  layer(i);  // range check
+  Shape s = graph_->nodes[i].shape;
+  s[0] = batch;  // every layer maps a batch of N to a batch of N
+  return s;
+}
+
+size_t Model::parameter_count() const {
+  size_t n = 0;
+  for (const Graph::Node& node : graph_->nodes)
+    for (const Param& p : node.layer->params()) n += p.value.size();
+  return n;
+}
+
+double Model::flops_per_image() const {
+  double total = 0.0;
+  for (const Graph::Node& node : graph_->nodes) total += node.layer->flops(node.input_shapes);
+  return total;
+}
+
+std::vector<ParamRef> Model::parameters() {
+  std::vector<ParamRef> refs;
+  for (Graph::Node& node : graph_->nodes)
+    for (Param& p : node.layer->params())
+      refs.push_back({node.layer->spec().name + "." + p.name, node.layer.get(), &p});
+  return refs;
+}
+
+const Tensor& Model::forward(Runtime& rt, const Tensor& input, bool training) {
+  Graph& g = *graph_;
+  const Shape& s = input.shape();
+  if (s.size() != 4 || s[0] == 0 || s[1] != arch_.height || s[2] != arch_.width || s[3] != arch_.channels)
+    throw std::invalid_argument("model input must be [N," + std::to_string(arch_.height) + "," +
+                                std::to_string(arch_.width) + "," + std::to_string(arch_.channels) +
+                                "] with N >= 1, got " + to_string(s));
+  // Each activation must stay addressable (a 32-bit wasm size_t holds at most 2^32 bytes).
+  const double max_floats = static_cast<double>(std::numeric_limits<size_t>::max()) / sizeof(float) / 2;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (static_cast<double>(s[0]) * elements(g.nodes[i].shape) > max_floats)
+      throw std::invalid_argument("a batch of " + std::to_string(s[0]) + " images is too large: layer '" +
+                                  arch_.layers[i].name + "' would need more memory than this build can address");
+  g.forwarded = false;
+  g.input = input;
+  for (Graph::Node& node : g.nodes) {
+    node.grad_valid = false;
+    node.layer->forward(rt, g.inputs_of(node), node.out, training);
+  }
+  g.forwarded = true;
+  return g.nodes.back().out;
+}
+
+const Tensor& Model::logits() const { return graph_->value(graph_->logits); }
+
+const Tensor& Model::activation(size_t i) const {
+  layer(i);
+  return graph_->nodes[i].out;
+}
+
+void Model::backward(Runtime& rt, const Tensor& dlogits, bool keep_all_gradients) {
+  Graph& g = *graph_;
+  if (!g.forwarded) throw std::logic_error("Model::backward: call forward first (there is no pass to differentiate)");
+  for (Graph::Node& node : g.nodes) node.grad_valid = false;
+  const Tensor& logits_value = g.value(g.logits);
+  if (dlogits.shape() != logits_value.shape())
+    throw std::invalid_argument("Model::backward: dlogits has shape " + to_string(dlogits.shape()) +
+                                ", the logits have shape " + to_string(logits_value.shape()));
+  if (g.logits == kImage) return;  // the model has no layer before its softmax
+
+  // needs[i]: the gradient at node i's output is wanted, because node i or a node upstream of
+  // it has trainable parameters (or every gradient was asked for). Below the first trainable
+  // layer nothing is wanted, so backward stops there.
+  std::vector<char> needs(g.nodes.size(), 0);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    needs[i] = keep_all_gradients || has_trainable_params(*g.nodes[i].layer);
+    for (int j : g.nodes[i].inputs)
+      if (j != kImage && needs[j]) needs[i] = 1;
+  }
+
+  Graph::Node& top = g.nodes[g.logits];
+  top.grad = dlogits;
+  top.grad_valid = true;
+  for (int i = g.logits; i >= 0; --i) {
+    Graph::Node& node = g.nodes[i];
+    if (!node.grad_valid || !needs[i]) continue;
+    // Where each input's gradient goes: straight into the input node's gradient when this is
+    // its first contribution, else into scratch, added afterwards (a node feeding several
+    // consumers, or feeding both inputs of one add, gets the sum).
+    std::vector<Tensor*> din(node.inputs.size(), nullptr);
+    std::vector<char> direct(node.inputs.size(), 0);
+    std::set<int> claimed;
+    for (size_t k = 0; k < node.inputs.size(); ++k) {
+      const int j = node.inputs[k];
+      if (j == kImage || !needs[j]) continue;
+      if (!g.nodes[j].grad_valid && claimed.insert(j).second) {
+        din[k] = &g.nodes[j].grad;
+        direct[k] = 1;
+      } else {
+        din[k] = &g.scratch[k];
+      }
+    }
+    node.layer->backward(rt, g.inputs_of(node), node.out, node.grad, din);
+    for (size_t k = 0; k < node.inputs.size(); ++k)
+      if (direct[k]) g.nodes[node.inputs[k]].grad_valid = true;
+    for (size_t k = 0; k < node.inputs.size(); ++k) {
+      if (din[k] == nullptr || direct[k]) continue;
+      Tensor& target = g.nodes[node.inputs[k]].grad;
+      const Tensor& extra = *din[k];
+      if (extra.shape() != target.shape())
+        throw std::logic_error("layer '" + arch_.layers[i].name + "': input gradient shape " +
+                               to_string(extra.shape()) + " differs from " + to_string(target.shape()));
+      for (size_t e = 0; e < target.size(); ++e) target[e] += extra[e];
+    }
+  }
+}
+
+const Tensor& Model::gradient(size_t i) const {
+  layer(i);
+  const Graph::Node& node = graph_->nodes[i];
+  if (!node.grad_valid)
+    throw std::logic_error("the gradient at layer '" + arch_.layers[i].name +
+                           "' was not computed (it is after the logits, below the first trainable layer, or "
+                           "backward has not run; pass keep_all_gradients to get every layer's)");
+  return node.grad;
+}
+
+void Model::zero_grad() {
+  for (Graph::Node& node : graph_->nodes)
+    for (Param& p : node.layer->params()) p.grad.fill(0.0f);
+}
+
+void Model::params_changed() {
+  for (Graph::Node& node : graph_->nodes) node.layer->params_changed();
+}
+
+}  // namespace nl

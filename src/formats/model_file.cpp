@@ -1,0 +1,224 @@
+#include "formats/model_file.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <set>
+#include <stdexcept>
+
+#include "formats/safetensors.h"
+
+namespace nl {
+
+namespace {
+
+constexpr const char* kFormat = "neurolens/1";
+
+[[noreturn]] void fail(const std::string& message) {
+  throw std::invalid_argument("model file: " + message);
+}
+
+const std::string& required_metadata(const SafetensorsFile& file, const std::string& key) {
+  auto it = file.metadata.find(key);
+  if (it == file.metadata.end()) fail("__metadata__ has no '" + key + "'");
+  return it->second;
+}
+
+uint64_t add_sat(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+uint64_t mul_sat(uint64_t a, uint64_t b) {
+  if (a != 0 && b > UINT64_MAX / a) return UINT64_MAX;
+  return a * b;
+}
+
+// An upper estimate of the parameter values the architecture needs, computed from the
+// layer shapes alone (no allocation). Model's constructor allocates every parameter, so
+// a file claiming a huge architecture must be refused before it runs: loading may not
+// allocate much more than the file's size. Stops at the first input it cannot resolve
+// (the constructor then reports that error). The exact check, tensor by tensor, follows
+// once the model exists.
+uint64_t parameter_values_needed(const Architecture& arch) {
+  std::map<std::string, Shape> shapes{{"input", Shape{1, arch.height, arch.width, arch.channels}}};
+  Shape previous = shapes["input"];
+  uint64_t total = 0;
+  for (const LayerSpec& spec : arch.layers) {
+    std::vector<Shape> inputs;
+    if (spec.inputs.empty()) inputs.push_back(previous);
+    for (const std::string& name : spec.inputs) {
+      auto it = shapes.find(name);
+      if (it == shapes.end()) return total;
+      inputs.push_back(it->second);
+    }
+    const Shape& in = inputs.front();
+    const uint64_t in_channels = in.empty() ? 0 : in.back();
+    if (spec.type == "conv2d") {
+      uint64_t n = mul_sat(mul_sat(spec.filters, mul_sat(spec.kernel, spec.kernel)), in_channels);
+      total = add_sat(total, add_sat(n, spec.bias ? spec.filters : 0));
+    } else if (spec.type == "dense") {
+      uint64_t n = mul_sat(spec.units, numel(in));  // batch 1: all features of one image
+      total = add_sat(total, add_sat(n, spec.bias ? spec.units : 0));
+    } else if (spec.type == "batch_norm") {
+      total = add_sat(total, mul_sat(4, in_channels));
+    }
+    previous = make_layer(spec)->output_shape(inputs);
+    shapes[spec.name] = previous;
+  }
+  return total;
+}
+
+std::vector<std::string> classes_from_json(const nlohmann::json& j) {
+  if (!j.is_array()) fail("'classes' is not a JSON array");
+  std::vector<std::string> classes;
+  std::set<std::string> seen;
+  for (size_t i = 0; i < j.size(); ++i) {
+    if (!j[i].is_string()) fail("classes[" + std::to_string(i) + "] is not a string");
+    std::string name = j[i].get<std::string>();
+    if (name.empty()) fail("classes[" + std::to_string(i) + "] is empty");
+    if (!seen.insert(name).second) fail("class '" + name + "' appears twice");
+    classes.push_back(std::move(name));
+  }
+  if (classes.empty()) fail("'classes' is empty");
+  return classes;
+}
+
+std::string param_name(const Layer& layer, const Param& p) { return layer.spec().name + "." + p.name; }
+
+}  // namespace
+
+std::vector<uint8_t> serialize_model(const Model& model, Dtype weights) {
+  std::vector<NamedTensor> tensors;
+  for (size_t i = 0; i < model.layer_count(); ++i) {
+    const Layer& layer = model.layer(i);
+    for (const Param& p : layer.params()) tensors.push_back({param_name(layer, p), &p.value, weights});
+  }
+  const std::map<std::string, std::string> metadata{
+      {"format", kFormat},
+      {"architecture", to_json(model.architecture()).dump()},
+      {"classes", nlohmann::json(model.classes()).dump()},
+      {"preprocessing", to_json(model.preprocessing()).dump()},
+      {"training", model.training_record().dump()},
+  };
+  return write_safetensors(std::move(tensors), metadata);
+}
+
+Model load_model(std::span<const uint8_t> bytes) {
+  const SafetensorsFile file = parse_safetensors(bytes);
+
+  auto format = file.metadata.find("format");
+  if (format == file.metadata.end())
+    fail("not a NeuroLens model: __metadata__ has no 'format' (expected \"" +
+         std::string(kFormat) + "\")");
+  if (format->second != kFormat)
+    fail("unsupported format '" + format->second + "' (expected \"" + kFormat + "\")");
+
+  Architecture arch;
+  Preprocessing pre;
+  try {
+    arch = architecture_from_json(
+        parse_untrusted_json(required_metadata(file, "architecture"), 8, "'architecture'"));
+  } catch (const std::invalid_argument& e) {
+    fail(std::string("architecture: ") + e.what());
+  }
+  try {
+    pre = preprocessing_from_json(
+        parse_untrusted_json(required_metadata(file, "preprocessing"), 4, "'preprocessing'"));
+  } catch (const std::invalid_argument& e) {
+    fail(std::string("preprocessing: ") + e.what());
+  }
+  std::vector<std::string> classes =
+      classes_from_json(parse_untrusted_json(required_metadata(file, "classes"), 2, "'classes'"));
+  nlohmann::json training = nlohmann::json::object();
+  if (auto it = file.metadata.find("training"); it != file.metadata.end()) {
+    training = parse_untrusted_json(it->second, 32, "'training'");
+    if (!training.is_object()) fail("'training' is not a JSON object");
+  }
+
+  uint64_t values_in_file = 0;
+  for (const auto& t : file.tensors) values_in_file += t.bytes.size() / dtype_bytes(t.dtype);
+  uint64_t needed = 0;
+  try {
+    needed = parameter_values_needed(arch);
+  } catch (const std::invalid_argument& e) {
+    fail(e.what());
+  }
+  constexpr uint64_t kSlack = 1u << 16;  // the estimate is a guard, not the exact check
+  if (needed > add_sat(values_in_file, kSlack))
+    fail("the architecture needs about " + std::to_string(needed) +
+         " parameter values but the file holds only " + std::to_string(values_in_file));
+
+  std::optional<Model> built;
+  try {
+    built.emplace(std::move(arch), std::move(classes), pre);
+  } catch (const std::invalid_argument& e) {
+    fail(e.what());
+  }
+  Model& model = *built;
+  model.training_record() = std::move(training);
+
+  std::set<std::string> used;
+  for (ParamRef& ref : model.parameters()) {
+    const SafetensorsEntry* entry = file.find(ref.name);
+    Tensor& value = ref.param->value;
+    if (entry == nullptr)
+      fail("missing tensor '" + ref.name + "' (shape " + to_string(value.shape()) + ")");
+    if (entry->shape != value.shape())
+      fail("tensor '" + ref.name + "' has shape " + to_string(entry->shape) +
+           " but the architecture needs " + to_string(value.shape()));
+    entry->copy_to(value.values());
+    for (size_t i = 0; i < value.size(); ++i)
+      if (!std::isfinite(value[i]))
+        fail("tensor '" + ref.name + "' holds a non-finite value (" + std::to_string(value[i]) +
+             ") at index " + std::to_string(i));
+    used.insert(ref.name);
+  }
+  for (const auto& t : file.tensors)
+    if (!used.count(t.name)) fail("unexpected tensor '" + t.name + "' (not a parameter of the architecture)");
+  model.params_changed();
+  return std::move(model);
+}
+
+void save_model_file(const Model& model, const std::string& path, Dtype weights) {
+  const std::vector<uint8_t> bytes = serialize_model(model, weights);
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw std::runtime_error("cannot write '" + tmp + "': " + std::strerror(errno));
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    out.close();
+    if (!out) {
+      std::error_code ignored;
+      std::filesystem::remove(tmp, ignored);
+      throw std::runtime_error("cannot write '" + tmp + "' (disk full?)");
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    throw std::runtime_error("cannot rename '" + tmp + "' to '" + path + "': " + ec.message());
+  }
+}
+
+Model load_model_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw std::runtime_error("cannot open model file '" + path + "': it is a directory");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open model file '" + path + "': " + std::strerror(errno));
+  std::vector<uint8_t> bytes;
+  char chunk[1 << 16];
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0)
+    bytes.insert(bytes.end(), chunk, chunk + in.gcount());
+  if (in.bad()) throw std::runtime_error("cannot read model file '" + path + "'");
+  try {
+    return load_model(bytes);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(path + ": " + e.what());
+  }
+}
+
+}  // namespace nl
