@@ -24,6 +24,14 @@ struct Param {
   bool trainable = true;  // false for batch-norm running statistics
 };
 
+// A parameter as its layer declares it, before anything is allocated.
+struct ParamShape {
+  std::string name;
+  Shape shape;
+  bool trainable = true;
+  float initial = 0.0f;  // the value create_params fills in (batch norm's gamma and running_var: 1)
+};
+
 class Layer {
  public:
   explicit Layer(LayerSpec spec) : spec_(std::move(spec)) {}
@@ -38,9 +46,20 @@ class Layer {
   // e.g. "layer 'conv1' (conv2d): kernel 5 exceeds padded input height 3".
   virtual Shape output_shape(const std::vector<Shape>& inputs) const = 0;
 
-  // Creates the parameters with their shapes for these (batch-1) input shapes, values
-  // zero / identity (gamma=1, running_var=1). Called once by Model.
-  virtual void create_params(const std::vector<Shape>& inputs) { (void)inputs; }
+  // The parameters the layer has for these (batch-1) input shapes, in order. Validates the
+  // shapes as output_shape does and allocates nothing, so that a budget can be checked first
+  // (a model file must not make us allocate what it cannot fill). A dimension too large for
+  // size_t (a dense layer's H*W*C on wasm32) saturates at SIZE_MAX, which every budget refuses.
+  virtual std::vector<ParamShape> param_shapes(const std::vector<Shape>& inputs) const {
+    (void)inputs;
+    return {};
+  }
+  // The number of parameter values param_shapes declares, in double: the product of the
+  // sizes may not fit a 32-bit size_t.
+  double planned_parameters(const std::vector<Shape>& inputs) const;
+  // Creates the parameters param_shapes declares, each filled with its initial value
+  // (zero / identity). Called once by Model.
+  void create_params(const std::vector<Shape>& inputs);
   std::vector<Param>& params() { return params_; }
   const std::vector<Param>& params() const { return params_; }
   Param* find_param(const std::string& name);

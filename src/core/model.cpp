@@ -17,26 +17,6 @@ namespace {
 
 constexpr int kImage = -1;
 
-// Element count in double: shapes are checked against the limits before anything is
-// allocated, and a product of sizes may not fit a 32-bit size_t (wasm).
-double elements(const Shape& shape) {
-  double n = 1.0;
-  for (size_t d : shape) n *= static_cast<double>(d);
-  return n;
-}
-
-// Parameters a layer will create for these batch-1 input shapes, known before creating them.
-double planned_parameters(const LayerSpec& s, const std::vector<Shape>& in) {
-  if (s.type == "conv2d")
-    return static_cast<double>(s.kernel * s.kernel) * static_cast<double>(in[0].back()) *
-               static_cast<double>(s.filters) + (s.bias ? static_cast<double>(s.filters) : 0.0);
-  if (s.type == "dense")
-    return elements(in[0]) / static_cast<double>(in[0][0]) * static_cast<double>(s.units) +
-           (s.bias ? static_cast<double>(s.units) : 0.0);
-  if (s.type == "batch_norm") return 4.0 * static_cast<double>(in[0].back());
-  return 0.0;
-}
-
 bool has_trainable_params(const Layer& layer) {
   if (layer.frozen) return false;
   for (const Param& p : layer.params())
@@ -94,7 +74,7 @@ Model::Model(Architecture arch, std::vector<std::string> classes, Preprocessing 
     throw std::invalid_argument("preprocessing.std: must be a positive finite number");
 
   Graph& g = *graph_;
-  double parameters = 0.0, activations = elements(input_shape(1));
+  double parameters = 0.0, activations = numel_double(input_shape(1));
   for (size_t i = 0; i < arch_.layers.size(); ++i) {
     const LayerSpec& spec = arch_.layers[i];
     Graph::Node node;
@@ -107,12 +87,12 @@ Model::Model(Architecture arch, std::vector<std::string> classes, Preprocessing 
     }
     for (int j : node.inputs) node.input_shapes.push_back(j == kImage ? input_shape(1) : g.nodes[j].shape);
     node.shape = node.layer->output_shape(node.input_shapes);
-    parameters += planned_parameters(spec, node.input_shapes);
+    parameters += node.layer->planned_parameters(node.input_shapes);
     if (parameters > L::max_parameters)
       throw std::invalid_argument("layer '" + spec.name + "': the model would need more than " +
                                   millions(L::max_parameters) + " parameters (" + millions(parameters) +
                                   " up to this layer)");
-    activations += elements(node.shape);
+    activations += numel_double(node.shape);
     if (activations > L::max_activations)
       throw std::invalid_argument("layer '" + spec.name + "': the model's activations would exceed " +
                                   millions(L::max_activations) + " floats per image (" +
@@ -215,7 +195,7 @@ const Tensor& Model::forward(Runtime& rt, const Tensor& input, bool training) {
   // Each activation must stay addressable (a 32-bit wasm size_t holds at most 2^32 bytes).
   const double max_floats = static_cast<double>(std::numeric_limits<size_t>::max()) / sizeof(float) / 2;
   for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (static_cast<double>(s[0]) * elements(g.nodes[i].shape) > max_floats)
+    if (static_cast<double>(s[0]) * numel_double(g.nodes[i].shape) > max_floats)
       throw std::invalid_argument("a batch of " + std::to_string(s[0]) + " images is too large: layer '" +
                                   arch_.layers[i].name + "' would need more memory than this build can address");
   g.forwarded = false;

@@ -10,6 +10,12 @@ size_t numel(const Shape& shape) {
   return n;
 }
 
+double numel_double(const Shape& shape) {
+  double n = 1.0;
+  for (size_t d : shape) n *= static_cast<double>(d);
+  return n;
+}
+
 std::string to_string(const Shape& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) {

@@ -12,6 +12,9 @@ namespace nl {
 using Shape = std::vector<size_t>;
 
 size_t numel(const Shape& shape);
+// numel in double, for budgets checked before allocating: a product of sizes may not fit a
+// 32-bit size_t (wasm).
+double numel_double(const Shape& shape);
 std::string to_string(const Shape& shape);  // "[2,3,4]"
 
 class Tensor {

@@ -1,5 +1,6 @@
 #include "formats/model_file.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -28,22 +29,16 @@ const std::string& required_metadata(const SafetensorsFile& file, const std::str
   return it->second;
 }
 
-uint64_t add_sat(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
-uint64_t mul_sat(uint64_t a, uint64_t b) {
-  if (a != 0 && b > UINT64_MAX / a) return UINT64_MAX;
-  return a * b;
-}
-
-// An upper estimate of the parameter values the architecture needs, computed from the
-// layer shapes alone (no allocation). Model's constructor allocates every parameter, so
-// a file claiming a huge architecture must be refused before it runs: loading may not
-// allocate much more than the file's size. Stops at the first input it cannot resolve
-// (the constructor then reports that error). The exact check, tensor by tensor, follows
-// once the model exists.
-uint64_t parameter_values_needed(const Architecture& arch) {
+// The parameter values the architecture needs, from the layer shapes alone (no allocation;
+// in double, see Layer::planned_parameters). Model's constructor allocates every parameter,
+// so a file claiming a huge architecture must be refused before it runs: loading may not
+// allocate much more than the file's size. Stops at the first input it cannot resolve (the
+// constructor then reports that error). The exact check, tensor by tensor, follows once the
+// model exists.
+double parameter_values_needed(const Architecture& arch) {
   std::map<std::string, Shape> shapes{{"input", Shape{1, arch.height, arch.width, arch.channels}}};
   Shape previous = shapes["input"];
-  uint64_t total = 0;
+  double total = 0.0;
   for (const LayerSpec& spec : arch.layers) {
     std::vector<Shape> inputs;
     if (spec.inputs.empty()) inputs.push_back(previous);
@@ -52,18 +47,9 @@ uint64_t parameter_values_needed(const Architecture& arch) {
       if (it == shapes.end()) return total;
       inputs.push_back(it->second);
     }
-    const Shape& in = inputs.front();
-    const uint64_t in_channels = in.empty() ? 0 : in.back();
-    if (spec.type == "conv2d") {
-      uint64_t n = mul_sat(mul_sat(spec.filters, mul_sat(spec.kernel, spec.kernel)), in_channels);
-      total = add_sat(total, add_sat(n, spec.bias ? spec.filters : 0));
-    } else if (spec.type == "dense") {
-      uint64_t n = mul_sat(spec.units, numel(in));  // batch 1: all features of one image
-      total = add_sat(total, add_sat(n, spec.bias ? spec.units : 0));
-    } else if (spec.type == "batch_norm") {
-      total = add_sat(total, mul_sat(4, in_channels));
-    }
-    previous = make_layer(spec)->output_shape(inputs);
+    const std::unique_ptr<Layer> layer = make_layer(spec);
+    previous = layer->output_shape(inputs);
+    total += layer->planned_parameters(inputs);
     shapes[spec.name] = previous;
   }
   return total;
@@ -138,15 +124,15 @@ Model load_model(std::span<const uint8_t> bytes) {
 
   uint64_t values_in_file = 0;
   for (const auto& t : file.tensors) values_in_file += t.bytes.size() / dtype_bytes(t.dtype);
-  uint64_t needed = 0;
+  double needed = 0.0;
   try {
     needed = parameter_values_needed(arch);
   } catch (const std::invalid_argument& e) {
     fail(e.what());
   }
-  constexpr uint64_t kSlack = 1u << 16;  // the estimate is a guard, not the exact check
-  if (needed > add_sat(values_in_file, kSlack))
-    fail("the architecture needs about " + std::to_string(needed) +
+  constexpr double kSlack = 1u << 16;  // a guard, not the exact check
+  if (needed > static_cast<double>(values_in_file) + kSlack)  // printed capped: a double past 2^64 has no uint64
+    fail("the architecture needs about " + std::to_string(static_cast<uint64_t>(std::min(needed, 1e19))) +
          " parameter values but the file holds only " + std::to_string(values_in_file));
 
   std::optional<Model> built;

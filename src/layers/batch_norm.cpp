@@ -1,6 +1,7 @@
 #include "layers/batch_norm.h"
 
 #include <cmath>
+#include <iterator>
 #include <stdexcept>
 
 #include "layers/layer_checks.h"
@@ -9,7 +10,16 @@ namespace nl {
 
 namespace {
 enum { kGamma, kBeta, kRunningMean, kRunningVar };
-}
+// In that order, each with its initial value: the identity transform, the standard
+// initialisation (the seed is not needed).
+struct Declared {
+  const char* name;
+  bool trainable;
+  float initial;
+};
+constexpr Declared kParams[] = {
+    {"gamma", true, 1.0f}, {"beta", true, 0.0f}, {"running_mean", false, 0.0f}, {"running_var", false, 1.0f}};
+}  // namespace
 
 BatchNorm::BatchNorm(const LayerSpec& spec) : Layer(spec) {
   if (!(spec_.epsilon > 0.0f) || !std::isfinite(spec_.epsilon))
@@ -30,21 +40,15 @@ Shape BatchNorm::output_shape(const std::vector<Shape>& inputs) const {
   return in;
 }
 
-void BatchNorm::create_params(const std::vector<Shape>& inputs) {
+std::vector<ParamShape> BatchNorm::param_shapes(const std::vector<Shape>& inputs) const {
   const size_t c = output_shape(inputs).back();
-  params_.clear();
-  params_.push_back({"gamma", Tensor({c}, 1.0f), Tensor({c}, 0.0f), true});
-  params_.push_back({"beta", Tensor({c}, 0.0f), Tensor({c}, 0.0f), true});
-  params_.push_back({"running_mean", Tensor({c}, 0.0f), Tensor({c}, 0.0f), false});
-  params_.push_back({"running_var", Tensor({c}, 1.0f), Tensor({c}, 0.0f), false});
+  std::vector<ParamShape> shapes;
+  for (const Declared& p : kParams) shapes.push_back({p.name, {c}, p.trainable, p.initial});
+  return shapes;
 }
 
 void BatchNorm::init_params(uint64_t) {
-  // The identity transform is the standard initialisation; the seed is not needed.
-  param(kGamma).value.fill(1.0f);
-  param(kBeta).value.fill(0.0f);
-  param(kRunningMean).value.fill(0.0f);
-  param(kRunningVar).value.fill(1.0f);
+  for (size_t i = 0; i < std::size(kParams); ++i) param(i).value.fill(kParams[i].initial);
 }
 
 Param& BatchNorm::param(size_t i) {

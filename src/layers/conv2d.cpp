@@ -54,14 +54,12 @@ Shape Conv2D::output_shape(const std::vector<Shape>& inputs) const {
   return {s[0], oh, ow, spec_.filters};
 }
 
-void Conv2D::create_params(const std::vector<Shape>& inputs) {
-  params_.clear();  // so output_shape does not check against old weights
-  const size_t c = inputs.size() == 1 && inputs[0].size() == 4 ? inputs[0][3] : 0;
+std::vector<ParamShape> Conv2D::param_shapes(const std::vector<Shape>& inputs) const {
   output_shape(inputs);  // validates
-  const size_t f = spec_.filters, k = spec_.kernel;
-  params_.push_back({"weight", Tensor({f, k, k, c}), Tensor({f, k, k, c}), true});
-  if (spec_.bias) params_.push_back({"bias", Tensor({f}), Tensor({f}), true});
-  params_dirty_ = true;
+  const size_t f = spec_.filters, k = spec_.kernel, c = inputs[0][3];
+  std::vector<ParamShape> shapes{{"weight", {f, k, k, c}}};
+  if (spec_.bias) shapes.push_back({"bias", {f}});
+  return shapes;
 }
 
 void Conv2D::init_params(uint64_t seed) {

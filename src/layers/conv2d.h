@@ -23,7 +23,7 @@ class Conv2D : public Layer {
   explicit Conv2D(const LayerSpec& spec);
 
   Shape output_shape(const std::vector<Shape>& inputs) const override;
-  void create_params(const std::vector<Shape>& inputs) override;
+  std::vector<ParamShape> param_shapes(const std::vector<Shape>& inputs) const override;
   void init_params(uint64_t seed) override;
   double flops(const std::vector<Shape>& inputs) const override;
   void forward(Runtime& rt, const std::vector<const Tensor*>& in, Tensor& out,

@@ -1,6 +1,7 @@
 #include "layers/dense.h"
 
 #include <cmath>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -30,13 +31,16 @@ Shape Dense::output_shape(const std::vector<Shape>& inputs) const {
   return {s[0], spec_.units};
 }
 
-void Dense::create_params(const std::vector<Shape>& inputs) {
-  params_.clear();  // so output_shape does not check against old weights
+std::vector<ParamShape> Dense::param_shapes(const std::vector<Shape>& inputs) const {
   output_shape(inputs);  // validates
-  const size_t features = numel(inputs[0]) / inputs[0][0], u = spec_.units;
-  params_.push_back({"weight", Tensor({u, features}), Tensor({u, features}), true});
-  if (spec_.bias) params_.push_back({"bias", Tensor({u}), Tensor({u}), true});
-  params_dirty_ = true;
+  // H*W*C of one image, saturated (Layer::param_shapes): computed in double, where it is exact
+  // (below 2^53 within the architecture limits).
+  const double n = numel_double(inputs[0]) / static_cast<double>(inputs[0][0]);
+  const size_t features = n >= static_cast<double>(SIZE_MAX) ? SIZE_MAX : static_cast<size_t>(n);
+  const size_t u = spec_.units;
+  std::vector<ParamShape> shapes{{"weight", {u, features}}};
+  if (spec_.bias) shapes.push_back({"bias", {u}});
+  return shapes;
 }
 
 void Dense::init_params(uint64_t seed) {

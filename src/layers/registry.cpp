@@ -69,11 +69,4 @@ std::unique_ptr<Layer> make_layer(const LayerSpec& spec) {
                               known + ")");
 }
 
-// Layer's one non-virtual helper lives with the registry (there is no layer.cpp).
-Param* Layer::find_param(const std::string& name) {
-  for (Param& p : params_)
-    if (p.name == name) return &p;
-  return nullptr;
-}
-
 }  // namespace nl

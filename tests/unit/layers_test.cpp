@@ -16,6 +16,7 @@
 #include "layers/dropout.h"
 #include "layers/global_avg_pool.h"
 #include "layers/max_pool.h"
+#include "layers/registry.h"
 #include "layers/relu.h"
 #include "layers/softmax.h"
 #include "reference.h"
@@ -541,4 +542,63 @@ TEST_CASE("make_layer builds every type and names an unknown one") {
                        "layer 'rnn': unknown layer type 'lstm' (known: conv2d, dense, relu, max_pool, avg_pool, "
                        "global_avg_pool, batch_norm, add, dropout, softmax)",
                        std::invalid_argument);
+}
+
+TEST_CASE("each layer type creates exactly the parameters it declares, and plans their count") {
+  const Shape image{1, 5, 4, 2};
+  for (const std::string& type : nl::layer_types()) {
+    for (const bool bias : {true, false}) {
+      CAPTURE(type);
+      CAPTURE(bias);
+      LayerSpec s = make_spec(type.c_str(), "x");
+      s.filters = 3;
+      s.units = 5;
+      s.kernel = 3;
+      s.padding = 1;
+      s.bias = bias;
+      const std::vector<Shape> inputs = type == "add" ? std::vector<Shape>{image, image} : std::vector<Shape>{image};
+      const auto layer = nl::make_layer(s);
+      const std::vector<nl::ParamShape> declared = layer->param_shapes(inputs);
+      CHECK(layer->params().empty());  // declaring allocates nothing
+      layer->create_params(inputs);
+      REQUIRE(layer->params().size() == declared.size());
+      double values = 0;
+      for (size_t i = 0; i < declared.size(); ++i) {
+        const nl::Param& p = layer->params()[i];
+        CAPTURE(p.name);
+        CHECK(p.name == declared[i].name);
+        CHECK(p.value.shape() == declared[i].shape);
+        CHECK(p.grad.shape() == declared[i].shape);
+        CHECK(p.trainable == declared[i].trainable);
+        CHECK(doubles(p.value) == std::vector<double>(p.value.size(), declared[i].initial));
+        CHECK(doubles(p.grad) == std::vector<double>(p.grad.size(), 0.0));
+        values += static_cast<double>(p.value.size());
+      }
+      CHECK(layer->planned_parameters(inputs) == values);
+    }
+  }
+  // What the formats and the budget rely on, per type.
+  LayerSpec conv = make_spec("conv2d", "c");
+  conv.filters = 3;
+  conv.kernel = 3;
+  const auto shapes = [](const LayerSpec& s, const Shape& in) {
+    std::vector<std::string> v;
+    for (const nl::ParamShape& p : nl::make_layer(s)->param_shapes({in}))
+      v.push_back(p.name + nl::to_string(p.shape) + (p.trainable ? "" : " fixed") + "=" + std::to_string(p.initial));
+    return v;
+  };
+  CHECK(shapes(conv, image) == std::vector<std::string>{"weight[3,3,3,2]=0.000000", "bias[3]=0.000000"});
+  LayerSpec fc = make_spec("dense", "fc");
+  fc.units = 5;
+  fc.bias = false;
+  CHECK(shapes(fc, image) == std::vector<std::string>{"weight[5,40]=0.000000"});
+  CHECK(shapes(make_spec("batch_norm", "bn"), image) ==
+        std::vector<std::string>{"gamma[2]=1.000000", "beta[2]=0.000000", "running_mean[2] fixed=0.000000",
+                                 "running_var[2] fixed=1.000000"});
+  // Declaring validates the input shapes as output_shape does.
+  CHECK_THROWS_WITH_AS(nl::make_layer(conv)->param_shapes({{1, 4, 2}}),
+                       "layer 'c' (conv2d): input must be NHWC [N,H,W,C], got shape [1,4,2]", std::invalid_argument);
+  // Planned in double: a count beyond 2^32 (a budget's business, not an overflow).
+  fc.units = 65536;
+  CHECK(nl::make_layer(fc)->planned_parameters({{1, 4096, 4096, 16}}) == 65536.0 * 4096 * 4096 * 16);
 }
