@@ -81,6 +81,17 @@ class Layer {
   virtual void backward(Runtime& rt, const std::vector<const Tensor*>& in, const Tensor& out,
                         const Tensor& dout, const std::vector<Tensor*>& din) = 0;
 
+  // Recalibration ("precise batch norm") of statistics a layer learns in training forwards,
+  // batch norm's running mean and variance. After begin_statistics_average() returned true,
+  // training forwards leave the learnt statistics alone and add up each batch's;
+  // end_statistics_average() makes their averages the learnt statistics (unchanged when no
+  // batch came) and returns the number of batches averaged; abandon_statistics_average()
+  // stops and keeps the learnt statistics as they were. A layer that learns no statistics
+  // returns false from begin and is not asked again.
+  virtual bool begin_statistics_average() { return false; }
+  virtual size_t end_statistics_average() { return 0; }
+  virtual void abandon_statistics_average() {}
+
   // Parameter values changed outside forward/backward (optimizer step, load):
   // operators with packed weights must re-pack before the next forward.
   void params_changed() { params_dirty_ = true; }

@@ -56,12 +56,13 @@ Param& BatchNorm::param(size_t i) {
   return params_[i];
 }
 
-void BatchNorm::begin_statistics_average() {
+bool BatchNorm::begin_statistics_average() {
   const size_t c = param(kGamma).value.size();
   averaging_ = true;
   averaged_batches_ = 0;
   mean_sum_.assign(c, 0.0);
   var_sum_.assign(c, 0.0);
+  return true;
 }
 
 size_t BatchNorm::end_statistics_average() {

@@ -24,14 +24,11 @@ class BatchNorm : public Layer {
   void backward(Runtime& rt, const std::vector<const Tensor*>& in, const Tensor& out,
                 const Tensor& dout, const std::vector<Tensor*>& din) override;
 
-  // Recalibration ("precise batch norm"): after begin_statistics_average(), training forwards
-  // leave the running statistics alone and add up each batch's mean and unbiased variance;
-  // end_statistics_average() makes their averages the running statistics (unchanged when no
-  // batch came, e.g. the layer is frozen). Returns the number of batches averaged.
-  // abandon_statistics_average() stops averaging and keeps the running statistics as they were.
-  void begin_statistics_average();
-  size_t end_statistics_average();
-  void abandon_statistics_average() { averaging_ = false; }
+  // Recalibration (Layer): the batches' means and unbiased variances are averaged into the
+  // running statistics. A frozen layer uses no batch statistics, so none come to average.
+  bool begin_statistics_average() override;
+  size_t end_statistics_average() override;
+  void abandon_statistics_average() override { averaging_ = false; }
 
  private:
   Param& param(size_t i);

@@ -10,7 +10,6 @@
 #include <pthreadpool.h>
 
 #include "formats/image.h"
-#include "layers/batch_norm.h"
 #include "layers/dropout.h"
 #include "formats/model_file.h"
 #include "formats/safetensors.h"
@@ -323,13 +322,12 @@ size_t recalibrate_batch_norm(Runtime& rt, Model& model, const Dataset& data,
                               std::span<const size_t> items, size_t batch_size) {
   check_model_fits(model, data, "batch-norm recalibration");
   if (batch_size == 0) throw std::invalid_argument("batch-norm recalibration: batch size 0");
-  std::vector<BatchNorm*> layers;
+  if (items.empty()) return 0;
+  std::vector<Layer*> layers;  // those that learn statistics (batch norm), frozen ones excluded
   for (size_t i = 0; i < model.layer_count(); ++i)
-    if (auto* bn = dynamic_cast<BatchNorm*>(&model.layer(i)); bn != nullptr && !bn->frozen)
-      layers.push_back(bn);
-  if (layers.empty() || items.empty()) return 0;
+    if (Layer& l = model.layer(i); !l.frozen && l.begin_statistics_average()) layers.push_back(&l);
+  if (layers.empty()) return 0;
   const size_t batch = std::min(batch_size, items.size());
-  for (BatchNorm* bn : layers) bn->begin_statistics_average();
   size_t batches = 0;
   Tensor input;
   try {
@@ -338,10 +336,10 @@ size_t recalibrate_batch_norm(Runtime& rt, Model& model, const Dataset& data,
       model.forward(rt, input, /*training=*/true);
     }
   } catch (...) {
-    for (BatchNorm* bn : layers) bn->abandon_statistics_average();
+    for (Layer* l : layers) l->abandon_statistics_average();
     throw;
   }
-  for (BatchNorm* bn : layers) bn->end_statistics_average();
+  for (Layer* l : layers) l->end_statistics_average();
   return batches;
 }
 

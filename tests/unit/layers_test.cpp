@@ -602,3 +602,15 @@ TEST_CASE("each layer type creates exactly the parameters it declares, and plans
   fc.units = 65536;
   CHECK(nl::make_layer(fc)->planned_parameters({{1, 4096, 4096, 16}}) == 65536.0 * 4096 * 4096 * 16);
 }
+
+TEST_CASE("statistics averaging: batch norm takes part, the other layers decline") {
+  for (const std::string& type : nl::layer_types()) {
+    CAPTURE(type);
+    LayerSpec s = make_spec(type.c_str(), "x");
+    s.filters = s.units = 2;
+    const auto layer = nl::make_layer(s);
+    layer->create_params({type == "conv2d" || type.find("pool") != std::string::npos ? Shape{1, 3, 3, 2} : Shape{1, 2}});
+    CHECK(layer->begin_statistics_average() == (type == "batch_norm"));
+    CHECK(layer->end_statistics_average() == 0);  // no batch came
+  }
+}
