@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/architecture.h"
 #include "core/runtime.h"
 #include "core/tensor.h"
@@ -91,6 +93,13 @@ class Layer {
   virtual bool begin_statistics_average() { return false; }
   virtual size_t end_statistics_average() { return 0; }
   virtual void abandon_statistics_average() {}
+
+  // State a layer keeps across training steps besides its parameters (dropout: the number of
+  // training forwards, which seeds its next mask), for checkpoints; null when it keeps none.
+  virtual nlohmann::json training_state() const { return nullptr; }
+  // Restores what training_state() returned. Throws std::invalid_argument naming the layer
+  // when the JSON is not such a state (or the layer keeps none).
+  virtual void load_training_state(const nlohmann::json& state);
 
   // Parameter values changed outside forward/backward (optimizer step, load):
   // operators with packed weights must re-pack before the next forward.

@@ -287,6 +287,19 @@ void Model::zero_grad() {
     for (Param& p : node.layer->params()) p.grad.fill(0.0f);
 }
 
+nlohmann::json Model::training_state() const {
+  nlohmann::json state = nlohmann::json::object();
+  for (const Graph::Node& node : graph_->nodes)
+    if (nlohmann::json s = node.layer->training_state(); !s.is_null()) state[node.layer->spec().name] = std::move(s);
+  return state;
+}
+
+void Model::load_training_state(const nlohmann::json& state) {
+  if (!state.is_object())
+    throw std::invalid_argument("layer training state must be a JSON object by layer name, got " + state.dump());
+  for (const auto& [name, s] : state.items()) layer(layer_index(name)).load_training_state(s);
+}
+
 void Model::params_changed() {
   for (Graph::Node& node : graph_->nodes) node.layer->params_changed();
 }

@@ -75,6 +75,13 @@ class Model {
   const Tensor& gradient(size_t layer) const;  // dLoss/d(output of layer i) after backward
   void zero_grad();
 
+  // Every layer's training state (Layer::training_state) by layer name, for checkpoints;
+  // layers that keep none are left out.
+  nlohmann::json training_state() const;
+  // Restores what training_state() returned; layers it does not name keep theirs. Throws
+  // std::out_of_range for a name the model lacks, std::invalid_argument from the layer.
+  void load_training_state(const nlohmann::json& state);
+
   // Parameter values were changed (optimizer step, load): re-pack XNNPACK weights.
   void params_changed();
 

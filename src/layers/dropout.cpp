@@ -33,6 +33,13 @@ Shape Dropout::output_shape(const std::vector<Shape>& inputs) const {
   return inputs[0];
 }
 
+void Dropout::load_training_state(const nlohmann::json& state) {
+  if (!state.is_number_unsigned())
+    throw_layer_error(spec_, "training state must be the number of training steps (an integer >= 0), got " +
+                                 state.dump());
+  step_ = state.get<uint64_t>();
+}
+
 void Dropout::forward(Runtime&, const std::vector<const Tensor*>& in, Tensor& out, bool training) {
   const Tensor& x = *in.at(0);
   out.reshape(output_shape({x.shape()}));

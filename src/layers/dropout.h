@@ -19,9 +19,10 @@ class Dropout : public Layer {
   void backward(Runtime& rt, const std::vector<const Tensor*>& in, const Tensor& out,
                 const Tensor& dout, const std::vector<Tensor*>& din) override;
 
-  // Training forwards so far; the next one draws its mask from stream `step()`.
-  uint64_t step() const { return step_; }
-  void set_step(uint64_t step) { step_ = step; }
+  // The training state is the number of training forwards so far (a JSON number): the next
+  // one draws its mask from that stream.
+  nlohmann::json training_state() const override { return step_; }
+  void load_training_state(const nlohmann::json& state) override;
 
  private:
   uint64_t name_hash_;

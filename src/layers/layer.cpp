@@ -25,4 +25,8 @@ Param* Layer::find_param(const std::string& name) {
   return nullptr;
 }
 
+void Layer::load_training_state(const nlohmann::json& state) {
+  throw_layer_error(spec_, "keeps no training state, but was given " + state.dump());
+}
+
 }  // namespace nl

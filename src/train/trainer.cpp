@@ -10,7 +10,6 @@
 #include <pthreadpool.h>
 
 #include "formats/image.h"
-#include "layers/dropout.h"
 #include "formats/model_file.h"
 #include "formats/safetensors.h"
 #include "train/loss.h"
@@ -595,17 +594,13 @@ std::vector<uint8_t> Trainer::checkpoint(const nlohmann::json& extra) const {
   for (const auto& [name, t] : moments) tensors.push_back({name, &t});
   for (const auto& [name, t] : best_) tensors.push_back({kBestPrefix + name, &t});
 
-  nlohmann::json dropout_steps = nlohmann::json::object();
-  for (size_t i = 0; i < model_.layer_count(); ++i)
-    if (const auto* d = dynamic_cast<const Dropout*>(&model_.layer(i)))
-      dropout_steps[d->spec().name] = d->step();
   nlohmann::json history = nlohmann::json::array();
   for (const EpochRecord& r : history_) history.push_back(to_json(r));
   const nlohmann::json state = {{"options", to_json(options_)},
                                 {"history", std::move(history)},
                                 {"best_epoch", best_epoch_},
                                 {"steps", optimizer_.steps()},
-                                {"dropout_steps", std::move(dropout_steps)},
+                                {"layer_state", model_.training_state()},
                                 {"extra", extra}};
   const std::map<std::string, std::string> metadata{
       {"format", kCheckpointFormat},
@@ -678,12 +673,8 @@ void Trainer::resume(const Checkpoint& ck) {
       throw std::invalid_argument("checkpoint state: " + std::to_string(history.size()) +
                                   " epochs done but the run has only " + std::to_string(options_.epochs));
     optimizer_.load_state(model_, ck.optimizer, ck.state.at("steps").get<uint64_t>());
-    for (const auto& [name, step] : ck.state.at("dropout_steps").items()) {
-      auto* d = dynamic_cast<Dropout*>(&model_.layer(model_.layer_index(name)));
-      if (d == nullptr)
-        throw std::invalid_argument("checkpoint state: layer '" + name + "' is not a dropout layer");
-      d->set_step(step.get<uint64_t>());
-    }
+    // Checkpoints made when only dropout kept a state have it as "dropout_steps" (its step).
+    model_.load_training_state(ck.state.at(ck.state.contains("layer_state") ? "layer_state" : "dropout_steps"));
     std::map<std::string, Shape> shapes;
     for (ParamRef& p : model_.parameters()) shapes[p.name] = p.param->value.shape();
     // Each saved tensor must name a parameter of the model and have its shape.

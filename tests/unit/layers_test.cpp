@@ -455,7 +455,7 @@ TEST_CASE("dropout: identity at inference, deterministic inverted dropout in tra
   Tensor dx = forward_backward(drop, rt, {&x}, out, false, r);
   CHECK(doubles(out) == doubles(x));
   CHECK(doubles(dx) == doubles(r));
-  CHECK(drop.step() == 0);
+  CHECK(drop.training_state() == 0);
 
   dx = forward_backward(drop, rt, {&x}, out, true, r);
   size_t dropped = 0;
@@ -471,7 +471,7 @@ TEST_CASE("dropout: identity at inference, deterministic inverted dropout in tra
   const double fraction = static_cast<double>(dropped) / x.size();
   CHECK(fraction > 0.25);
   CHECK(fraction < 0.35);
-  CHECK(drop.step() == 1);
+  CHECK(drop.training_state() == 1);
 
   // Same name and step: same mask. Next step: a different mask.
   Tensor twin_out;
@@ -601,6 +601,36 @@ TEST_CASE("each layer type creates exactly the parameters it declares, and plans
   // Planned in double: a count beyond 2^32 (a budget's business, not an overflow).
   fc.units = 65536;
   CHECK(nl::make_layer(fc)->planned_parameters({{1, 4096, 4096, 16}}) == 65536.0 * 4096 * 4096 * 16);
+}
+
+TEST_CASE("training state: dropout's step survives JSON; other layers keep none; bad state names the layer") {
+  Runtime rt(1);
+  LayerSpec spec = make_spec("dropout", "drop");
+  spec.rate = 0.5f;
+  nl::Dropout drop(spec), resumed(spec);
+  const Tensor x = ref::random_tensor({2, 30}, 91, 0.5f, 1.5f);
+  Tensor out, again;
+  for (int i = 0; i < 3; ++i) drop.forward(rt, {&x}, out, true);
+  drop.forward(rt, {&x}, out, false);  // inference takes no step
+  CHECK(drop.training_state() == 3);
+  resumed.load_training_state(nlohmann::json::parse(drop.training_state().dump()));
+  CHECK(resumed.training_state() == 3);
+  drop.forward(rt, {&x}, out, true);
+  resumed.forward(rt, {&x}, again, true);
+  CHECK(doubles(again) == doubles(out));  // the same mask: the stream continues where it was
+
+  CHECK_THROWS_WITH_AS(resumed.load_training_state("3"),
+                       "layer 'drop' (dropout): training state must be the number of training steps (an integer "
+                       ">= 0), got \"3\"",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(resumed.load_training_state(-1), doctest::Contains("got -1"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(resumed.load_training_state(2.5), doctest::Contains("got 2.5"), std::invalid_argument);
+  CHECK(resumed.training_state() == 4);  // a refused state changes nothing
+
+  nl::ReLU relu(make_spec("relu", "act"));
+  CHECK(relu.training_state().is_null());
+  CHECK_THROWS_WITH_AS(relu.load_training_state(7), "layer 'act' (relu): keeps no training state, but was given 7",
+                       std::invalid_argument);
 }
 
 TEST_CASE("statistics averaging: batch norm takes part, the other layers decline") {

@@ -516,3 +516,31 @@ TEST_CASE("clone, parameters, counts") {
   CHECK(s.flops_per_image() == doctest::Approx(2 * 2 * 2 * 4 + 8 + 4 * 2));  // pool, gap, softmax
   CHECK(s.parameter_count() == 0);
 }
+
+TEST_CASE("the model's training state: every layer that keeps one, by name") {
+  Runtime rt(1);
+  Architecture a = resnet();
+  LayerSpec drop = layer("drop", "dropout");
+  drop.rate = 0.5f;
+  a.layers.insert(a.layers.begin() + 9, drop);  // between gap and fc
+  Model m(a, kClasses);
+  randomize(m, 61);
+  CHECK(m.training_state().dump() == R"({"drop":0})");
+  const Tensor x = ref::random_tensor({2, 9, 7, 2}, 62);
+  m.forward(rt, x, true);
+  m.forward(rt, x, true);
+  CHECK(m.training_state().dump() == R"({"drop":2})");
+  CHECK(Model(resnet(), kClasses).training_state() == json::object());
+
+  Model resumed = m.clone();  // parameters, not the training state
+  CHECK(resumed.training_state().dump() == R"({"drop":0})");
+  resumed.load_training_state(json::parse(m.training_state().dump()));
+  CHECK(doubles(resumed.forward(rt, x, true)) == doubles(m.forward(rt, x, true)));
+
+  CHECK_THROWS_WITH_AS(resumed.load_training_state(json::parse(R"({"nope":1})")), "the model has no layer named 'nope'",
+                       std::out_of_range);
+  CHECK_THROWS_WITH_AS(resumed.load_training_state(json::parse(R"({"fc":1})")),
+                       "layer 'fc' (dense): keeps no training state, but was given 1", std::invalid_argument);
+  CHECK_THROWS_WITH_AS(resumed.load_training_state(json::array()),
+                       "layer training state must be a JSON object by layer name, got []", std::invalid_argument);
+}

@@ -16,6 +16,7 @@
 #include "features/ensemble.h"
 #include "core/model.h"
 #include "formats/model_file.h"
+#include "formats/safetensors.h"
 #include "reference.h"
 #include "features/network_catalogue.h"
 #include "train/augment.h"
@@ -651,6 +652,28 @@ TEST_CASE("checkpoint + resume reproduce an uninterrupted run exactly; cancel st
   REQUIRE(t1.copy_best_into(best1));
   REQUIRE(t3.copy_best_into(best3));
   CHECK(serialize_model(best1) == serialize_model(best3));
+
+  // The dropout stream is in the layers' training state. A checkpoint written before that
+  // existed has it as "dropout_steps" and resumes alike.
+  {
+    const SafetensorsFile file = parse_safetensors(saved);
+    std::map<std::string, std::string> metadata = file.metadata;
+    nlohmann::json state = nlohmann::json::parse(metadata.at("checkpoint"));
+    REQUIRE(state.at("layer_state").dump() == "{\"drop\":" + state.at("steps").dump() + "}");
+    state["dropout_steps"] = state.at("layer_state");
+    state.erase("layer_state");
+    metadata["checkpoint"] = state.dump();
+    std::vector<Tensor> values;
+    for (const SafetensorsEntry& e : file.tensors) values.push_back(e.to_tensor());
+    std::vector<NamedTensor> named;
+    for (size_t i = 0; i < values.size(); ++i) named.push_back({file.tensors[i].name, &values[i]});
+    Checkpoint old = load_checkpoint(write_safetensors(std::move(named), metadata));
+    Model old_model = std::move(old.model);
+    Trainer t6(rt, old_model, data, split.train, split.validation, old.options);
+    t6.resume(old);
+    CHECK(t6.run({}) == TrainStatus::finished);
+    CHECK(serialize_model(old_model) == serialize_model(resumed));
+  }
 
   // Other options than the checkpoint's are refused.
   Model again = load_checkpoint(saved).model;
