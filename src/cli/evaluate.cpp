@@ -15,7 +15,7 @@
 #include "core/runtime.h"
 #include "train/image_folder.h"
 #include "train/metrics.h"
-#include "train/trainer.h"
+#include "train/evaluate.h"
 
 namespace nl::cli {
 

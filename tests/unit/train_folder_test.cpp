@@ -22,6 +22,7 @@
 #include "formats/model_file.h"
 #include "features/network_catalogue.h"
 #include "train/dataset.h"
+#include "train/evaluate.h"
 #include "train/image_folder.h"
 #include "train/metrics.h"
 #include "train/trainer.h"
