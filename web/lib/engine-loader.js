@@ -61,7 +61,7 @@ export function runnableBuilds() {
 export async function loadEngine(builds, whyNot = '') {
   const missing = [], failed = [];
   const why = () => [whyNot,
-    missing.length ? `${missing.join(' and ')} build${missing.length > 1 ? 's' : ''} not available yet` : '',
+    missing.length ? `${listed(missing)} build${missing.length > 1 ? 's' : ''} not available yet` : '',
     ...failed].filter(Boolean).join('; ');
   for (const build of builds) {
     const url = buildUrl(build);
@@ -77,6 +77,11 @@ export async function loadEngine(builds, whyNot = '') {
     }
   }
   throw new Error(`no engine build could be loaded (${why()})`);
+}
+
+// "a", "a and b", "a, b and c"
+function listed(words) {
+  return words.length > 1 ? `${words.slice(0, -1).join(', ')} and ${words[words.length - 1]}` : words.join('');
 }
 
 // Asked only after a failure, so a page whose best build loads makes no extra requests.
