@@ -1,13 +1,8 @@
 // neurolens classify: class probabilities for each image, as text or JSON. A file that
 // fails (unreadable, not an image, ...) is reported and the others still run; the exit
 // status is 1 if any failed.
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
@@ -15,9 +10,10 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "core/runtime.h"
+#include "formats/file_io.h"
 #include "formats/image.h"
 #include "formats/model_file.h"
-#include "core/runtime.h"
 
 namespace nl::cli {
 
@@ -40,17 +36,7 @@ void print_help() {
       describe_options(kOptions).c_str());
 }
 
-std::vector<uint8_t> read_file(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw std::runtime_error("is a directory");
-  const auto size = std::filesystem::file_size(path, ec);
-  if (!ec && size > (1u << 30)) throw std::runtime_error("file of " + std::to_string(size) + " bytes is too large for an image");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(std::string("cannot open file: ") + std::strerror(errno));
-  std::vector<uint8_t> bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  if (in.bad()) throw std::runtime_error("cannot read file");
-  return bytes;
-}
+constexpr uint64_t kMaxImageBytes = uint64_t{1} << 30;
 
 struct Result {
   std::string file;
@@ -87,7 +73,7 @@ int run_classify(const CommandArgs& argv) {
     r.file = file;
     const auto start = std::chrono::steady_clock::now();
     try {
-      const Tensor input = preprocess(read_file(file), arch, model.preprocessing());
+      const Tensor input = preprocess(read_file_bytes(file, "image", kMaxImageBytes), arch, model.preprocessing());
       const Tensor& probs = model.forward(rt, input, false);
       r.probabilities.assign(probs.values().begin(), probs.values().end());
     } catch (const std::exception& e) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/runtime.h"
+#include "formats/file_io.h"  // read_file_bytes, write_file_atomic: users of this header rely on it
 #include "train/dataset.h"
 
 namespace nl {
@@ -31,11 +32,5 @@ struct ImageFolderOptions {
 // Throws std::invalid_argument when dir does not exist, is not a folder, has no class
 // folders, or has a folder that is not among the given classes.
 Dataset load_image_folder(Runtime& rt, const std::string& dir, const ImageFolderOptions& options);
-
-// Reads a whole file; throws std::runtime_error naming the file and the reason.
-std::vector<uint8_t> read_file_bytes(const std::string& path);
-// Writes via "<path>.tmp" + rename, so readers never see a half-written file.
-void write_file_atomic(const std::string& path, std::span<const uint8_t> bytes);
-void write_text_atomic(const std::string& path, const std::string& text);
 
 }  // namespace nl
