@@ -11,8 +11,8 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/runtime.h"
+#include "features/classify.h"
 #include "formats/file_io.h"
-#include "formats/image.h"
 #include "formats/model_file.h"
 
 namespace nl::cli {
@@ -41,6 +41,7 @@ constexpr uint64_t kMaxImageBytes = uint64_t{1} << 30;
 struct Result {
   std::string file;
   std::vector<float> probabilities;
+  size_t best = 0;  // the predicted class
   double ms = 0;
   std::string error;
 };
@@ -61,7 +62,6 @@ int run_classify(const CommandArgs& argv) {
 
   Runtime rt(threads);
   Model model = load_model_file(model_path).folded();
-  const Architecture& arch = model.architecture();
   const std::vector<std::string>& classes = model.classes();
   // One forward pass before timing: XNNPACK operators are created (weights packed) on first use.
   model.forward(rt, Tensor(model.input_shape(1)), false);
@@ -73,9 +73,9 @@ int run_classify(const CommandArgs& argv) {
     r.file = file;
     const auto start = std::chrono::steady_clock::now();
     try {
-      const Tensor input = preprocess(read_file_bytes(file, "image", kMaxImageBytes), arch, model.preprocessing());
-      const Tensor& probs = model.forward(rt, input, false);
-      r.probabilities.assign(probs.values().begin(), probs.values().end());
+      Classification c = classify_image(rt, model, read_file_bytes(file, "image", kMaxImageBytes));
+      r.probabilities = std::move(c.probabilities);
+      r.best = c.class_index;
     } catch (const std::exception& e) {
       r.error = e.what();
       any_failed = true;
@@ -85,10 +85,7 @@ int run_classify(const CommandArgs& argv) {
       if (!r.error.empty()) {
         std::fprintf(stderr, "neurolens classify: %s: %s\n", file.c_str(), r.error.c_str());
       } else {
-        size_t best = 0;
-        for (size_t i = 1; i < r.probabilities.size(); ++i)
-          if (r.probabilities[i] > r.probabilities[best]) best = i;
-        std::printf("%s: %s", file.c_str(), classes[best].c_str());
+        std::printf("%s: %s", file.c_str(), classes[r.best].c_str());
         for (size_t i = 0; i < classes.size(); ++i)
           std::printf("%s%s %.4f", i ? ", " : "  (", classes[i].c_str(), r.probabilities[i]);
         std::printf(")  %.1f ms\n", r.ms);
@@ -105,13 +102,9 @@ int run_classify(const CommandArgs& argv) {
       if (!r.error.empty()) {
         entry["error"] = r.error;
       } else {
-        size_t best = 0;
         nlohmann::json probs = nlohmann::json::object();
-        for (size_t i = 0; i < classes.size(); ++i) {
-          probs[classes[i]] = r.probabilities[i];
-          if (r.probabilities[i] > r.probabilities[best]) best = i;
-        }
-        entry["class"] = classes[best];
+        for (size_t i = 0; i < classes.size(); ++i) probs[classes[i]] = r.probabilities[i];
+        entry["class"] = classes[r.best];
         entry["probabilities"] = probs;
       }
       entry["ms"] = r.ms;
