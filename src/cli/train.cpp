@@ -25,7 +25,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 const std::vector<Option> kOptions = {
-    {"--data", "DIR", "training images: one sub-folder per class, named after the class"},
+    {"--data", "DIR", "training images: each in (a folder below) a folder named after its class"},
     {"--out", "FILE", "where the best model goes (e.g. model/neurolens.safetensors)"},
     {"--arch", "NAME", "architecture (default resnet-s; see --list-archs)"},
     {"--input-size", "N", "input side in pixels (default: the architecture's)"},
@@ -71,8 +71,10 @@ const std::vector<Option> kOptions = {
 void print_help() {
   std::printf(
       "usage: neurolens train --data DIR --out FILE [options]\n\n"
-      "Trains a classifier on DIR/<class>/* images (JPEG, PNG, BMP, GIF, TGA; unreadable files\n"
-      "are listed and skipped). A stratified validation split keeps byte-identical files on one\n"
+      "Trains a classifier on DIR/<class>/* images (JPEG, PNG, BMP, GIF, TGA): the classes are\n"
+      "DIR's sub-folders, and an image's class is its nearest enclosing folder named after one\n"
+      "(see the README, \"Labelled folders\"); unreadable files and files under no class folder\n"
+      "are listed and skipped. A stratified validation split keeps byte-identical files on one\n"
       "side. Each epoch prints train/validation loss and accuracy; the best epoch (validation\n"
       "accuracy, ties by loss) is saved to FILE with its training record, and beside it:\n"
       "  FILE minus .safetensors + .ckpt        checkpoint for --resume (every epoch)\n"

@@ -124,7 +124,7 @@ Dataset load_data(Runtime& rt, const TrainSettings& s, const Model* base, Clock:
   std::fprintf(stderr, "loaded %zu images of %zu classes at %zux%zu%s in %.1f s", data.size(),
                data.classes().size(), load.width, load.height,
                load.crop_to_head ? " (cropped to the head)" : "", load_seconds);
-  if (!data.skipped().empty()) std::fprintf(stderr, "; skipped %zu unreadable files:", data.skipped().size());
+  if (!data.skipped().empty()) std::fprintf(stderr, "; skipped %zu files (unreadable, or under no class folder):", data.skipped().size());
   std::fprintf(stderr, "\n");
   for (size_t i = 0; i < data.skipped().size() && i < 20; ++i)
     std::fprintf(stderr, "  skipped %s\n", data.skipped()[i].c_str());

@@ -341,7 +341,7 @@ TEST_CASE("CLI: neurolens train + evaluate end to end on a synthetic folder; int
   };
   REQUIRE(run(train + " --epochs 12 2>" + quote(log)) == 0);
   check_log("epoch 12/12");
-  check_log("skipped 1 unreadable");
+  check_log("skipped 1 files (unreadable, or under no class folder)");
   check_log("batches of 8 with AdamW on 2 threads");
   for (const char* ext : {".ckpt", ".svg", ".split.json"})
     CHECK_MESSAGE(fs::exists(tmp.path / (std::string("model") + ext)), ext);
