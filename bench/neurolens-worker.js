@@ -1,23 +1,23 @@
-// Benchmark worker for the NeuroLens engine: loads one build (?build=wasm | wasm-threads),
-// then answers {id, type, payload} with {id, ok, result | error}. Runs in a Worker, as the
-// page's engine does, so the timings include nothing the app would not pay.
-import './worker-protocol.js';
+// Benchmark worker for the NeuroLens engine: loads one build (?build=wasm | wasm-threads) and
+// answers the page's requests. Runs in a Worker, as the page's engine does, so the timings
+// include nothing the app would not pay. The protocol and the loader are the page's own
+// (web/lib/, served at /lib/); no fallback to another build here: a figure must be the named
+// build's.
+import { BUILDS, loadEngine } from '../lib/engine-loader.js';
+import { answerRequests } from '../lib/worker-rpc.js';
 
-const build = new URL(self.location.href).searchParams.get('build') ?? 'wasm';
-const glue = new URL(`../${build}/neurolens.js`, self.location.href).href;
-const ready = (async () => {
-  const { default: create } = await import(glue);
-  return create({ locateFile: (file) => new URL(file, glue).href });
-})();
+const name = new URL(self.location.href).searchParams.get('build') ?? 'wasm';
+const ready = Object.hasOwn(BUILDS, name) ? loadEngine([BUILDS[name]]).then((loaded) => loaded.module)
+  : Promise.reject(new Error(`unknown build '${name}' (one of ${Object.keys(BUILDS).join(', ')})`));
+ready.catch(() => {});  // reported by the first request
 let engine = null;
-
 
 const jobs = {
   // {modelBytes, threads} -> model info plus the folded inference model (safetensors bytes)
   async load({ modelBytes, threads }) {
     const module = await ready;
     engine?.delete();
-    engine = threads > 1 ? new module.Engine(threads) : new module.Engine();
+    engine = new module.Engine(threads);
     const info = engine.loadModel(modelBytes);
     return { info, threads: engine.threads(), inferenceModel: engine.inferenceModel() };
   },
@@ -31,7 +31,7 @@ const jobs = {
       probabilities = engine.predict(input);
       times.push(performance.now() - t0);
     }
-    return { probabilities, times, medianMs: median(times) };
+    return { probabilities, times };
   },
   async gemmPeak({ seconds, threads }) {
     const module = await ready;
@@ -58,4 +58,4 @@ const jobs = {
   },
 };
 
-self.serveJobs(jobs);
+answerRequests(jobs);

@@ -1,33 +1,20 @@
 // The benchmark page, driven by scripts/bench.mjs through Playwright: each window.bench.*
 // function starts a fresh worker (NeuroLens engine or TensorFlow.js), measures one thing and
 // returns plain JSON. Heavy data (model files, the folded model, inputs) stays in the page.
+import { WorkerRpc } from '../lib/worker-rpc.js';  // web/lib/, served at /lib/
+
 const MODEL_URL = new URL('../model/neurolens.safetensors', import.meta.url);
-let nextId = 1;
 let shippedModel = null;  // Uint8Array
 let foldedModel = null;   // Uint8Array: the model as NeuroLens classification runs it
 let inputShape = null;    // {height, width, channels}
 
-function call(worker, type, payload, transfer = []) {
-  return new Promise((resolve, reject) => {
-    const id = nextId++;
-    const onMessage = ({ data }) => {
-      if (data.id !== id) return;
-      worker.removeEventListener('message', onMessage);
-      if (data.ok) resolve(data.result);
-      else reject(new Error(data.error));
-    };
-    worker.addEventListener('message', onMessage);
-    worker.addEventListener('error', (e) => reject(new Error(e.message || 'the worker failed to start')), { once: true });
-    worker.postMessage({ id, type, payload }, transfer);
-  });
-}
-
 function startWorker(kind, params) {
   const url = new URL(kind === 'neurolens' ? 'neurolens-worker.js' : 'tfjs-worker.js', import.meta.url);
   for (const [k, v] of Object.entries(params)) url.searchParams.set(k, String(v));
-  return new Worker(url, { type: kind === 'neurolens' ? 'module' : 'classic' });
+  return new WorkerRpc(new Worker(url, { type: 'module' }));
 }
 
+// A fresh worker for each measurement, so that none inherits another's warm state.
 async function withWorker(kind, params, job) {
   const worker = startWorker(kind, params);
   try {
@@ -35,6 +22,13 @@ async function withWorker(kind, params, job) {
   } finally {
     worker.terminate();
   }
+}
+
+// The middle of the timings (their mean for an even count); the workers return every run.
+function median(values) {
+  const s = [...values].sort((a, b) => a - b);
+  const n = s.length;
+  return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
 async function modelBytes() {
@@ -65,11 +59,11 @@ window.bench = {
   // NeuroLens inference on the shipped model: {build: 'wasm' | 'wasm-threads', threads, runs, warmup}
   async neurolensInference({ build, threads, runs, warmup }) {
     return withWorker('neurolens', { build }, async (w) => {
-      const loaded = await call(w, 'load', { modelBytes: await modelBytes(), threads });
+      const loaded = await w.request('load', { modelBytes: await modelBytes(), threads });
       foldedModel ??= loaded.inferenceModel;
       inputShape ??= loaded.info.input;
-      const r = await call(w, 'inference', { input: benchInput(loaded.info.input), runs, warmup });
-      return { threads: loaded.threads, flops: loaded.info.flops, input: loaded.info.input, medianMs: r.medianMs,
+      const r = await w.request('inference', { input: benchInput(loaded.info.input), runs, warmup });
+      return { threads: loaded.threads, flops: loaded.info.flops, input: loaded.info.input, medianMs: median(r.times),
                times: r.times, probabilities: Array.from(r.probabilities) };
     });
   },
@@ -78,23 +72,23 @@ window.bench = {
   async tfjsInference({ backend, threads, runs, warmup }) {
     if (!foldedModel) throw new Error('run neurolensInference first (it provides the folded model)');
     return withWorker('tfjs', { backend, threads }, async (w) => {
-      const info = await call(w, 'load', { modelBytes: foldedModel.slice() });
-      const r = await call(w, 'inference', { input: benchInput(inputShape), runs, warmup });
-      return { ...info, medianMs: r.medianMs, times: r.times, probabilities: Array.from(r.probabilities) };
+      const info = await w.request('load', { modelBytes: foldedModel.slice() });
+      const r = await w.request('inference', { input: benchInput(inputShape), runs, warmup });
+      return { ...info, medianMs: median(r.times), times: r.times, probabilities: Array.from(r.probabilities) };
     });
   },
 
   async gemmPeak({ build, threads, seconds }) {
-    return withWorker('neurolens', { build }, (w) => call(w, 'gemmPeak', { seconds, threads }));
+    return withWorker('neurolens', { build }, (w) => w.request('gemmPeak', { seconds, threads }));
   },
 
   // NeuroLens fine-tuning in the browser: {build, threads, images: [{label, base64}], epochs,
   // batchSize, trainableLayers}
   async neurolensFineTune({ build, threads, images, epochs, batchSize, trainableLayers }) {
     return withWorker('neurolens', { build }, async (w) => {
-      const loaded = await call(w, 'load', { modelBytes: await modelBytes(), threads });
+      const loaded = await w.request('load', { modelBytes: await modelBytes(), threads });
       const decoded = images.map(({ label, base64 }) => ({ label, bytes: base64Bytes(base64) }));
-      return { threads: loaded.threads, ...(await call(w, 'fineTune', { images: decoded, epochs, batchSize, trainableLayers })) };
+      return { threads: loaded.threads, ...(await w.request('fineTune', { images: decoded, epochs, batchSize, trainableLayers })) };
     });
   },
 
@@ -102,6 +96,6 @@ window.bench = {
   // trainableLayers, seconds}
   async tfjsFineTune({ backend, threads, batchSize, trainableLayers, seconds }) {
     return withWorker('tfjs', { backend, threads }, async (w) =>
-      call(w, 'fineTune', { modelBytes: await modelBytes(), batchSize, trainableLayers, seconds }));
+      w.request('fineTune', { modelBytes: await modelBytes(), batchSize, trainableLayers, seconds }));
   },
 };

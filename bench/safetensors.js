@@ -1,6 +1,7 @@
 // Reads a NeuroLens model file (safetensors: u64 header length, JSON header, F32 or F16 data) into
-// {architecture, classes, tensors: {name: {shape, data: Float32Array}}}. A classic script
-// (the TensorFlow.js worker loads it with importScripts), defining self.readModelFile.
+// {architecture, classes, tensors: {name: {shape, data: Float32Array}}}, for the TensorFlow.js
+// worker.
+
 // IEEE binary16 -> float32, exact (little-endian host, as every browser is).
 function halfToFloat(halves) {
   const out = new Float32Array(halves.length);
@@ -13,7 +14,7 @@ function halfToFloat(halves) {
   return out;
 }
 
-self.readModelFile = function readModelFile(bytes) {
+export function readModelFile(bytes) {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLength = Number(view.getBigUint64(0, true));
   if (headerLength > bytes.length - 8) throw new Error(`model file: header length ${headerLength} exceeds the file`);
@@ -30,4 +31,4 @@ self.readModelFile = function readModelFile(bytes) {
     else throw new Error(`model file: tensor '${name}' is ${t.dtype}, not F32 or F16`);
   }
   return { architecture: JSON.parse(meta.architecture), classes: JSON.parse(meta.classes), tensors };
-};
+}

@@ -1,9 +1,13 @@
 // Benchmark worker for TensorFlow.js: the same network as a NeuroLens model file, built from
 // that file's architecture and weights. ?backend=wasm|webgl|cpu&threads=N picks the backend
-// once per worker (TensorFlow.js initialises a backend once). Protocol as neurolens-worker.js.
-importScripts('../vendor/tfjs/tf.min.js', '../vendor/tfjs-backend-wasm/tf-backend-wasm.min.js', 'safetensors.js',
-  'worker-protocol.js');
-/* global tf, readModelFile, median */
+// once per worker (TensorFlow.js initialises a backend once). Requests as neurolens-worker.js.
+// A module worker, so it shares the page's protocol; the TensorFlow.js UMD bundles define the
+// global `tf` when imported for their side effects, in this order.
+import '../vendor/tfjs/tf.min.js';
+import '../vendor/tfjs-backend-wasm/tf-backend-wasm.min.js';
+import { answerRequests } from '../lib/worker-rpc.js';
+import { readModelFile } from './safetensors.js';
+/* global tf */
 
 const params = new URL(self.location.href).searchParams;
 const backendName = params.get('backend') ?? 'wasm';
@@ -152,7 +156,7 @@ const jobs = {
       times.push(performance.now() - t0);
       y.dispose();
     }
-    return { probabilities: Float32Array.from(probabilities), times, medianMs: median(times) };
+    return { probabilities: Float32Array.from(probabilities), times };
   },
   // {modelBytes (unfolded), batchSize, trainableLayers, warmupSteps, minSteps, seconds}
   async fineTune({ modelBytes, batchSize, trainableLayers, warmupSteps = 1, minSteps = 1, seconds = 20 }) {
@@ -181,4 +185,4 @@ const jobs = {
   },
 };
 
-self.serveJobs(jobs);
+answerRequests(jobs);

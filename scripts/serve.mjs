@@ -57,7 +57,6 @@ export const MIME_TYPES = Object.freeze({
   '.bin': 'application/octet-stream',
   '.safetensors': 'application/octet-stream',
   '.ckpt': 'application/octet-stream',
-  '.nlm': 'application/octet-stream',
 });
 
 export function defaultMounts(root = REPO_ROOT) {
@@ -72,7 +71,8 @@ export function defaultMounts(root = REPO_ROOT) {
 }
 
 // The benchmark page (scripts/bench) adds these in front of defaultMounts: /bench/ -> bench/,
-// and the TensorFlow.js builds it compares against, from node_modules. TensorFlow.js
+// and the TensorFlow.js builds it compares against, from node_modules. Its workers load the
+// page's worker protocol and engine loader from /lib/ (web/lib/). TensorFlow.js
 // evaluates strings as code and its threads load their script from blob: URLs, so the bench
 // page (only) is allowed 'unsafe-eval' and blob: scripts.
 export function benchMounts(root = REPO_ROOT) {

@@ -55,7 +55,9 @@ class App extends EventTarget {
     if (!m) return;
     const params = m.info.parameterCount.toLocaleString('en');
     const e = this.engineStatus;
-    const engine = e ? ` · engine: WebAssembly${e.simd ? ' SIMD' : ''}, ${e.threads} thread${e.threads > 1 ? 's' : ''}` : '';
+    // e.why: the reason a better build is not running, e.g. "not cross-origin isolated"
+    const engine = e ? ` · engine: WebAssembly${e.simd ? ' SIMD' : ''}, ${e.threads} thread${e.threads > 1 ? 's' : ''}` +
+      (e.why ? ` — ${e.why}` : '') : '';
     statusLine.textContent = `Model: ${m.label} (${m.info.classes.length} classes, ${params} parameters)${engine}`;
     statusLine.dataset.model = m.shipped ? 'shipped' : 'custom';
   }

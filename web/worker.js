@@ -1,33 +1,23 @@
 // The Web Worker that owns the wasm engine. All inference and training run here, so the page
-// never blocks. Protocol: the page posts {id, type, payload}; the worker answers
-// {id, ok: true, result} or {id, ok: false, error}; long jobs also post
-// {id, progress} messages before their answer. Terminating the worker cancels anything.
-import { wasmVariants } from './lib/wasm-features.js';
+// never blocks. Requests and replies: lib/worker-rpc.js (long jobs also report progress;
+// terminating the worker cancels anything).
+import { runnableBuilds, loadEngine } from './lib/engine-loader.js';
+import { answerRequests } from './lib/worker-rpc.js';
 
-// The first build that loads: multi-threaded where the page is isolated and it was built,
-// else single-threaded SIMD, else plain wasm.
+// The best build that loads: multi-threaded where the page is isolated and it was built, else
+// single-threaded SIMD, else plain wasm.
 async function startEngine() {
-  const failures = [];
-  for (const variant of wasmVariants()) {
-    try {
-      const { default: createNeuroLens } = await import(variant.url);
-      // Files next to the glue (the .wasm, the pthread worker script) are found relative to it:
-      // inside a module worker the 3.1.6 glue cannot work out its own directory.
-      const module = await createNeuroLens({ locateFile: (file) => new URL(file, variant.url).href });
-      const engine = variant.threads > 1 ? new module.Engine(variant.threads) : new module.Engine();
-      return { module, engine, variant: { ...variant, threads: engine.threads() }, failures };
-    } catch (error) {
-      failures.push(`${variant.url}: ${error.message ?? error}`);
-    }
-  }
-  throw new Error(`no engine build could be loaded (${failures.join('; ')})`);
+  const { builds, why } = runnableBuilds();
+  const loaded = await loadEngine(builds, why);
+  return { ...loaded, engine: new loaded.module.Engine(loaded.build.threads) };
 }
 const enginePromise = startEngine();
 
 const jobs = {
   async status() {
-    const { module, variant, failures } = await enginePromise;
-    return { simd: variant.simd, threads: variant.threads, build: new URL(variant.url).pathname, skipped: failures,
+    const { module, engine, build, url, why } = await enginePromise;
+    // why: the reason a better build is not running ('' when none is)
+    return { simd: build.simd, threads: engine.threads(), build: new URL(url).pathname, why,
              heapBytesInUse: module.heapBytesInUse(), wasmMemoryBytes: module.HEAPU8.length };
   },
   async loadModel({ bytes }) {
@@ -80,25 +70,4 @@ const jobs = {
   },
 };
 
-// Typed arrays in a result are copies the worker owns: hand them over instead of cloning.
-function transferables(value, found = []) {
-  if (ArrayBuffer.isView(value)) found.push(value.buffer);
-  else if (Array.isArray(value)) value.forEach((v) => transferables(v, found));
-  else if (value && typeof value === 'object') Object.values(value).forEach((v) => transferables(v, found));
-  return found;
-}
-
-self.onmessage = async (event) => {
-  const { id, type, payload } = event.data;
-  try {
-    const job = jobs[type];
-    if (!job) throw new Error(`unknown request type '${type}'`);
-    const progress = (p) => self.postMessage({ id, progress: p });
-    const result = await job(payload ?? {}, progress);
-    self.postMessage({ id, ok: true, result }, [...new Set(transferables(result))]);
-  } catch (error) {
-    // A trap or abort (WebAssembly.RuntimeError) leaves the module unusable: the page restarts us.
-    const fatal = error instanceof WebAssembly.RuntimeError;
-    self.postMessage({ id, ok: false, fatal, error: error instanceof Error ? error.message : String(error) });
-  }
-};
+answerRequests(jobs);

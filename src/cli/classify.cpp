@@ -1,13 +1,8 @@
 // neurolens classify: class probabilities for each image, as text or JSON. A file that
 // fails (unreadable, not an image, ...) is reported and the others still run; the exit
 // status is 1 if any failed.
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
@@ -15,9 +10,10 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "formats/image.h"
-#include "formats/model_file.h"
 #include "core/runtime.h"
+#include "features/classify.h"
+#include "formats/file_io.h"
+#include "formats/model_file.h"
 
 namespace nl::cli {
 
@@ -40,21 +36,12 @@ void print_help() {
       describe_options(kOptions).c_str());
 }
 
-std::vector<uint8_t> read_file(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw std::runtime_error("is a directory");
-  const auto size = std::filesystem::file_size(path, ec);
-  if (!ec && size > (1u << 30)) throw std::runtime_error("file of " + std::to_string(size) + " bytes is too large for an image");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(std::string("cannot open file: ") + std::strerror(errno));
-  std::vector<uint8_t> bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  if (in.bad()) throw std::runtime_error("cannot read file");
-  return bytes;
-}
+constexpr uint64_t kMaxImageBytes = uint64_t{1} << 30;
 
 struct Result {
   std::string file;
   std::vector<float> probabilities;
+  size_t best = 0;  // the predicted class
   double ms = 0;
   std::string error;
 };
@@ -75,7 +62,6 @@ int run_classify(const CommandArgs& argv) {
 
   Runtime rt(threads);
   Model model = load_model_file(model_path).folded();
-  const Architecture& arch = model.architecture();
   const std::vector<std::string>& classes = model.classes();
   // One forward pass before timing: XNNPACK operators are created (weights packed) on first use.
   model.forward(rt, Tensor(model.input_shape(1)), false);
@@ -87,9 +73,9 @@ int run_classify(const CommandArgs& argv) {
     r.file = file;
     const auto start = std::chrono::steady_clock::now();
     try {
-      const Tensor input = preprocess(read_file(file), arch, model.preprocessing());
-      const Tensor& probs = model.forward(rt, input, false);
-      r.probabilities.assign(probs.values().begin(), probs.values().end());
+      Classification c = classify_image(rt, model, read_file_bytes(file, "image", kMaxImageBytes));
+      r.probabilities = std::move(c.probabilities);
+      r.best = c.class_index;
     } catch (const std::exception& e) {
       r.error = e.what();
       any_failed = true;
@@ -99,10 +85,7 @@ int run_classify(const CommandArgs& argv) {
       if (!r.error.empty()) {
         std::fprintf(stderr, "neurolens classify: %s: %s\n", file.c_str(), r.error.c_str());
       } else {
-        size_t best = 0;
-        for (size_t i = 1; i < r.probabilities.size(); ++i)
-          if (r.probabilities[i] > r.probabilities[best]) best = i;
-        std::printf("%s: %s", file.c_str(), classes[best].c_str());
+        std::printf("%s: %s", file.c_str(), classes[r.best].c_str());
         for (size_t i = 0; i < classes.size(); ++i)
           std::printf("%s%s %.4f", i ? ", " : "  (", classes[i].c_str(), r.probabilities[i]);
         std::printf(")  %.1f ms\n", r.ms);
@@ -119,13 +102,9 @@ int run_classify(const CommandArgs& argv) {
       if (!r.error.empty()) {
         entry["error"] = r.error;
       } else {
-        size_t best = 0;
         nlohmann::json probs = nlohmann::json::object();
-        for (size_t i = 0; i < classes.size(); ++i) {
-          probs[classes[i]] = r.probabilities[i];
-          if (r.probabilities[i] > r.probabilities[best]) best = i;
-        }
-        entry["class"] = classes[best];
+        for (size_t i = 0; i < classes.size(); ++i) probs[classes[i]] = r.probabilities[i];
+        entry["class"] = classes[r.best];
         entry["probabilities"] = probs;
       }
       entry["ms"] = r.ms;

@@ -15,7 +15,7 @@
 #include "core/runtime.h"
 #include "train/image_folder.h"
 #include "train/metrics.h"
-#include "train/trainer.h"
+#include "train/evaluate.h"
 
 namespace nl::cli {
 
@@ -23,7 +23,7 @@ namespace {
 
 const std::vector<Option> kOptions = {
     {"--model", "FILE", "the model file"},
-    {"--data", "DIR", "images in one sub-folder per class, named as the model's classes"},
+    {"--data", "DIR", "labelled images: each below a folder named after its class"},
     {"--json", "", "print one JSON object instead of the report"},
     {"--threads", "N", "threads (0 = one per core; default 0)"},
     {"--batch", "N", "images per forward pass (default 64)"},
@@ -32,9 +32,11 @@ const std::vector<Option> kOptions = {
 void print_help() {
   std::printf(
       "usage: neurolens evaluate --model FILE --data DIR [--json] [--threads N] [--batch N]\n\n"
-      "Classifies every image under DIR/<class>/ and compares with the folder's class. Folders\n"
-      "are matched to the model's classes by name (a folder the model does not know is an\n"
-      "error); unreadable files are listed and skipped. Reports accuracy, mean cross-entropy,\n"
+      "Classifies every image under DIR and compares with its class: that of the nearest\n"
+      "enclosing folder named after one of the model's classes (DIR/glioma/a.jpg, DIR/Testing/\n"
+      "No Tumor/b.png, ...; case, spaces and punctuation aside, readable names and aliases such\n"
+      "as 'normal' count, as on the page). Files under no such folder and unreadable files are\n"
+      "listed and skipped. Reports accuracy, mean cross-entropy,\n"
       "the confusion matrix (rows = true class), per-class precision, recall and F1, and the\n"
       "misclassified files with the predicted class and its probability. The accuracy comes with\n"
       "its 95%% Wilson interval: the range the true accuracy plausibly lies in, given how many\n"
@@ -120,7 +122,7 @@ int run_evaluate(const CommandArgs& argv) {
   }
 
   std::printf("%s on %s: %zu images", model_path.c_str(), data_dir.c_str(), ev.items.size());
-  if (!data.skipped().empty()) std::printf(" (%zu unreadable files skipped)", data.skipped().size());
+  if (!data.skipped().empty()) std::printf(" (%zu files skipped)", data.skipped().size());
   std::printf("\naccuracy  %.2f%% (%zu/%zu; 95%% interval %.2f%% to %.2f%%)\nmean loss %.4f\n\n",
               100.0 * ev.accuracy, correct, ev.items.size(), 100.0 * interval.low,
               100.0 * interval.high, ev.loss);

@@ -2,38 +2,30 @@
 // (by validation accuracy) in --out, a resumable checkpoint beside it, the split as JSON and
 // the loss/accuracy curves as SVG. Ctrl-C / SIGTERM stop between batches; everything written
 // so far stays intact (all writes are atomic) and --resume continues.
-#include <unistd.h>
-
-#include <atomic>
+//
+// This file is the command line; cli/train_command.h lists the other pieces.
 #include <chrono>
-#include <csignal>
 #include <cstdio>
-#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/train_common.h"
-#include "formats/model_file.h"
+#include "cli/train_command.h"
 #include "core/runtime.h"
 #include "features/network_catalogue.h"
-#include "train/dataset.h"
-#include "train/image_folder.h"
-#include "train/plot.h"
-#include "train/trainer.h"
+#include "formats/model_file.h"
 
 namespace nl::cli {
 
 namespace {
 
-namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
 
 const std::vector<Option> kOptions = {
-    {"--data", "DIR", "training images: one sub-folder per class, named after the class"},
+    {"--data", "DIR", "training images: each in (a folder below) a folder named after its class"},
     {"--out", "FILE", "where the best model goes (e.g. model/neurolens.safetensors)"},
     {"--arch", "NAME", "architecture (default resnet-s; see --list-archs)"},
     {"--input-size", "N", "input side in pixels (default: the architecture's)"},
@@ -79,8 +71,10 @@ const std::vector<Option> kOptions = {
 void print_help() {
   std::printf(
       "usage: neurolens train --data DIR --out FILE [options]\n\n"
-      "Trains a classifier on DIR/<class>/* images (JPEG, PNG, BMP, GIF, TGA; unreadable files\n"
-      "are listed and skipped). A stratified validation split keeps byte-identical files on one\n"
+      "Trains a classifier on DIR/<class>/* images (JPEG, PNG, BMP, GIF, TGA): the classes are\n"
+      "DIR's sub-folders, and an image's class is its nearest enclosing folder named after one\n"
+      "(see the README, \"Labelled folders\"); unreadable files and files under no class folder\n"
+      "are listed and skipped. A stratified validation split keeps byte-identical files on one\n"
       "side. Each epoch prints train/validation loss and accuracy; the best epoch (validation\n"
       "accuracy, ties by loss) is saved to FILE with its training record, and beside it:\n"
       "  FILE minus .safetensors + .ckpt        checkpoint for --resume (every epoch)\n"
@@ -91,174 +85,7 @@ void print_help() {
       describe_options(kOptions).c_str());
 }
 
-std::atomic<bool> g_stop{false};
-std::atomic<int> g_signals{0};
-std::atomic<int> g_signal_number{0};
-std::atomic<long> g_signal_sender{0};
-
-void on_signal(int sig, siginfo_t* info, void*) {
-  g_stop.store(true);
-  g_signal_number.store(sig);
-  g_signal_sender.store(info ? static_cast<long>(info->si_pid) : 0);
-  if (g_signals.fetch_add(1) >= 1) {  // a second Ctrl-C: stop now (writes are atomic)
-    std::signal(sig, SIG_DFL);
-    std::raise(sig);
-  }
-}
-
-void install_signal_handlers() {
-  struct sigaction sa {};
-  sa.sa_sigaction = on_signal;
-  sa.sa_flags = SA_SIGINFO;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
-
-// "SIGTERM from pid 123 (some command)": who stopped the run, for the log.
-std::string describe_stop_signal() {
-  const int sig = g_signal_number.load();
-  std::string what = sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "signal " + std::to_string(sig);
-  const long pid = g_signal_sender.load();
-  if (pid <= 0) return what;
-  what += " from pid " + std::to_string(pid);
-  std::error_code ec;
-  const std::string cmdline_path = "/proc/" + std::to_string(pid) + "/cmdline";
-  if (fs::exists(cmdline_path, ec)) {
-    try {
-      std::vector<uint8_t> raw = read_file_bytes(cmdline_path);
-      std::string cmd(raw.begin(), raw.end());
-      for (char& c : cmd)
-        if (c == '\0') c = ' ';
-      if (cmd.size() > 200) cmd = cmd.substr(0, 200) + "...";
-      if (!cmd.empty()) what += " (" + cmd + ")";
-    } catch (const std::exception&) {
-    }
-  }
-  return what;
-}
-
-// Progress to stderr: a redrawn bar on a terminal, nothing per batch otherwise.
-class ProgressBar {
- public:
-  ProgressBar() : tty_(isatty(STDERR_FILENO) == 1) {}
-  bool tty() const { return tty_; }
-
-  void batch(const BatchProgress& p) {
-    if (!tty_) return;
-    const auto now = std::chrono::steady_clock::now();
-    if (p.batch != p.batches && now - last_ < std::chrono::milliseconds(150)) return;
-    last_ = now;
-    const int width = 28;
-    const int filled = static_cast<int>(width * p.batch / std::max<size_t>(p.batches, 1));
-    std::string bar(filled, '=');
-    if (filled < width) bar += '>' + std::string(width - filled - 1, ' ');
-    const double eta = p.batch > 0 ? p.seconds / p.batch * (p.batches - p.batch) : 0.0;
-    std::fprintf(stderr, "\r\033[Kepoch %zu/%zu [%s] %zu/%zu  loss %.4f  acc %.2f%%  %.1f img/s  ETA %s",
-                 p.epoch, p.epochs, bar.c_str(), p.batch, p.batches, p.loss, 100.0 * p.accuracy,
-                 p.images_per_second, format_duration(eta).c_str());
-    std::fflush(stderr);
-    dirty_ = true;
-  }
-  void clear() {
-    if (tty_ && dirty_) std::fprintf(stderr, "\r\033[K");
-    dirty_ = false;
-  }
-
- private:
-  bool tty_;
-  bool dirty_ = false;
-  std::chrono::steady_clock::time_point last_{};
-};
-
-void print_epoch(const EpochRecord& r, size_t epochs) {
-  char val[96] = "";
-  if (r.has_validation)
-    std::snprintf(val, sizeof val, "  val loss %.4f acc %.2f%%", r.val_loss, 100.0 * r.val_accuracy);
-  std::fprintf(stderr, "epoch %zu/%zu  train loss %.4f acc %.2f%%%s  lr %.2e  %s%s\n", r.epoch,
-               epochs, r.train_loss, 100.0 * r.train_accuracy, val, r.lr,
-               format_duration(r.seconds).c_str(), r.best ? "  (best)" : "");
-  std::fflush(stderr);
-}
-
-nlohmann::json per_class_counts(const Dataset& data, const std::vector<size_t>& items) {
-  std::vector<size_t> counts(data.classes().size(), 0);
-  for (size_t i : items) ++counts[data.item(i).label];
-  nlohmann::json j = nlohmann::json::object();
-  for (size_t c = 0; c < counts.size(); ++c) j[data.classes()[c]] = counts[c];
-  return j;
-}
-
-// The validation images as DIR/<class>/<file> symlinks, so `neurolens evaluate --data DIR`
-// evaluates exactly them. DIR is only ever replaced when it is one we made (marker file).
-void write_validation_links(const std::string& dir, const std::string& data_dir, const Dataset& data,
-                            const Split& split) {
-  const fs::path root(dir);
-  const fs::path marker = root / ".neurolens-validation-links";
-  std::error_code ec;
-  if (fs::exists(root, ec)) {
-    if (!fs::exists(marker, ec) && !fs::is_empty(root, ec))
-      throw std::runtime_error("--val-dir '" + dir +
-                               "' exists and was not made by neurolens train; not touching it");
-    fs::remove_all(root);
-  }
-  fs::create_directories(root);
-  for (size_t i : split.validation) {
-    const fs::path link = root / data.item(i).path;
-    fs::create_directories(link.parent_path());
-    fs::create_symlink(fs::absolute(fs::path(data_dir) / data.item(i).path), link);
-  }
-  write_text_atomic(marker.string(), "validation images of a neurolens train split\n");
-}
-
-// "lr 0.001 (checkpoint 0.002), augment.flip false (checkpoint true)": the options that differ.
-std::string option_differences(const nlohmann::json& now, const nlohmann::json& then,
-                               const std::string& prefix = "") {
-  std::string out;
-  for (const auto& [key, value] : now.items()) {
-    const std::string name = prefix + key;
-    if (!then.contains(key)) {
-      out += (out.empty() ? "" : ", ") + name + " (not in the checkpoint)";
-    } else if (value.is_object() && then[key].is_object()) {
-      const std::string inner = option_differences(value, then[key], name + ".");
-      if (!inner.empty()) out += (out.empty() ? "" : ", ") + inner;
-    } else if (value != then[key]) {
-      out += (out.empty() ? "" : ", ") + name + " " + value.dump() + " (checkpoint " + then[key].dump() + ")";
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
-int run_train(const CommandArgs& argv) {
-  const Args args(argv, kOptions);
-  if (args.help()) {
-    print_help();
-    return 0;
-  }
-  if (args.has("--list-archs")) {
-    for (const ArchitectureInfo& a : architecture_catalogue())
-      std::printf("%-10s %zu px  %s\n", a.name.c_str(), a.default_input_size, a.description.c_str());
-    return 0;
-  }
-  if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
-  if (!args.has("--data")) throw UsageError("--data DIR is required");
-  if (!args.has("--out")) throw UsageError("--out FILE is required");
-  if (args.has("--init") && (args.has("--arch") || args.has("--input-size") || args.has("--crop")))
-    throw UsageError("--init takes the architecture, input size and cropping from that model; "
-                     "not with --arch/--input-size/--crop");
-  const std::string crop_name = args.get("--crop", "none");
-  if (crop_name != "head" && crop_name != "none")
-    throw UsageError("--crop: '" + crop_name + "' is not head or none");
-
-  const std::string data_dir = args.get("--data");
-  const std::string out = args.get("--out");
-  const std::string stem = strip_safetensors(out);
-  const std::string ckpt_path = args.get("--checkpoint", stem + ".ckpt");
-  const std::string arch_name = args.get("--arch", "resnet-s");
-  const double val_fraction = get_number(args, "--val-fraction", 0.2, 0.0, 0.9);
-
+TrainOptions parse_train_options(const Args& args) {
   TrainOptions opt;
   opt.epochs = args.get_size("--epochs", 30, 1, 10000);
   opt.batch_size = args.get_size("--batch", 32, 1, 4096);
@@ -280,12 +107,7 @@ int run_train(const CommandArgs& argv) {
   opt.ema_decay = get_number(args, "--ema", 0.0, 0.0, 0.99999);
   opt.mixup = get_number(args, "--mixup", 0.0, 0.0, 2.0);
   opt.bn_recalibration_images = args.get_size("--bn-recalibration", 2048, 0, 1000000);
-  const std::string weights_name = args.get("--weights", "f32");
-  if (weights_name != "f32" && weights_name != "f16")
-    throw std::invalid_argument("--weights: '" + weights_name + "' is not f32 or f16");
-  const Dtype weights = weights_name == "f16" ? Dtype::f16 : Dtype::f32;
   opt.seed = args.get_size("--seed", 1, 0, 999999999999);
-  const uint64_t asked_split_seed = args.get_size("--split-seed", opt.seed, 0, 999999999999);
   opt.trainable_layers = args.get_size("--trainable-layers", 0, 0, 100000);
   if (args.has("--no-augment") && args.has("--augment-strength"))
     throw UsageError("--no-augment and --augment-strength contradict each other: give one");
@@ -293,225 +115,86 @@ int run_train(const CommandArgs& argv) {
                     ? AugmentOptions{}
                     : AugmentOptions::mri(get_number(args, "--augment-strength", 1.0, 0.0, 2.0));
   opt.validate();
+  return opt;
+}
 
-  install_signal_handlers();
-  Runtime rt(args.get_size("--threads", 0, 0, 256));
-  const auto started = std::chrono::steady_clock::now();
+TrainSettings parse_settings(const Args& args) {
+  if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
+  if (!args.has("--data")) throw UsageError("--data DIR is required");
+  if (!args.has("--out")) throw UsageError("--out FILE is required");
+  if (args.has("--init") && (args.has("--arch") || args.has("--input-size") || args.has("--crop")))
+    throw UsageError("--init takes the architecture, input size and cropping from that model; "
+                     "not with --arch/--input-size/--crop");
+  TrainSettings s;
+  s.crop_name = args.get("--crop", "none");
+  if (s.crop_name != "head" && s.crop_name != "none")
+    throw UsageError("--crop: '" + s.crop_name + "' is not head or none");
+  s.data_dir = args.get("--data");
+  s.out = args.get("--out");
+  s.stem = strip_safetensors(s.out);
+  s.checkpoint_path = args.get("--checkpoint", s.stem + ".ckpt");
+  s.arch_name = args.get("--arch", "resnet-s");
+  s.val_fraction = get_number(args, "--val-fraction", 0.2, 0.0, 0.9);
+  s.options = parse_train_options(args);
+  const std::string weights_name = args.get("--weights", "f32");
+  if (weights_name != "f32" && weights_name != "f16")
+    throw std::invalid_argument("--weights: '" + weights_name + "' is not f32 or f16");
+  s.weights = weights_name == "f16" ? Dtype::f16 : Dtype::f32;
+  s.split_seed = args.get_size("--split-seed", s.options.seed, 0, 999999999999);
+  s.threads = args.get_size("--threads", 0, 0, 256);
+  s.input_size = args.get_size("--input-size", 0, 8, 1024);
+  if (args.has("--init")) s.init_path = args.get("--init");
+  if (args.has("--val-dir")) s.val_dir = args.get("--val-dir");
+  s.resume = args.has("--resume");
+  return s;
+}
+
+}  // namespace
+
+int run_train(const CommandArgs& argv) {
+  const Args args(argv, kOptions);
+  if (args.help()) {
+    print_help();
+    return 0;
+  }
+  if (args.has("--list-archs")) {
+    for (const ArchitectureInfo& a : architecture_catalogue())
+      std::printf("%-10s %zu px  %s\n", a.name.c_str(), a.default_input_size, a.description.c_str());
+    return 0;
+  }
+  const TrainSettings s = parse_settings(args);
+  install_stop_handlers();
+  Runtime rt(s.threads);
+  const auto started = Clock::now();
 
   // Where the model comes from: the checkpoint (resume), another model (fine-tune), or new.
-  std::optional<Checkpoint> checkpoint;
+  std::optional<Checkpoint> checkpoint = open_checkpoint(s);
   std::optional<Model> init_model;
-  std::error_code ec;
-  if (args.has("--resume") && fs::exists(ckpt_path, ec)) {
-    const std::vector<uint8_t> bytes = read_file_bytes(ckpt_path);
-    try {
-      checkpoint.emplace(load_checkpoint(bytes));
-    } catch (const std::invalid_argument& e) {
-      throw std::runtime_error("cannot resume from '" + ckpt_path + "': " + e.what());
-    }
-    // Resuming continues the same run: other options would silently mean another recipe.
-    nlohmann::json asked = to_json(opt), made = to_json(checkpoint->options);
-    asked["val_fraction"] = val_fraction;
-    made["val_fraction"] = checkpoint->extra.value("val_fraction", val_fraction);
-    asked["split_seed"] = asked_split_seed;
-    made["split_seed"] = checkpoint->extra.value("split_seed", checkpoint->options.seed);
-    if (!args.has("--init")) {
-      asked["arch"] = arch_name;
-      made["arch"] = checkpoint->extra.value("arch", arch_name);
-      if (args.has("--input-size")) {
-        asked["input_size"] = args.get_size("--input-size", 0, 8, 1024);
-        made["input_size"] = checkpoint->model.architecture().width;
-      }
-      asked["crop"] = crop_name;
-      made["crop"] = checkpoint->model.preprocessing().crop_to_head ? "head" : "none";
-    }
-    const std::string diff = option_differences(asked, made);
-    if (!diff.empty())
-      throw std::runtime_error("cannot resume from '" + ckpt_path + "': it was made with other options: " +
-                               diff + ". Rerun with the checkpoint's options, or delete it to start afresh");
-    std::fprintf(stderr, "resuming from %s (%zu of %zu epochs done)\n", ckpt_path.c_str(),
-                 checkpoint->state.at("history").size(), checkpoint->options.epochs);
-  } else if (args.has("--init")) {
-    init_model.emplace(load_model_file(args.get("--init")));
-  }
+  if (!checkpoint && s.init_path) init_model.emplace(load_model_file(*s.init_path));
   const Model* base = checkpoint ? &checkpoint->model : init_model ? &*init_model : nullptr;
-  size_t input_size = 0;
-  std::vector<std::string> classes;
-  bool crop_to_head = crop_name == "head";
-  if (base) {
-    crop_to_head = base->preprocessing().crop_to_head;
-    input_size = base->architecture().width;
-    classes = base->classes();
-    if (base->architecture().width != base->architecture().height)
-      throw std::runtime_error("only square model inputs are supported by train");
-  } else {
-    input_size = args.get_size("--input-size", 0, 8, 1024);
-    if (input_size == 0) input_size = make_architecture(arch_name, 0, 2).width;
-  }
+  const Dataset data = load_data(rt, s, base, started);
+  if (stop_requested()) return 130;
+  const SplitChoice split = split_data(data, s, checkpoint ? &*checkpoint : nullptr);
+  std::string arch_label;
+  Model model = make_model(s, data, split.split, checkpoint, init_model, arch_label);
 
-  // Data: decode + resize once, in parallel.
-  ImageFolderOptions load;
-  load.width = load.height = input_size;
-  load.classes = classes;
-  load.crop_to_head = crop_to_head;
-  ProgressBar bar;
-  load.progress = [&](size_t done, size_t total) {
-    if (bar.tty()) std::fprintf(stderr, "\r\033[Kloading images %zu/%zu", done, total);
-  };
-  const Dataset data = load_image_folder(rt, data_dir, load);
-  if (bar.tty()) std::fprintf(stderr, "\r\033[K");
-  const double load_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  std::fprintf(stderr, "loaded %zu images of %zu classes at %zux%zu%s in %.1f s", data.size(),
-               data.classes().size(), input_size, input_size,
-               crop_to_head ? " (cropped to the head)" : "", load_seconds);
-  if (!data.skipped().empty()) std::fprintf(stderr, "; skipped %zu unreadable files:", data.skipped().size());
-  std::fprintf(stderr, "\n");
-  for (size_t i = 0; i < data.skipped().size() && i < 20; ++i)
-    std::fprintf(stderr, "  skipped %s\n", data.skipped()[i].c_str());
-  if (data.skipped().size() > 20) std::fprintf(stderr, "  ... and %zu more\n", data.skipped().size() - 20);
-  if (g_stop) return 130;
-
-  // The split (the checkpoint's options win when resuming: same seed, same split).
-  const uint64_t split_seed =
-      checkpoint ? checkpoint->extra.value("split_seed", checkpoint->options.seed) : asked_split_seed;
-  const double split_fraction =
-      checkpoint ? checkpoint->extra.value("val_fraction", val_fraction) : val_fraction;
-  const Split split = split_dataset(data, split_fraction, split_seed);
-  const uint64_t digest = split_digest(data, split);
-  if (checkpoint && checkpoint->extra.value("split_digest", uint64_t{0}) != digest)
-    throw std::runtime_error("cannot resume: the data in '" + data_dir +
-                             "' no longer splits as it did when the checkpoint was made "
-                             "(files added, removed or changed); start afresh without --resume");
-  const nlohmann::json split_json = split_to_json(data, split, split_fraction, split_seed);
-  write_text_atomic(stem + ".split.json", split_json.dump(1) + "\n");
-  std::fprintf(stderr,
-               "split: %zu train, %zu validation (%.0f%%, seed %llu); %zu groups of byte-identical "
-               "files (%zu files) kept on one side%s\n",
-               split.train.size(), split.validation.size(), 100.0 * split_fraction,
-               static_cast<unsigned long long>(split_seed), split.duplicate_groups, split.duplicate_files,
-               split.cross_class_groups
-                   ? (", " + std::to_string(split.cross_class_groups) + " of them under several classes").c_str()
-                   : "");
-  if (args.has("--val-dir")) write_validation_links(args.get("--val-dir"), data_dir, data, split);
-
-  // The model.
-  std::string arch_label = arch_name;
-  std::optional<Model> model_storage;
-  if (checkpoint) {
-    model_storage.emplace(std::move(checkpoint->model));
-    opt = checkpoint->options;
-    arch_label = checkpoint->extra.value("arch", std::string("?"));
-  } else if (init_model) {
-    model_storage.emplace(std::move(*init_model));
-    arch_label = "fine-tuned from " + fs::path(args.get("--init")).filename().string();
-  } else {
-    double mean = 0, stddev = 1;
-    data.pixel_statistics(split.train, mean, stddev);
-    Preprocessing pre{static_cast<float>(mean), static_cast<float>(stddev), crop_to_head};
-    model_storage.emplace(make_architecture(arch_name, input_size, data.classes().size()), data.classes(), pre);
-    model_storage->init_params(opt.seed);
-  }
-  Model& model = *model_storage;
-  model.training_record() = nlohmann::json::object();
-  std::fprintf(stderr, "model: %s, %zux%zu input, %zu parameters (%.2f MB as %s), %.1f MFLOP per image\n",
-               arch_label.c_str(), input_size, input_size, model.parameter_count(),
-               static_cast<double>(model.parameter_count() * dtype_bytes(weights)) / 1e6,
-               dtype_name(weights), model.flops_per_image() / 1e6);
-
-  Trainer trainer(rt, model, data, split.train, split.validation, opt);
-  if (checkpoint) trainer.resume(*checkpoint);
-  const double earlier_seconds = checkpoint ? checkpoint->extra.value("seconds", 0.0) : 0.0;
-  auto elapsed = [&] {
-    return earlier_seconds +
-           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  };
-  std::fprintf(stderr, "training %zu epochs of %zu batches of %zu with %s on %zu thread%s\n",
-               opt.epochs, trainer.batches_per_epoch(), std::min(opt.batch_size, split.train.size()),
-               opt.optimizer == OptimizerKind::sgd ? "SGD (Nesterov)" : "AdamW", rt.threads(),
-               rt.threads() == 1 ? "" : "s");
-
-  std::vector<size_t> all_items(data.size());
-  for (size_t i = 0; i < all_items.size(); ++i) all_items[i] = i;
-  auto record = [&](const std::string& status) {
-    nlohmann::json r = trainer.record();
-    r["status"] = status;
-    r["architecture"] = arch_label;
-    r["input_size"] = input_size;
-    r["parameters"] = model.parameter_count();
-    r["flops_per_image"] = model.flops_per_image();
-    r["weights"] = dtype_name(weights);
-    r["threads"] = rt.threads();
-    r["seconds"] = elapsed();
-    r["data"] = {{"folder", fs::path(data_dir).filename().string()},
-                 {"images", data.size()},
-                 {"per_class", per_class_counts(data, all_items)},
-                 {"skipped", data.skipped().size()},
-                 {"val_fraction", split_fraction},
-                 {"split_seed", split_seed},
-                 {"train_per_class", per_class_counts(data, split.train)},
-                 {"validation_per_class", per_class_counts(data, split.validation)},
-                 {"duplicate_groups", split.duplicate_groups},
-                 {"duplicate_files", split.duplicate_files},
-                 {"cross_class_duplicate_groups", split.cross_class_groups}};
-    if (trainer.best_epoch() > 0) {
-      const EpochRecord& b = trainer.history()[trainer.best_epoch() - 1];
-      r["best"] = to_json(b);
-    }
-    return r;
-  };
-  auto write_curves = [&] {
-    write_text_atomic(stem + ".svg",
-                      training_curves_svg(trainer.history(), "NeuroLens training: " + arch_label));
-  };
-
-  TrainCallbacks cb;
-  cb.on_batch = [&](const BatchProgress& p) { bar.batch(p); };
-  cb.on_epoch = [&](const EpochRecord& r) {
-    bar.clear();
-    print_epoch(r, opt.epochs);
-  };
-  cb.on_best = [&](const Model&, const EpochRecord&) {
-    model.training_record() = record("in progress");
-    save_model_file(model, out, weights);
-  };
-  cb.on_checkpoint = [&] {
-    const nlohmann::json extra = {{"arch", arch_label},
-                                  {"val_fraction", split_fraction},
-                                  {"split_seed", split_seed},
-                                  {"split_digest", digest},
-                                  {"seconds", elapsed()}};
-    write_file_atomic(ckpt_path, trainer.checkpoint(extra));
-    write_curves();
-  };
-
-  const TrainStatus status = trainer.run(cb, &g_stop);
-  bar.clear();
-  if (status == TrainStatus::cancelled) {
-    std::fprintf(stderr, "interrupted (%s) during epoch %zu: ", describe_stop_signal().c_str(),
-                 trainer.epochs_done() + 1);
-    if (trainer.best_epoch() > 0)
-      std::fprintf(stderr, "the best model so far (epoch %d) is in %s; ", trainer.best_epoch(), out.c_str());
-    std::fprintf(stderr, "rerun with --resume to continue from %s\n",
-                 trainer.epochs_done() > 0 ? ckpt_path.c_str() : "the start");
-    return 130;
-  }
-
-  // Finished: the best model gets the complete record (all epochs, status, total time).
-  // The best epoch's weights come from the trainer (they are in every checkpoint), so the
-  // result does not depend on what happened to FILE meanwhile.
-  Model best = model.clone();
-  if (!trainer.copy_best_into(best)) best = load_model_file(out);  // checkpoint without them
-  best.training_record() = record("finished");
-  save_model_file(best, out, weights);
-  write_curves();
-  const EpochRecord& b = trainer.history()[trainer.best_epoch() - 1];
-  std::fprintf(stderr, "done in %s: best epoch %zu", format_duration(elapsed()).c_str(), b.epoch);
-  if (b.has_validation)
-    std::fprintf(stderr, ", validation accuracy %.2f%% (loss %.4f)", 100.0 * b.val_accuracy, b.val_loss);
-  std::fprintf(stderr, "\nwrote %s, %s.svg, %s.split.json, %s\n", out.c_str(), stem.c_str(), stem.c_str(),
-               ckpt_path.c_str());
-  return 0;
+  const TrainRun run{.rt = rt,
+                     .data = data,
+                     .data_dir = s.data_dir,
+                     .split = split.split,
+                     .split_fraction = split.fraction,
+                     .split_seed = split.seed,
+                     .split_digest = split.digest,
+                     .model = model,
+                     .arch_label = arch_label,
+                     .options = checkpoint ? checkpoint->options : s.options,
+                     .resumed_from = checkpoint ? &*checkpoint : nullptr,
+                     .out = s.out,
+                     .stem = s.stem,
+                     .checkpoint_path = s.checkpoint_path,
+                     .weights = s.weights,
+                     .started = started};
+  return train_and_write(run);
 }
 
 }  // namespace nl::cli

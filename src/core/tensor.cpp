@@ -1,6 +1,7 @@
 #include "core/tensor.h"
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace nl {
 
@@ -23,6 +24,14 @@ std::string to_string(const Shape& shape) {
     s += std::to_string(shape[i]);
   }
   return s + "]";
+}
+
+size_t argmax(std::span<const float> values) {
+  if (values.empty()) throw std::invalid_argument("argmax of no values");
+  size_t best = 0;
+  for (size_t i = 1; i < values.size(); ++i)
+    if (values[i] > values[best]) best = i;
+  return best;
 }
 
 Tensor::Tensor(Shape shape, float fill_value) {

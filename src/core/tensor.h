@@ -17,6 +17,11 @@ size_t numel(const Shape& shape);
 double numel_double(const Shape& shape);
 std::string to_string(const Shape& shape);  // "[2,3,4]"
 
+// Index of the largest value, the first one on ties (a NaN is never the largest unless it
+// comes first). The one argmax: predicted classes everywhere go through it.
+// Throws std::invalid_argument on an empty span.
+size_t argmax(std::span<const float> values);
+
 class Tensor {
  public:
   Tensor() = default;

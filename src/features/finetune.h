@@ -16,6 +16,7 @@
 #include "core/model.h"
 #include "core/runtime.h"
 #include "train/dataset.h"
+#include "train/evaluate.h"
 #include "train/trainer.h"
 
 namespace nl {

@@ -222,24 +222,19 @@ GreyImage decode_grey(std::span<const uint8_t> bytes, size_t max_pixels) {
 
   GreyImage image;
   int dw = 0, dh = 0;
+  // Takes what stb decoded (8 or 16 bits a sample) and converts it to grey in [0,1].
+  auto to_image = [&]<typename Sample>(Sample* samples, float scale) {
+    std::unique_ptr<Sample, StbiFree> decoded(samples);
+    if (!decoded) fail_decode(format);
+    check_decoded(w, h, dw, dh, channels);
+    image.pixels.resize(pixels);
+    to_grey(decoded.get(), channels, scale, image.pixels);
+  };
   clear_failure_reason();
-  if (stbi_is_16_bit_from_memory(data, length)) {
-    clear_failure_reason();
-    std::unique_ptr<stbi_us, StbiFree> decoded(
-        stbi_load_16_from_memory(data, length, &dw, &dh, &channels, 0));
-    if (!decoded) fail_decode(format);
-    check_decoded(w, h, dw, dh, channels);
-    image.pixels.resize(pixels);
-    to_grey(decoded.get(), channels, 1.0f / 65535.0f, image.pixels);
-  } else {
-    clear_failure_reason();
-    std::unique_ptr<stbi_uc, StbiFree> decoded(
-        stbi_load_from_memory(data, length, &dw, &dh, &channels, 0));
-    if (!decoded) fail_decode(format);
-    check_decoded(w, h, dw, dh, channels);
-    image.pixels.resize(pixels);
-    to_grey(decoded.get(), channels, 1.0f / 255.0f, image.pixels);
-  }
+  const bool sixteen_bit = stbi_is_16_bit_from_memory(data, length);
+  clear_failure_reason();
+  if (sixteen_bit) to_image(stbi_load_16_from_memory(data, length, &dw, &dh, &channels, 0), 1.0f / 65535.0f);
+  else to_image(stbi_load_from_memory(data, length, &dw, &dh, &channels, 0), 1.0f / 255.0f);
   image.width = static_cast<size_t>(w);
   image.height = static_cast<size_t>(h);
   return image;

@@ -11,6 +11,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "formats/file_io.h"
 #include "formats/safetensors.h"
 
 namespace nl {
@@ -167,39 +168,11 @@ Model load_model(std::span<const uint8_t> bytes) {
 }
 
 void save_model_file(const Model& model, const std::string& path, Dtype weights) {
-  const std::vector<uint8_t> bytes = serialize_model(model, weights);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error("cannot write '" + tmp + "': " + std::strerror(errno));
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    out.close();
-    if (!out) {
-      std::error_code ignored;
-      std::filesystem::remove(tmp, ignored);
-      throw std::runtime_error("cannot write '" + tmp + "' (disk full?)");
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    throw std::runtime_error("cannot rename '" + tmp + "' to '" + path + "': " + ec.message());
-  }
+  write_file_atomic(path, serialize_model(model, weights));
 }
 
 Model load_model_file(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))
-    throw std::runtime_error("cannot open model file '" + path + "': it is a directory");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot open model file '" + path + "': " + std::strerror(errno));
-  std::vector<uint8_t> bytes;
-  char chunk[1 << 16];
-  while (in.read(chunk, sizeof chunk) || in.gcount() > 0)
-    bytes.insert(bytes.end(), chunk, chunk + in.gcount());
-  if (in.bad()) throw std::runtime_error("cannot read model file '" + path + "'");
+  const std::vector<uint8_t> bytes = read_file_bytes(path, "model file");
   try {
     return load_model(bytes);
   } catch (const std::invalid_argument& e) {

@@ -7,6 +7,7 @@
 
 #include "layers/init.h"
 #include "layers/layer_checks.h"
+#include "layers/relu.h"
 
 namespace nl {
 
@@ -206,14 +207,7 @@ void Conv2D::backward(Runtime& rt, const std::vector<const Tensor*>& in, const T
   const float* g = dout.data();
   if (spec_.activation == Activation::relu) {
     masked_dout_.reshape(dout.shape());
-    const float* y = out.data();
-    const float* dy = dout.data();
-    float* masked = masked_dout_.data();
-    const size_t count = dout.size();
-    for (size_t i = 0; i < count; ++i) {
-      const float d = dy[i];  // loaded unconditionally, so the loop vectorizes
-      masked[i] = y[i] > 0.0f ? d : 0.0f;
-    }
+    relu_backward(out.data(), dout.data(), masked_dout_.data(), dout.size());
     g = masked_dout_.data();
   }
 

@@ -7,6 +7,7 @@
 
 #include "layers/init.h"
 #include "layers/layer_checks.h"
+#include "layers/relu.h"
 
 namespace nl {
 
@@ -104,14 +105,7 @@ void Dense::backward(Runtime& rt, const std::vector<const Tensor*>& in, const Te
   const float* g = dout.data();
   if (spec_.activation == Activation::relu) {  // gradient flows only where ReLU did not clamp
     masked_dout_.reshape(dout.shape());
-    const float* y = out.data();
-    const float* dy = dout.data();
-    float* masked = masked_dout_.data();
-    const size_t count = dout.size();
-    for (size_t i = 0; i < count; ++i) {
-      const float d = dy[i];  // loaded unconditionally, so the loop vectorizes
-      masked[i] = y[i] > 0.0f ? d : 0.0f;
-    }
+    relu_backward(out.data(), dout.data(), masked_dout_.data(), dout.size());
     g = masked_dout_.data();
   }
   if (want_params) {

@@ -30,7 +30,10 @@ void ReluOp::run(Runtime& rt, const float* in, float* out, size_t count) {
 }
 
 void relu_backward(const float* out, const float* dout, float* din, size_t count) {
-  for (size_t i = 0; i < count; ++i) din[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+  for (size_t i = 0; i < count; ++i) {
+    const float d = dout[i];  // loaded unconditionally, so the loop vectorizes
+    din[i] = out[i] > 0.0f ? d : 0.0f;
+  }
 }
 
 ReLU::ReLU(const LayerSpec& spec) : Layer(spec) {}

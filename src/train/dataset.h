@@ -19,7 +19,7 @@ namespace nl {
 uint64_t content_hash(std::span<const uint8_t> bytes);
 
 struct DatasetItem {
-  std::string path;  // as given (a folder loader uses "<class>/<file>")
+  std::string path;  // as given (the folder loader: the path below the data folder)
   int label = 0;     // index into Dataset::classes
   uint64_t hash = 0; // content_hash of the file's bytes
 };

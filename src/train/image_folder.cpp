@@ -1,56 +1,17 @@
 #include "train/image_folder.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iterator>
 #include <stdexcept>
 
 #include <pthreadpool.h>
 
+#include "train/labelled_folders.h"
+
 namespace nl {
 
 namespace fs = std::filesystem;
-
-std::vector<uint8_t> read_file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot open '" + path + "': " + std::strerror(errno));
-  std::vector<uint8_t> bytes;
-  char chunk[1 << 16];
-  while (in.read(chunk, sizeof chunk) || in.gcount() > 0)
-    bytes.insert(bytes.end(), chunk, chunk + in.gcount());
-  if (in.bad()) throw std::runtime_error("cannot read '" + path + "'");
-  return bytes;
-}
-
-void write_file_atomic(const std::string& path, std::span<const uint8_t> bytes) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error("cannot write '" + tmp + "': " + std::strerror(errno));
-    out.write(reinterpret_cast<const char*>(bytes.data()),
-              static_cast<std::streamsize>(bytes.size()));
-    out.close();
-    if (!out) {
-      std::error_code ignored;
-      fs::remove(tmp, ignored);
-      throw std::runtime_error("cannot write '" + tmp + "' (disk full?)");
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    throw std::runtime_error("cannot rename '" + tmp + "' to '" + path + "': " + ec.message());
-  }
-}
-
-void write_text_atomic(const std::string& path, const std::string& text) {
-  write_file_atomic(path, {reinterpret_cast<const uint8_t*>(text.data()), text.size()});
-}
 
 namespace {
 
@@ -77,9 +38,21 @@ void decode_one(void* context, size_t i) {
   f.error = decode_for_dataset(f.bytes, job->width, job->height, job->crop_to_head, f.pixels.data());
 }
 
-bool is_hidden(const fs::path& p) {
+// Hidden files and folders, and the OS clutter a folder tends to hold (as web/lib/files.js
+// isClutter): passed over without a word.
+bool is_clutter(const fs::path& p) {
   const std::string name = p.filename().string();
-  return !name.empty() && name[0] == '.';
+  return (!name.empty() && name[0] == '.') || name == "Thumbs.db" || name == "desktop.ini";
+}
+
+// "a, b, c" (quote = "'": "'a', 'b', 'c'"), or the first ten and "...".
+std::string joined(const std::vector<std::string>& names, const std::string& quote = "") {
+  std::string s;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (i == 10) return s + ", ...";
+    s += (i ? ", " : "") + quote + names[i] + quote;
+  }
+  return s;
 }
 
 }  // namespace
@@ -94,7 +67,7 @@ Dataset load_image_folder(Runtime& rt, const std::string& dir, const ImageFolder
   std::vector<std::string> folders;
   std::vector<std::string> stray;  // files directly in dir
   for (const fs::directory_entry& e : fs::directory_iterator(dir)) {
-    if (is_hidden(e.path())) continue;
+    if (is_clutter(e.path())) continue;
     if (e.is_directory(ec)) folders.push_back(e.path().filename().string());
     else stray.push_back(e.path().filename().string());
   }
@@ -104,33 +77,27 @@ Dataset load_image_folder(Runtime& rt, const std::string& dir, const ImageFolder
                                 "' has no class folders (expected one sub-folder per class, "
                                 "named after the class)");
 
-  std::vector<std::string> classes = options.classes.empty() ? folders : options.classes;
-  std::vector<int> label_of_folder;
-  for (const std::string& folder : folders) {
-    auto it = std::find(classes.begin(), classes.end(), folder);
-    if (it == classes.end()) {
-      std::string known;
-      for (const std::string& c : classes) known += (known.empty() ? "" : ", ") + c;
-      throw std::invalid_argument("data folder '" + dir + "' has a folder '" + folder +
-                                  "' that is not one of the model's classes (" + known + ")");
-    }
-    label_of_folder.push_back(static_cast<int>(it - classes.begin()));
-  }
-
+  // Which folder a file's class comes from: labelled_folders.h (the page's rule).
+  const std::vector<std::string> classes = options.classes.empty() ? folders : options.classes;
+  constexpr const char* kUnlabelled = "not inside a folder named after a class";
   Dataset data(classes, options.width, options.height, options.crop_to_head);
-  for (const std::string& s : stray) data.add_skipped(s, "not inside a class folder");
+  for (const std::string& s : stray) data.add_skipped(s, kUnlabelled);
 
   std::vector<PendingFile> files;
-  for (size_t k = 0; k < folders.size(); ++k) {
-    const fs::path root = fs::path(dir) / folders[k];
+  bool any_class_folder = false;
+  for (const std::string& folder : folders) {
+    const fs::path root = fs::path(dir) / folder;
+    any_class_folder = any_class_folder || class_from_folder_name(folder, classes).has_value();
     std::vector<fs::path> paths;
     for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::follow_directory_symlink, ec);
          !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      if (is_hidden(it->path())) {
+      if (is_clutter(it->path())) {
         if (it->is_directory()) it.disable_recursion_pending();
         continue;
       }
       if (it->is_regular_file(ec)) paths.push_back(it->path());
+      else if (std::error_code ignored; !any_class_folder && it->is_directory(ignored))
+        any_class_folder = class_from_folder_name(it->path().filename().string(), classes).has_value();
     }
     if (ec)
       throw std::invalid_argument("cannot list '" + root.string() + "': " + ec.message());
@@ -138,11 +105,20 @@ Dataset load_image_folder(Runtime& rt, const std::string& dir, const ImageFolder
     for (const fs::path& p : paths) {
       PendingFile f;
       f.full = p.string();
-      f.path = folders[k] + "/" + p.lexically_relative(root).generic_string();
-      f.label = label_of_folder[k];
+      f.path = folder + "/" + p.lexically_relative(root).generic_string();
+      const std::optional<size_t> label = class_from_path(f.path, classes);
+      if (!label) {
+        data.add_skipped(f.path, kUnlabelled);
+        continue;
+      }
+      f.label = static_cast<int>(*label);
       files.push_back(std::move(f));
     }
   }
+  if (!any_class_folder)
+    throw std::invalid_argument("data folder '" + dir + "' has no class folders: none of its folders (" +
+                                joined(folders, "'") + ") or the folders in them is named after one of the classes (" +
+                                joined(classes) + ")");
 
   // Read and decode in chunks so at most a chunk's encoded bytes are held at once.
   const size_t total = files.size();

@@ -84,12 +84,9 @@ Tensor softmax_rows(const Tensor& logits) {
 std::vector<int> argmax_rows(const Tensor& scores) {
   check_scores(scores, "argmax_rows");
   const size_t n = scores.dim(0), c = scores.dim(1);
-  std::vector<int> best(n, 0);
-  for (size_t i = 0; i < n; ++i) {
-    const float* s = scores.data() + i * c;
-    for (size_t j = 1; j < c; ++j)
-      if (s[j] > s[best[i]]) best[i] = static_cast<int>(j);
-  }
+  std::vector<int> best(n);
+  for (size_t i = 0; i < n; ++i)
+    best[i] = static_cast<int>(argmax(scores.values().subspan(i * c, c)));
   return best;
 }
 

@@ -20,7 +20,7 @@ double softmax_cross_entropy(const Tensor& logits, std::span<const int> labels,
 // Row-wise softmax of [N,C] scores (stable), e.g. probabilities from logits.
 Tensor softmax_rows(const Tensor& logits);
 
-// Index of the largest value in each row of [N,C] scores (the first one on ties).
+// Index of the largest value in each row of [N,C] scores: nl::argmax (core/tensor.h) per row.
 std::vector<int> argmax_rows(const Tensor& scores);
 
 // How many rows of [N,C] scores have their maximum at the label.

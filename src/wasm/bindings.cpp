@@ -43,6 +43,7 @@
 #include <string>
 #include <vector>
 
+#include "features/classify.h"
 #include "features/explain.h"
 #include "features/finetune.h"
 #include "features/gemm_peak.h"
@@ -252,20 +253,14 @@ class Engine {
       const bool want_gradcam = bool_option(options, "gradcam", false);
       const std::vector<uint8_t> data = bytes_from_js(bytes, "classify: the image");
       const auto start = std::chrono::steady_clock::now();
-      nl::InputRegion region;
-      const nl::Tensor input =
-          nl::preprocess(data, model_->architecture(), model_->preprocessing(), &region);
-      const nl::Tensor& probs = inference_->forward(runtime_, input, /*training=*/false);
+      const nl::Classification c = nl::classify_image(runtime_, *inference_, data);
       const double ms = elapsed_ms(start);
-
-      size_t best = 0;
-      for (size_t i = 1; i < probs.size(); ++i)
-        if (probs[i] > probs[best]) best = i;
+      const nl::InputRegion& region = c.region;
 
       val out = val::object();
-      out.set("probabilities", float_array_copy(probs.data(), probs.size()));
-      out.set("classIndex", static_cast<double>(best));
-      out.set("className", model_->classes().at(best));
+      out.set("probabilities", float_array_copy(c.probabilities.data(), c.probabilities.size()));
+      out.set("classIndex", static_cast<double>(c.class_index));
+      out.set("className", model_->classes().at(c.class_index));
       out.set("classes", string_array(model_->classes()));
       out.set("milliseconds", ms);
       val where = val::object();
@@ -277,7 +272,7 @@ class Engine {
       where.set("height", static_cast<double>(region.box.height));
       out.set("region", where);
       if (want_gradcam) {
-        const nl::Heatmap map = nl::grad_cam(runtime_, *model_, input, best);
+        const nl::Heatmap map = nl::grad_cam(runtime_, *model_, c.input, c.class_index);
         val heat = val::object();
         heat.set("layer", map.layer);
         heat.set("width", static_cast<double>(map.width));

@@ -40,6 +40,8 @@ test('classify: good images get predictions, bad ones clear errors, all on our o
   assert.equal(info.classes.length, 4);
   const engine = await page.evaluate(() => window.neurolens.engineStatus);
   assert.deepEqual([engine.build, engine.threads, engine.simd], ['/wasm/neurolens.js', 1, true]);
+  // The page is isolated, but only the SIMD build is served (as while scripts/serve builds the rest).
+  assert.match(await page.textContent('#status'), /engine: WebAssembly SIMD, 1 thread — threaded build not available yet$/);
 
   const jpeg = await jpegFromPage(page, 150, 130);
   const good = [

@@ -3,11 +3,13 @@
 //  - build/wasm-threads (SIMD + pthreads): picked on the cross-origin isolated page;
 //  - build/wasm-nosimd (plain wasm): what browsers without WebAssembly SIMD get, and the
 //    last resort when no other build loads.
+// The status line says why a better build is not running; a page that is not cross-origin
+// isolated gets the single-threaded SIMD build.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ROOT, startServer, launchBrowser, openPage } from './helpers/harness.mjs';
+import { ROOT, startServer, launchBrowser, openPage, screenshot } from './helpers/harness.mjs';
 import { encodePng, syntheticSlice } from './helpers/png.mjs';
 import { testModelBytes } from './helpers/test-model.mjs';
 
@@ -15,12 +17,13 @@ const THREADS_DIR = path.resolve(ROOT, process.env.NEUROLENS_E2E_WASM_THREADS_DI
 const SINGLE_DIR = path.resolve(ROOT, process.env.NEUROLENS_E2E_WASM_DIR ?? 'build/wasm');
 const NOSIMD_DIR = path.resolve(ROOT, process.env.NEUROLENS_E2E_WASM_NOSIMD_DIR ?? 'build/wasm-nosimd');
 const built = fs.existsSync(path.join(THREADS_DIR, 'neurolens.js'));
+const builtSimd = fs.existsSync(path.join(SINGLE_DIR, 'neurolens.js'));
 const builtPlain = fs.existsSync(path.join(NOSIMD_DIR, 'neurolens.js'));
 const IMAGE = encodePng(71, 67, syntheticSlice(71, { seed: 12, radius: 0.12 }).slice(0, 71 * 67));
 
 let browser, expected;
 before(async () => {
-  if (!built && !builtPlain) return;
+  if (!builtSimd) return;
   browser = await launchBrowser();
   const { default: createNeuroLens } = await import(path.join(SINGLE_DIR, 'neurolens.js'));
   const NL = await createNeuroLens({ wasmBinary: fs.readFileSync(path.join(SINGLE_DIR, 'neurolens.wasm')) });
@@ -66,8 +69,21 @@ test('the plain-wasm build runs the page when it is the only one that loads',
     const { page, context } = await openPage(browser, server.origin);
     const status = await page.evaluate(() => window.neurolens.engineStatus);
     assert.deepEqual([status.build, status.simd, status.threads], ['/wasm-nosimd/neurolens.js', false, 1]);
-    assert.match(await page.textContent('#status'), /engine: WebAssembly, 1 thread/);
+    assert.match(await page.textContent('#status'), /engine: WebAssembly, 1 thread — threaded and SIMD builds not available yet$/);
     assertAgrees(await classifyInPage(page));
+    await context.close();
+    await server.stop();
+  });
+
+test('a page that is not cross-origin isolated runs the SIMD build on one thread and says why',
+  { skip: !builtSimd && `${path.relative(ROOT, SINGLE_DIR)} is not built` }, async () => {
+    const server = await startServer({ isolated: false });
+    const { page, context } = await openPage(browser, server.origin);
+    assert.equal(await page.evaluate(() => crossOriginIsolated), false);
+    const status = await page.evaluate(() => window.neurolens.engineStatus);
+    assert.deepEqual([status.build, status.threads, status.why], ['/wasm/neurolens.js', 1, 'not cross-origin isolated']);
+    assert.match(await page.textContent('#status'), /engine: WebAssembly SIMD, 1 thread — not cross-origin isolated$/);
+    await screenshot(page, 'engine-not-isolated');
     await context.close();
     await server.stop();
   });

@@ -13,28 +13,11 @@
 
 #include "formats/image.h"
 
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#define STB_IMAGE_WRITE_STATIC
-#define STBI_WRITE_NO_STDIO
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#endif
-#include <stb/stb_image_write.h>
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
+#include "stb_write.h"
 
 namespace {
 
 using Bytes = std::vector<uint8_t>;
-
-void append_to(void* context, void* data, int size) {
-  auto* out = static_cast<Bytes*>(context);
-  out->insert(out->end(), static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + size);
-}
 
 // Pixel (x, y) channel c of a test pattern: distinct, lossless-checkable values.
 uint8_t pattern(size_t x, size_t y, size_t c) { return static_cast<uint8_t>((x * 29 + y * 53 + c * 71 + 7) % 256); }

@@ -22,35 +22,19 @@
 #include "formats/model_file.h"
 #include "features/network_catalogue.h"
 #include "train/dataset.h"
+#include "train/evaluate.h"
 #include "train/image_folder.h"
 #include "train/metrics.h"
 #include "train/trainer.h"
 #include "train_synthetic.h"
 
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#define STB_IMAGE_WRITE_STATIC
-#define STBI_WRITE_NO_STDIO
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#endif
-#include <stb/stb_image_write.h>
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
+#include "stb_write.h"
 
 namespace fs = std::filesystem;
 
 namespace nl::test {
 
 namespace {
-
-void append_to(void* context, void* data, int size) {
-  auto* out = static_cast<std::vector<uint8_t>*>(context);
-  out->insert(out->end(), static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + size);
-}
 
 void write_bytes(const fs::path& path, const std::vector<uint8_t>& bytes) {
   fs::create_directories(path.parent_path());
@@ -125,7 +109,7 @@ TEST_CASE("image folder: classes from folders, twins hashed alike, bad files ski
   CHECK(data.class_counts() == std::vector<size_t>{7, 7, 6, 6});
   CHECK(progress_calls >= 1);
   REQUIRE(data.skipped().size() == 2);
-  CHECK(data.skipped()[0].rfind("README.txt: not inside a class folder", 0) == 0);
+  CHECK(data.skipped()[0] == "README.txt: not inside a folder named after a class");
   CHECK(data.skipped()[1].rfind("vbar/broken.jpg: ", 0) == 0);
   size_t twin = SIZE_MAX, original = SIZE_MAX, nested = SIZE_MAX;
   for (size_t i = 0; i < data.size(); ++i) {
@@ -143,14 +127,22 @@ TEST_CASE("image folder: classes from folders, twins hashed alike, bad files ski
   const bool original_in_val = std::count(split.validation.begin(), split.validation.end(), original) == 1;
   CHECK(twin_in_val == original_in_val);
 
-  // Matching to a model's classes: order from the model, a stray folder is an error.
+  // Matching to a model's classes: order from the model; a folder that names no class has
+  // its files skipped (as the page does); no class folder at all is an error.
   ImageFolderOptions model_order = opt;
   model_order.classes = {"vbar", "square", "hbar", "disc", "extra"};
   const Dataset reordered = load_image_folder(rt, data_dir.string(), model_order);
   CHECK(reordered.class_counts() == std::vector<size_t>{6, 6, 7, 7, 0});
   model_order.classes = {"disc", "hbar", "square"};
+  const Dataset without_vbar = load_image_folder(rt, data_dir.string(), model_order);
+  CHECK(without_vbar.class_counts() == std::vector<size_t>{7, 7, 6});
+  REQUIRE(without_vbar.skipped().size() == 1 + 7);  // README.txt, and vbar's 6 images + broken.jpg
+  CHECK(without_vbar.skipped()[1] == "vbar/broken.jpg: not inside a folder named after a class");
+  CHECK(without_vbar.skipped()[2] == "vbar/img0.png: not inside a folder named after a class");
+  model_order.classes = {"circle", "triangle"};
   CHECK_THROWS_WITH_AS(load_image_folder(rt, data_dir.string(), model_order),
-                       doctest::Contains("folder 'vbar' that is not one of the model's classes"),
+                       doctest::Contains("has no class folders: none of its folders ('disc', 'hbar', 'square', 'vbar') "
+                                         "or the folders in them is named after one of the classes (circle, triangle)"),
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(load_image_folder(rt, (tmp.path / "nope").string(), opt),
                        doctest::Contains("does not exist"), std::invalid_argument);
@@ -169,6 +161,45 @@ TEST_CASE("image folder: classes from folders, twins hashed alike, bad files ski
     if (data.item(i).path == "square/img2.jpg") idx = i;
   REQUIRE(idx != SIZE_MAX);
   for (size_t i = 0; i < 24 * 24; ++i) CHECK(data.image(idx)[i] == expect[i]);
+}
+
+TEST_CASE("image folder: the page's rule -- nearest enclosing class folder, readable names, aliases") {
+  TempDir tmp("neurolens-labelled-folder-test");
+  const fs::path d = tmp.path / "data";
+  auto png = [](uint8_t level) {
+    std::vector<uint8_t> px(9 * 7, level), file;
+    stbi_write_png_to_func(append_to, &file, 9, 7, 1, px.data(), 9);
+    return file;
+  };
+  write_bytes(d / "Training" / "No Tumor" / "a0.png", png(10));
+  write_bytes(d / "Training" / "No Tumor" / "a1.png", png(20));
+  write_bytes(d / "Training" / "glioma" / "patient1" / "b0.png", png(30));
+  write_bytes(d / "Training" / "glioma" / "patient1" / ".DS_Store", {1});
+  write_bytes(d / "Training" / "Thumbs.db", {1});
+  write_bytes(d / "Testing" / "Pituitary_Tumour" / "c0.png", png(40));
+  write_bytes(d / "Testing" / "misc" / "d0.png", png(50));
+  write_bytes(d / "notes.txt", {'h', 'i'});
+
+  Runtime rt(1);
+  ImageFolderOptions opt;
+  opt.width = opt.height = 8;
+  opt.classes = {"glioma", "meningioma", "notumor", "pituitary"};
+  const Dataset data = load_image_folder(rt, d.string(), opt);
+  CHECK(data.classes() == opt.classes);
+  CHECK(data.class_counts() == std::vector<size_t>{1, 0, 2, 1});
+  REQUIRE(data.size() == 4);
+  CHECK(data.item(0).path == "Testing/Pituitary_Tumour/c0.png");
+  CHECK(data.item(1).path == "Training/No Tumor/a0.png");
+  CHECK(data.item(2).path == "Training/No Tumor/a1.png");
+  CHECK(data.item(3).path == "Training/glioma/patient1/b0.png");
+  CHECK(data.skipped() == std::vector<std::string>{"notes.txt: not inside a folder named after a class",
+                                                   "Testing/misc/d0.png: not inside a folder named after a class"});
+
+  // Without classes they are DIR's sub-folders, and a deeper folder of the same name counts.
+  opt.classes.clear();
+  const Dataset own = load_image_folder(rt, d.string(), opt);
+  CHECK(own.classes() == std::vector<std::string>{"Testing", "Training"});
+  CHECK(own.class_counts() == std::vector<size_t>{2, 3});
 }
 
 TEST_CASE("image folder cropped to the head: exactly what preprocess gives; mismatches refused") {
@@ -310,7 +341,7 @@ TEST_CASE("CLI: neurolens train + evaluate end to end on a synthetic folder; int
   };
   REQUIRE(run(train + " --epochs 12 2>" + quote(log)) == 0);
   check_log("epoch 12/12");
-  check_log("skipped 1 unreadable");
+  check_log("skipped 1 files (unreadable, or under no class folder)");
   check_log("batches of 8 with AdamW on 2 threads");
   for (const char* ext : {".ckpt", ".svg", ".split.json"})
     CHECK_MESSAGE(fs::exists(tmp.path / (std::string("model") + ext)), ext);
@@ -412,7 +443,7 @@ TEST_CASE("CLI: neurolens train + evaluate end to end on a synthetic folder; int
             " --crop brain 2>" + quote(log)) == 2);
   check_log("--crop: 'brain' is not head or none");
 
-  // A folder the model does not know is an error naming it.
+  // A data folder in which no folder names one of the model's classes is an error naming them.
   fs::create_directories(tmp.path / "bad" / "triangle");
   fs::copy_file(data_dir / "disc" / "img0.png", tmp.path / "bad" / "triangle" / "x.png");
   CHECK(run(quote(exe) + " evaluate --model " + quote(out) + " --data " + quote(tmp.path / "bad") +

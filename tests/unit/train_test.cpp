@@ -4,10 +4,13 @@
 // an uninterrupted run bit for bit, and the cancel flag.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <numbers>
+#include <span>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -20,7 +23,9 @@
 #include "reference.h"
 #include "features/network_catalogue.h"
 #include "train/augment.h"
+#include "train/batches.h"
 #include "train/dataset.h"
+#include "train/evaluate.h"
 #include "train/loss.h"
 #include "train/optimizer.h"
 #include "train/plot.h"
@@ -836,6 +841,71 @@ TEST_CASE("training gives the same weights on one and two threads") {
     const std::string bad = ref::mismatch(weights[1][i].values(), one, 0.0, 0.0);
     CHECK_MESSAGE(bad.empty(), "parameter " << i << ": " << bad);
   }
+}
+
+TEST_CASE("Trainer::step is the loop's step: an epoch of steps equals an epoch of run()") {
+  Runtime rt(1);
+  const Dataset data = synthetic_dataset(6, 12, 4);  // 24 images: 3 batches of 8
+  TrainOptions o = quiet_options(1);
+  o.augment = AugmentOptions::mri();
+  o.label_smoothing = 0.1;
+  o.mixup = 0.4;
+  o.ema_decay = 0.9;
+  const std::vector<size_t> items = all_items(data);
+
+  Model looped(tiny_with_dropout(12), data.classes());
+  looped.init_params(3);
+  Trainer t1(rt, looped, data, items, {}, o);
+  REQUIRE(t1.run({}) == TrainStatus::finished);
+
+  Model stepped(tiny_with_dropout(12), data.classes());
+  stepped.init_params(3);
+  Trainer t2(rt, stepped, data, items, {}, o);
+  std::vector<size_t> order = items;  // the first epoch's order, drawn as the loop draws it
+  Rng(derive_seed(o.seed, {0x5E0ull, 1})).shuffle(order);
+  REQUIRE(t2.batches_per_epoch() == 3);
+  double loss_sum = 0.0;
+  size_t correct = 0;
+  for (size_t b = 0; b < 3; ++b) {
+    const StepResult s = t2.step(std::span<const size_t>(order).subspan(b * 8, 8), 1, b);
+    CHECK(s.lr == t2.schedule().at(b));
+    CHECK(s.batch_seconds + s.forward_seconds + s.backward_seconds + s.optimizer_seconds > 0.0);
+    loss_sum += s.loss * 8.0;
+    correct += s.correct;
+  }
+  CHECK(t2.steps() == t1.steps());
+  CHECK(t2.epochs_done() == 0);
+  CHECK(loss_sum / 24.0 == t1.history()[0].train_loss);
+  CHECK(static_cast<double>(correct) / 24.0 == t1.history()[0].train_accuracy);
+
+  // The live weights, their average and the optimizer's state, as checkpoints hold them.
+  auto same = [](const std::map<std::string, Tensor>& x, const std::map<std::string, Tensor>& y) {
+    if (x.size() != y.size()) return false;
+    for (const auto& [name, t] : x) {
+      auto it = y.find(name);
+      if (it == y.end() || it->second.shape() != t.shape() ||
+          !std::equal(t.values().begin(), t.values().end(), it->second.values().begin()))
+        return false;
+    }
+    return true;
+  };
+  const Checkpoint a = load_checkpoint(t1.checkpoint()), b = load_checkpoint(t2.checkpoint());
+  CHECK(serialize_model(a.model) == serialize_model(b.model));
+  REQUIRE_FALSE(a.ema.empty());
+  CHECK(same(a.ema, b.ema));
+  REQUIRE_FALSE(a.optimizer.empty());
+  CHECK(same(a.optimizer, b.optimizer));
+  CHECK(a.state.at("layer_state") == b.state.at("layer_state"));
+
+  // A step whose loss is not finite names where it happened.
+  Model diverging(tiny_with_dropout(12), data.classes());
+  diverging.init_params(3);
+  for (ParamRef& p : diverging.parameters())
+    for (float& v : p.param->value.values()) v = std::numeric_limits<float>::quiet_NaN();
+  diverging.params_changed();
+  Trainer t3(rt, diverging, data, items, {}, o);
+  CHECK_THROWS_WITH_AS(t3.step(std::span<const size_t>(order).first(8), 2, 4),
+                       doctest::Contains("at epoch 2, batch 5"), std::runtime_error);
 }
 
 TEST_CASE("weight averaging (EMA): the final model is the hand-computed average of every step") {

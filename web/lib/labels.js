@@ -22,14 +22,26 @@ export function classColour(name, index = 0) {
   return COLOURS[name] ?? `hsl(${(index * 83) % 360} 55% 50%)`;
 }
 
-// Folder names people use for the classes, mapped to the model's class names.
+// Which class a folder name stands for: the labelled-folder rule, which the command line
+// follows too (src/train/labelled_folders.{h,cpp}: the two copies, and the readable names in
+// READABLE and the ALIASES here, must match -- change both together). A folder names class c
+// when its name is exactly c; else when its key (its ASCII letters, lower-cased: "No Tumor" ->
+// "notumor") is not empty and equals the key of c or of c's readable name for exactly one
+// class; else when its key is an alias of c. null when it names none.
+const ALIASES = new Map([
+  ['gliomatumor', 'glioma'], ['meningiomatumor', 'meningioma'],
+  ['notumour', 'notumor'], ['normal', 'notumor'],
+  ['pituitarytumor', 'pituitary'], ['pituitarytumour', 'pituitary'],
+]);
+
+const folderKey = (name) => name.replace(/[^A-Za-z]/g, '').toLowerCase();
+
 export function classFromFolderName(folder, classes) {
-  const key = folder.toLowerCase().replace(/[^a-z]/g, '');
-  for (const c of classes) {
-    const readable = readableClass(c).toLowerCase().replace(/[^a-z]/g, '');
-    if (key === c.toLowerCase() || key === readable) return c;
-  }
-  const aliases = { notumour: 'notumor', normal: 'notumor', pituitarytumor: 'pituitary',
-                    pituitarytumour: 'pituitary', gliomatumor: 'glioma', meningiomatumor: 'meningioma' };
-  return classes.includes(aliases[key]) ? aliases[key] : null;
+  if (classes.includes(folder)) return folder;
+  const key = folderKey(folder);
+  if (!key) return null;
+  const named = classes.filter((c) => key === folderKey(c) || key === folderKey(readableClass(c)));
+  if (named.length > 0) return named.length === 1 ? named[0] : null;
+  const alias = ALIASES.get(key);
+  return alias !== undefined && classes.includes(alias) ? alias : null;
 }

@@ -19,8 +19,10 @@ const CHROMIUM_FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-background-n
 // neurolens.safetensors); by default the tests use a small model they write themselves.
 // builds: which engine builds to serve (the page takes the best one it can load), e.g.
 // ['wasm'] for the single-threaded SIMD build as in a browser where the page cannot be
-// cross-origin isolated, ['wasm-nosimd'] for the plain-wasm fallback.
-export async function startServer({ modelDir, builds = ['wasm', 'wasm-threads', 'wasm-nosimd'] } = {}) {
+// cross-origin isolated, ['wasm-nosimd'] for the plain-wasm fallback. isolated: false serves
+// the page without Cross-Origin-Opener-Policy (as a host that cannot set it would), so it is
+// not cross-origin isolated: no SharedArrayBuffer, hence no threads.
+export async function startServer({ modelDir, builds = ['wasm', 'wasm-threads', 'wasm-nosimd'], isolated = true } = {}) {
   const ownDir = modelDir ? null : writeTestModelDir(path.join(ROOT, `build/e2e/model-${process.pid}`));
   modelDir ??= ownDir;
   // NEUROLENS_E2E_WASM_DIR, _WASM_THREADS_DIR, _WASM_NOSIMD_DIR: test other builds than
@@ -37,6 +39,7 @@ export async function startServer({ modelDir, builds = ['wasm', 'wasm-threads', 
     mounts = [{ ...wasm, prefix: '/wasm-threads/', dir: path.resolve(ROOT, override['/wasm-threads/']) }, ...mounts];
   }
   mounts = mounts.filter((m) => !/^\/wasm[^/]*\/$/.test(m.prefix) || builds.includes(m.prefix.slice(1, -1)));
+  if (!isolated) mounts = mounts.map((m) => (m.prefix === '/' ? { ...m, headers: { ...m.headers, 'Cross-Origin-Opener-Policy': 'unsafe-none' } } : m));
   const { server, port } = await serve({ port: 0, host: '127.0.0.1', mounts });
   return {
     origin: `http://127.0.0.1:${port}`,

@@ -1,0 +1,92 @@
+// Which build of the wasm engine to run, and loading it; for the page's worker (the best build
+// that loads) and the benchmark's worker (one named build). Three builds of the same C++
+// engine, each a directory beside this page (scripts/serve.mjs maps them):
+//   wasm-threads  SIMD128 + pthreads: needs SharedArrayBuffer, i.e. a cross-origin isolated page
+//   wasm          SIMD128, one thread
+//   wasm-nosimd   plain wasm, one thread: runs everywhere, the last resort
+// scripts/serve answers as soon as the SIMD build exists and builds the others afterwards, so
+// a build may be missing (404): the next one is tried, and the page is told why.
+
+export const BUILDS = Object.freeze({
+  'wasm-threads': { name: 'wasm-threads', simd: true, label: 'threaded' },
+  wasm: { name: 'wasm', simd: true, label: 'SIMD' },
+  'wasm-nosimd': { name: 'wasm-nosimd', simd: false, label: 'plain-wasm' },
+});
+
+// The pthread pool the threaded build is linked with (PTHREAD_POOL_SIZE): more threads than
+// this would wait for workers that are never started.
+const MAX_THREADS = 4;
+
+// (module (func (result v128) i32.const 0 i8x16.splat)): valid only where SIMD128 is.
+const SIMD_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+  0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b,       // type: () -> v128
+  0x03, 0x02, 0x01, 0x00,                         // one function of type 0
+  0x0a, 0x08, 0x01, 0x06, 0x00, 0x41, 0x00, 0xfd, 0x0f, 0x0b, // body
+]);
+
+function simdSupported() {
+  try {
+    return WebAssembly.validate(SIMD_PROBE);
+  } catch {
+    return false;
+  }
+}
+
+// The glue script of a build, as the server maps it (this file is served from /lib/).
+export function buildUrl(build) {
+  return new URL(`../${build.name}/neurolens.js`, import.meta.url).href;
+}
+
+// The builds this browser can run, best first, each {name, simd, label, threads},
+// and why a better one is left out ('' when none is).
+export function runnableBuilds() {
+  const simd = simdSupported();
+  const cores = Math.max(1, Math.min(globalThis.navigator?.hardwareConcurrency ?? 1, MAX_THREADS));
+  const builds = [];
+  let why = '';
+  if (!simd) why = 'no WebAssembly SIMD in this browser';
+  else if (!globalThis.crossOriginIsolated) why = 'not cross-origin isolated';
+  else if (cores < 2) why = 'only one CPU core';
+  else builds.push({ ...BUILDS['wasm-threads'], threads: cores });
+  if (simd) builds.push({ ...BUILDS.wasm, threads: 1 });
+  builds.push({ ...BUILDS['wasm-nosimd'], threads: 1 });
+  return { builds, why };
+}
+
+// Loads the first of `builds` that starts: {module, build, url, why}, where `why` says why
+// the builds before it were not used, after `whyNot` (why others were left out beforehand),
+// e.g. "not cross-origin isolated" or "threaded build not available yet". Throws an Error
+// with every reason when none starts.
+export async function loadEngine(builds, whyNot = '') {
+  const missing = [], failed = [];
+  const why = () => [whyNot,
+    missing.length ? `${listed(missing)} build${missing.length > 1 ? 's' : ''} not available yet` : '',
+    ...failed].filter(Boolean).join('; ');
+  for (const build of builds) {
+    const url = buildUrl(build);
+    try {
+      const { default: createNeuroLens } = await import(url);
+      // Files next to the glue (the .wasm, the pthread worker script) are found relative to
+      // it: inside a module worker the Emscripten 3.1.6 glue cannot work out its own directory.
+      const module = await createNeuroLens({ locateFile: (file) => new URL(file, url).href });
+      return { module, build, url, why: why() };
+    } catch (error) {
+      if (await isMissing(url)) missing.push(build.label);
+      else failed.push(`${build.label} build failed to start (${error?.message ?? error})`);
+    }
+  }
+  throw new Error(`no engine build could be loaded (${why()})`);
+}
+
+// "a", "a and b", "a, b and c"
+function listed(words) {
+  return words.length > 1 ? `${words.slice(0, -1).join(', ')} and ${words[words.length - 1]}` : words.join('');
+}
+
+// Asked only after a failure, so a page whose best build loads makes no extra requests.
+async function isMissing(url) {
+  const found = await Promise.all(['neurolens.js', 'neurolens.wasm'].map((file) =>
+    fetch(new URL(file, url), { method: 'HEAD' }).then((r) => r.status !== 404, () => true)));
+  return found.includes(false);
+}
