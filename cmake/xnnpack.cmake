@@ -49,6 +49,19 @@ set(XNNPACK_BUILD_BENCHMARKS OFF CACHE BOOL "" FORCE)
 set(XNNPACK_BUILD_ALL_MICROKERNELS OFF CACHE BOOL "" FORCE)
 set(XNNPACK_ENABLE_KLEIDIAI OFF CACHE BOOL "" FORCE)
 set(XNNPACK_USE_SYSTEM_LIBS OFF CACHE BOOL "" FORCE)
+# The engine runs f32 operators only (plus an x32 transpose). These x86 micro-kernel families,
+# XNNPACK's own options, hold nothing but int8 and half-precision kernels: turning them off also
+# removes their uses from src/configs (XNN_ENABLE_*=0), so no f32 kernel choice changes (the
+# shipped model's outputs stay bit-identical). AVX256SKX stays: it has an f32 softmax kernel.
+# With GCC 12 on x86-64 this skips 47 files (XNNPACK itself drops AVX512FP16 and AVX-VNNI-INT8
+# for GCC < 13). Not for wasm: these families are x86-only there anyway, and leaving the wasm
+# builds' compile flags alone keeps their ccache entries.
+if(NOT EMSCRIPTEN)
+  foreach(_family AVXVNNI AVXVNNIINT8 AVX256VNNI AVX256VNNIGFNI AVX512VNNI AVX512VNNIGFNI
+                  AVX512VBMI AVX512AMX AVX512FP16)
+    set(XNNPACK_ENABLE_${_family} OFF CACHE BOOL "" FORCE)
+  endforeach()
+endif()
 set(PTHREADPOOL_BUILD_TESTS OFF CACHE BOOL "" FORCE)
 set(PTHREADPOOL_BUILD_BENCHMARKS OFF CACHE BOOL "" FORCE)
 set(CPUINFO_BUILD_TOOLS OFF CACHE BOOL "" FORCE)
@@ -82,6 +95,13 @@ add_subdirectory("${NEUROLENS_DEPS_DIR}/xnnpack" "${CMAKE_BINARY_DIR}/_deps/xnnp
 if(NOT TARGET XNNPACK OR NOT TARGET pthreadpool)
   message(FATAL_ERROR "XNNPACK's CMake did not define the XNNPACK/pthreadpool targets")
 endif()
+# The engine uses XNNPACK's operator API, never its subgraph API (xnn_define_*, runtimes):
+# leave the `subgraph` object library (32 files) out of libXNNPACK, so no build compiles it.
+foreach(_prop LINK_LIBRARIES INTERFACE_LINK_LIBRARIES)
+  get_target_property(_libs XNNPACK ${_prop})
+  list(REMOVE_ITEM _libs subgraph "$<LINK_ONLY:subgraph>")
+  set_property(TARGET XNNPACK PROPERTY ${_prop} "${_libs}")
+endforeach()
 # One generated WASM SIMD kernel of this XNNPACK version (unsigned 8-bit row sums, which we
 # never call) assigns int8_t pointers to uint8_t ones: harmless, but 15 warnings in every wasm
 # build would hide ours.

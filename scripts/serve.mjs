@@ -1,13 +1,16 @@
 #!/usr/bin/env node
 // Small static file server for the NeuroLens web page (no dependencies).
 //
-//   node scripts/serve.mjs [--port N] [--host H]      (default 127.0.0.1:8080; port 0 = any free)
+//   node scripts/serve.mjs [--port N] [--host H] [--wasm-dir DIR]
+//                                       (default 127.0.0.1:8080; port 0 = any free)
 //
 // Mounts:  /              -> web/
 //          /wasm/         -> build/wasm/         (only .js/.mjs/.wasm/.map files at top level)
 //          /wasm-threads/ -> build/wasm-threads/ (same; SIMD + pthreads build, if built)
 //          /wasm-nosimd/  -> build/wasm-nosimd/  (same; the scalar fallback build, if built)
 //          /model/        -> model/
+// --wasm-dir DIR serves the three builds from DIR/wasm/, DIR/wasm-threads/, DIR/wasm-nosimd/
+// instead of build/ (scripts/serve: copies it makes once each build has finished).
 // Every response carries COOP/COEP (so the page is cross-origin isolated and may use
 // SharedArrayBuffer/pthreads) and a strict Content-Security-Policy. Paths that escape a mount
 // (.., encoded slashes, symlinks pointing outside) are refused; anything else missing is a 404.
@@ -59,12 +62,12 @@ export const MIME_TYPES = Object.freeze({
   '.ckpt': 'application/octet-stream',
 });
 
-export function defaultMounts(root = REPO_ROOT) {
+export function defaultMounts(root = REPO_ROOT, { wasmDir = path.join(root, 'build') } = {}) {
   const buildFiles = /^[^/]+\.(js|mjs|wasm|map)$/;
   return [
-    { prefix: '/wasm/', dir: path.join(root, 'build', 'wasm'), allow: buildFiles },
-    { prefix: '/wasm-threads/', dir: path.join(root, 'build', 'wasm-threads'), allow: buildFiles },
-    { prefix: '/wasm-nosimd/', dir: path.join(root, 'build', 'wasm-nosimd'), allow: buildFiles },
+    { prefix: '/wasm/', dir: path.join(wasmDir, 'wasm'), allow: buildFiles },
+    { prefix: '/wasm-threads/', dir: path.join(wasmDir, 'wasm-threads'), allow: buildFiles },
+    { prefix: '/wasm-nosimd/', dir: path.join(wasmDir, 'wasm-nosimd'), allow: buildFiles },
     { prefix: '/model/', dir: path.join(root, 'model') },
     { prefix: '/', dir: path.join(root, 'web'), index: 'index.html' },
   ];
@@ -198,7 +201,7 @@ export async function startServer({ port = 8080, host = '127.0.0.1', mounts, log
 }
 
 function parseArgs(argv) {
-  const opts = { port: 8080, host: '127.0.0.1', log: false };
+  const opts = { port: 8080, host: '127.0.0.1', log: false, wasmDir: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -210,8 +213,10 @@ function parseArgs(argv) {
     else if (a === '--host') opts.host = value();
     else if (a.startsWith('--host=')) opts.host = a.slice(7);
     else if (a === '--log') opts.log = true;
+    else if (a === '--wasm-dir') opts.wasmDir = path.resolve(value());
+    else if (a.startsWith('--wasm-dir=')) opts.wasmDir = path.resolve(a.slice(11));
     else if (a === '-h' || a === '--help') {
-      console.log('usage: node scripts/serve.mjs [--port N] [--host H] [--log]');
+      console.log('usage: node scripts/serve.mjs [--port N] [--host H] [--log] [--wasm-dir DIR]');
       process.exit(0);
     } else throw new Error(`unknown argument: ${a}`);
   }
@@ -229,7 +234,8 @@ if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.ar
     console.error(`serve: ${err.message}`);
     process.exit(2);
   }
-  const { url } = await startServer(opts);
+  const { wasmDir, ...serverOpts } = opts;
+  const { url } = await startServer({ ...serverOpts, mounts: defaultMounts(REPO_ROOT, { wasmDir }) });
   console.log(`NeuroLens is served at ${url}  (Ctrl-C to stop)`);
   for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(0));
 }
