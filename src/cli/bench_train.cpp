@@ -118,6 +118,105 @@ struct Figures {
   int64_t xnn_calls = 0;
 };
 
+// Smooth random blobs, seeded: enough images for a few distinct batches.
+Dataset synthetic_dataset(const std::vector<std::string>& classes, size_t size, size_t batch) {
+  Dataset data(classes, size, size);
+  const size_t images = std::max<size_t>(batch * 2, 64);
+  std::vector<float> px(size * size);
+  for (size_t i = 0; i < images; ++i) {
+    Rng rng(derive_seed(99, {i}));
+    const double cx = rng.uniform(0.3, 0.7) * size, cy = rng.uniform(0.3, 0.7) * size, r = rng.uniform(0.1, 0.3) * size;
+    for (size_t y = 0; y < size; ++y)
+      for (size_t x = 0; x < size; ++x) {
+        const double d = ((x - cx) * (x - cx) + (y - cy) * (y - cy)) / (r * r);
+        px[y * size + x] = static_cast<float>(0.8 * std::exp(-d) + 0.1 * rng.uniform());
+      }
+    data.add_decoded(std::to_string(i), static_cast<int>(i % classes.size()), i, px);
+  }
+  return data;
+}
+
+Model fresh_model(const Architecture& arch, const std::vector<std::string>& classes) {
+  Model model(arch, classes, Preprocessing{0.2f, 0.25f});
+  model.init_params(1);
+  return model;
+}
+
+// Times `steps` of the trainer's own step (after `warmup` untimed ones) on a fresh model.
+Figures measure(size_t threads, const Architecture& arch, const Dataset& data,
+                const AugmentOptions& augment, size_t batch, size_t steps, size_t warmup) {
+  Runtime rt(threads);
+  Model model = fresh_model(arch, data.classes());
+  std::vector<size_t> all_items(data.size());
+  for (size_t i = 0; i < all_items.size(); ++i) all_items[i] = i;
+  // The trainer's default recipe (AdamW, as the shipped model is trained). A step's work does
+  // not depend on where the learning-rate schedule is.
+  TrainOptions options;
+  options.epochs = 1;
+  options.batch_size = batch;
+  options.augment = augment;
+  Trainer trainer(rt, model, data, all_items, {}, options);
+  Figures f;
+  f.threads = rt.threads();
+  for (size_t s = 0; s < warmup + steps; ++s) {
+    if (s == warmup) {
+      g_run_ns = 0;
+      g_create_ns = 0;
+      g_run_calls = 0;
+      g_measuring = true;
+    }
+    std::vector<size_t> items(batch);
+    for (size_t k = 0; k < batch; ++k) items[k] = (s * batch + k) % data.size();
+    const StepResult step = trainer.step(items, s + 1, 0);
+    if (s >= warmup) {
+      f.batch_s += step.batch_seconds;
+      f.forward_s += step.forward_seconds;
+      f.backward_s += step.backward_seconds;
+      f.step_s += step.optimizer_seconds;
+    }
+  }
+  g_measuring = false;
+  f.seconds = f.batch_s + f.forward_s + f.backward_s + f.step_s;
+  f.images_per_second = static_cast<double>(steps * batch) / f.seconds;
+  f.xnn_run_s = g_run_ns * 1e-9;
+  f.xnn_create_s = g_create_ns * 1e-9;
+  f.xnn_calls = g_run_calls;
+  return f;
+}
+
+void print_json(const nlohmann::json& setup, const std::vector<Figures>& results) {
+  nlohmann::json runs = nlohmann::json::array();
+  for (const Figures& f : results)
+    runs.push_back({{"threads", f.threads},
+                    {"images_per_second", f.images_per_second},
+                    {"seconds", f.seconds},
+                    {"batch_assembly_s", f.batch_s},
+                    {"forward_s", f.forward_s},
+                    {"backward_s", f.backward_s},
+                    {"optimizer_s", f.step_s},
+                    {"xnnpack_run_s", f.xnn_run_s},
+                    {"xnnpack_create_s", f.xnn_create_s},
+                    {"xnnpack_run_calls", f.xnn_calls},
+                    {"own_code_s", f.seconds - f.xnn_run_s - f.xnn_create_s}});
+  nlohmann::json out = setup;
+  out["runs"] = std::move(runs);
+  std::printf("%s\n", out.dump(2).c_str());
+}
+
+void print_table(const std::vector<Figures>& results, size_t steps) {
+  std::printf("threads  images/s  s/step | batch+aug  forward  backward  AdamW | XNNPACK run  XNNPACK create  own code\n");
+  for (const Figures& f : results) {
+    const double own = f.seconds - f.xnn_run_s - f.xnn_create_s;
+    std::printf("%7zu  %8.1f  %6.3f | %8.1f%%  %6.1f%%  %7.1f%%  %4.1f%% | %10.1f%%  %13.1f%%  %7.1f%%\n",
+                f.threads, f.images_per_second, f.seconds / steps, 100 * f.batch_s / f.seconds,
+                100 * f.forward_s / f.seconds, 100 * f.backward_s / f.seconds, 100 * f.step_s / f.seconds,
+                100 * f.xnn_run_s / f.seconds, 100 * f.xnn_create_s / f.seconds, 100 * own / f.seconds);
+  }
+  if (results.size() > 1)
+    std::printf("\nspeed-up %zu -> %zu threads: %.2fx\n", results.front().threads, results.back().threads,
+                results.back().images_per_second / results.front().images_per_second);
+}
+
 }  // namespace
 
 int run_bench_train(const CommandArgs& argv) {
@@ -132,113 +231,29 @@ int run_bench_train(const CommandArgs& argv) {
   const size_t steps = args.get_size("--steps", 10, 1, 100000);
   const size_t warmup = args.get_size("--warmup", 2, 0, 100000);
   const std::vector<size_t> thread_counts = parse_list(args.get("--threads", "1,2"));
-  const bool json = args.has("--json");
   const Architecture arch = make_architecture(arch_name, args.get_size("--input-size", 0, 8, 1024), 4);
   const size_t size = arch.width;
-
-  // Synthetic data: smooth random blobs, enough for a few distinct batches.
   const std::vector<std::string> classes = {"a", "b", "c", "d"};
-  Dataset data(classes, size, size);
-  const size_t images = std::max<size_t>(batch * 2, 64);
-  std::vector<float> px(size * size);
-  for (size_t i = 0; i < images; ++i) {
-    Rng rng(derive_seed(99, {i}));
-    const double cx = rng.uniform(0.3, 0.7) * size, cy = rng.uniform(0.3, 0.7) * size, r = rng.uniform(0.1, 0.3) * size;
-    for (size_t y = 0; y < size; ++y)
-      for (size_t x = 0; x < size; ++x) {
-        const double d = ((x - cx) * (x - cx) + (y - cy) * (y - cy)) / (r * r);
-        px[y * size + x] = static_cast<float>(0.8 * std::exp(-d) + 0.1 * rng.uniform());
-      }
-    data.add_decoded(std::to_string(i), static_cast<int>(i % 4), i, px);
-  }
+  const Dataset data = synthetic_dataset(classes, size, batch);
   const AugmentOptions augment = args.has("--no-augment") ? AugmentOptions{} : AugmentOptions::mri();
-  std::vector<size_t> all_items(images);
-  for (size_t i = 0; i < images; ++i) all_items[i] = i;
 
   std::vector<Figures> results;
-  double flops = 0;
-  size_t params = 0;
-  for (size_t threads : thread_counts) {
-    Runtime rt(threads);
-    Model model(arch, classes, Preprocessing{0.2f, 0.25f});
-    model.init_params(1);
-    flops = model.flops_per_image();
-    params = model.parameter_count();
-    // The trainer's own step with its default recipe (AdamW, as the shipped model is
-    // trained). A step's work does not depend on where the learning-rate schedule is.
-    TrainOptions options;
-    options.epochs = 1;
-    options.batch_size = batch;
-    options.augment = augment;
-    Trainer trainer(rt, model, data, all_items, {}, options);
-    Figures f;
-    f.threads = rt.threads();
-    for (size_t s = 0; s < warmup + steps; ++s) {
-      if (s == warmup) {
-        g_run_ns = 0;
-        g_create_ns = 0;
-        g_run_calls = 0;
-        g_measuring = true;
-      }
-      std::vector<size_t> items(batch);
-      for (size_t k = 0; k < batch; ++k) items[k] = (s * batch + k) % data.size();
-      const StepResult step = trainer.step(items, s + 1, 0);
-      if (s >= warmup) {
-        f.batch_s += step.batch_seconds;
-        f.forward_s += step.forward_seconds;
-        f.backward_s += step.backward_seconds;
-        f.step_s += step.optimizer_seconds;
-      }
-    }
-    g_measuring = false;
-    f.seconds = f.batch_s + f.forward_s + f.backward_s + f.step_s;
-    f.images_per_second = static_cast<double>(steps * batch) / f.seconds;
-    f.xnn_run_s = g_run_ns * 1e-9;
-    f.xnn_create_s = g_create_ns * 1e-9;
-    f.xnn_calls = g_run_calls;
-    results.push_back(f);
-  }
+  for (size_t threads : thread_counts) results.push_back(measure(threads, arch, data, augment, batch, steps, warmup));
+  const Model model = fresh_model(arch, classes);
+  const double flops = model.flops_per_image();
+  const size_t params = model.parameter_count();
 
-  if (json) {
-    nlohmann::json runs = nlohmann::json::array();
-    for (const Figures& f : results)
-      runs.push_back({{"threads", f.threads},
-                      {"images_per_second", f.images_per_second},
-                      {"seconds", f.seconds},
-                      {"batch_assembly_s", f.batch_s},
-                      {"forward_s", f.forward_s},
-                      {"backward_s", f.backward_s},
-                      {"optimizer_s", f.step_s},
-                      {"xnnpack_run_s", f.xnn_run_s},
-                      {"xnnpack_create_s", f.xnn_create_s},
-                      {"xnnpack_run_calls", f.xnn_calls},
-                      {"own_code_s", f.seconds - f.xnn_run_s - f.xnn_create_s}});
-    std::printf("%s\n", nlohmann::json({{"arch", arch_name},
-                                        {"input_size", size},
-                                        {"batch", batch},
-                                        {"steps", steps},
-                                        {"parameters", params},
-                                        {"flops_per_image", flops},
-                                        {"runs", runs}})
-                            .dump(2)
-                            .c_str());
+  if (args.has("--json")) {
+    print_json({{"arch", arch_name}, {"input_size", size}, {"batch", batch}, {"steps", steps},
+                {"parameters", params}, {"flops_per_image", flops}},
+               results);
     return 0;
   }
   std::printf("training throughput: %s, %zux%zu grey input, %zu parameters, %.1f MFLOP/image forward\n",
               arch_name.c_str(), size, size, params, flops / 1e6);
   std::printf("batch %zu, %zu timed steps after %zu warm-up steps, augmentation %s\n\n", batch, steps,
               warmup, augment.flip ? "on" : "off");
-  std::printf("threads  images/s  s/step | batch+aug  forward  backward  AdamW | XNNPACK run  XNNPACK create  own code\n");
-  for (const Figures& f : results) {
-    const double own = f.seconds - f.xnn_run_s - f.xnn_create_s;
-    std::printf("%7zu  %8.1f  %6.3f | %8.1f%%  %6.1f%%  %7.1f%%  %4.1f%% | %10.1f%%  %13.1f%%  %7.1f%%\n",
-                f.threads, f.images_per_second, f.seconds / steps, 100 * f.batch_s / f.seconds,
-                100 * f.forward_s / f.seconds, 100 * f.backward_s / f.seconds, 100 * f.step_s / f.seconds,
-                100 * f.xnn_run_s / f.seconds, 100 * f.xnn_create_s / f.seconds, 100 * own / f.seconds);
-  }
-  if (results.size() > 1)
-    std::printf("\nspeed-up %zu -> %zu threads: %.2fx\n", results.front().threads, results.back().threads,
-                results.back().images_per_second / results.front().images_per_second);
+  print_table(results, steps);
   return 0;
 }
 
