@@ -44,8 +44,8 @@ nl::GreyImage synthetic_slice(int k, size_t width, size_t height) {
 }
 
 std::vector<float> run_model(int k) {
+  static nl::Runtime rt(1);  // declared first, so it outlives the model's operators
   static nl::Model model = nl::load_model_file("model/neurolens.safetensors").folded();
-  static nl::Runtime rt(1);
   const nl::Architecture& arch = model.architecture();
   nl::GreyImage img = synthetic_slice(k, 200 + 13 * k, 180 + 7 * k);
   if (model.preprocessing().crop_to_head) img = nl::crop(img, nl::head_box(img));
