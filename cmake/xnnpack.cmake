@@ -13,8 +13,6 @@
 #      <arm_neon.h>.
 # -msimd128 itself is added by the top-level CMakeLists (NEUROLENS_WASM_SIMD).
 
-set(NEUROLENS_DEPS_DIR "${PROJECT_SOURCE_DIR}/build/deps" CACHE PATH
-    "Directory holding the unpacked xnnpack, pthreadpool, cpuinfo and fxdiv sources")
 
 foreach(_dep xnnpack pthreadpool cpuinfo fxdiv)
   if(NOT EXISTS "${NEUROLENS_DEPS_DIR}/${_dep}/CMakeLists.txt")

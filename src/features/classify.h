@@ -25,4 +25,7 @@ struct Classification {
 // reads. `model` is normally model.folded() (the same outputs, faster).
 Classification classify_image(Runtime& rt, Model& model, std::span<const uint8_t> image);
 
+// The same for an image already decoded (e.g. grey_from_levels of a scan slice).
+Classification classify_grey(Runtime& rt, Model& model, GreyImage image);
+
 }  // namespace nl

@@ -390,9 +390,25 @@ GreyImage crop(const GreyImage& image, const CropBox& box) {
   return out;
 }
 
+GreyImage grey_from_levels(size_t width, size_t height, std::span<const uint8_t> levels) {
+  if (width == 0 || height == 0 || levels.size() != width * height)
+    throw std::invalid_argument("grey image " + std::to_string(width) + "x" + std::to_string(height) +
+                                " needs " + std::to_string(width * height) + " grey levels, got " +
+                                std::to_string(levels.size()));
+  if (width * height > kMaxImagePixels) fail_size(width, height, kMaxImagePixels);
+  GreyImage image{width, height, std::vector<float>(levels.size())};
+  // The same scale the decoder applies to an 8-bit sample, so equal levels give equal inputs.
+  for (size_t i = 0; i < levels.size(); ++i) image.pixels[i] = levels[i] * (1.0f / 255.0f);
+  return image;
+}
+
 GreyImage prepare_image(std::span<const uint8_t> bytes, size_t width, size_t height,
                         bool crop_to_head, InputRegion* region) {
-  GreyImage image = decode_grey(bytes);
+  return prepare_grey(decode_grey(bytes), width, height, crop_to_head, region);
+}
+
+GreyImage prepare_grey(GreyImage image, size_t width, size_t height, bool crop_to_head,
+                       InputRegion* region) {
   InputRegion used{image.width, image.height, CropBox{0, 0, image.width, image.height}};
   if (crop_to_head) {
     used.box = head_box(image);
@@ -406,7 +422,12 @@ GreyImage prepare_image(std::span<const uint8_t> bytes, size_t width, size_t hei
 
 Tensor preprocess(std::span<const uint8_t> bytes, const Architecture& arch,
                   const Preprocessing& pre, InputRegion* region) {
-  const GreyImage image = prepare_image(bytes, arch.width, arch.height, pre.crop_to_head, region);
+  return preprocess_grey(decode_grey(bytes), arch, pre, region);
+}
+
+Tensor preprocess_grey(GreyImage decoded, const Architecture& arch, const Preprocessing& pre,
+                       InputRegion* region) {
+  const GreyImage image = prepare_grey(std::move(decoded), arch.width, arch.height, pre.crop_to_head, region);
   Tensor input({1, arch.height, arch.width, arch.channels});
   to_input(image, arch, pre, input.data());
   return input;

@@ -55,7 +55,15 @@ struct InputRegion {
   CropBox box;
 };
 
-// decode_grey + crop to the head (if asked) + resize to width x height (only when the size
+// An image given as 8-bit grey levels (row-major; a scan slice through its window), scaled as
+// decode_grey scales an 8-bit sample: a JPEG and a scan slice with the same levels are equal.
+GreyImage grey_from_levels(size_t width, size_t height, std::span<const uint8_t> levels);
+
+// Crop to the head (if asked) + resize to width x height (only when the size differs).
+GreyImage prepare_grey(GreyImage image, size_t width, size_t height, bool crop_to_head,
+                       InputRegion* region = nullptr);
+
+// decode_grey + prepare_grey: crop to the head (if asked) + resize to width x height (only when the size
 // differs). region, if given, receives where the result came from.
 GreyImage prepare_image(std::span<const uint8_t> bytes, size_t width, size_t height,
                         bool crop_to_head, InputRegion* region = nullptr);
@@ -63,5 +71,8 @@ GreyImage prepare_image(std::span<const uint8_t> bytes, size_t width, size_t hei
 // prepare_image + to_input: a [1,H,W,C] tensor.
 Tensor preprocess(std::span<const uint8_t> bytes, const Architecture& arch,
                   const Preprocessing& pre, InputRegion* region = nullptr);
+// The same for an image already decoded.
+Tensor preprocess_grey(GreyImage image, const Architecture& arch, const Preprocessing& pre,
+                       InputRegion* region = nullptr);
 
 }  // namespace nl

@@ -11,7 +11,9 @@
 //     info = {classes, input: {height, width, channels}, layers: [{name, type, inputs,
 //             outputShape, params}], parameterCount, flops, training, preprocessing}
 //   classify(Uint8Array, {gradcam?}) -> {probabilities: Float32Array, classIndex, className,
-//             classes, milliseconds, heatmap?: {layer, width, height, data: Float32Array}}
+//             classes, milliseconds, region, heatmap?: {layer, width, height, data: Float32Array}}
+//   classifyGrey(width, height, Uint8Array grey levels, {gradcam?}) -> the same, for a scan slice
+//             already through its window (the scan module's slice())
 //   predict(Float32Array) -> Float32Array probabilities, for an already preprocessed [H,W,C]
 //             input (benchmarks, comparisons with other runtimes)
 //   inferenceModel() -> Uint8Array: the model as classification runs it (batch norm folded
@@ -51,118 +53,17 @@
 #include "core/model.h"
 #include "formats/model_file.h"
 #include "core/runtime.h"
+#include "wasm/boundary.h"
 
 namespace {
 
 using emscripten::val;
-
-// ---- errors ---------------------------------------------------------------------------------
-
-EM_JS(void, nl_throw_js_error, (const char* message), {
-  throw new Error(UTF8ToString(message));
-});
-
-// A JS exception unwinding through wasm frames does not restore the wasm shadow-stack pointer,
-// so each error would leak a few bytes of stack. Every Engine method is therefore wrapped (once
-// the bindings are live, after start-up) to save the stack pointer and restore it on a throw.
-EM_JS(void, nl_install_stack_guards, (), {
-  addOnPostRun(function() {
-    var proto = Module['Engine'].prototype;
-    Object.getOwnPropertyNames(proto).forEach(function(name) {
-      var method = proto[name];
-      if (name === 'constructor' || typeof method !== 'function') return;
-      proto[name] = function() {
-        var saved = stackSave();
-        try {
-          return method.apply(this, arguments);
-        } catch (error) {
-          stackRestore(saved);
-          throw error;
-        }
-      };
-    });
-  });
-});
-
-std::string g_error_message;  // outlives the throw, which skips C++ destructors
-
-// Runs f; a C++ exception becomes a JS Error with its message. All of f's locals are destroyed
-// before the JS throw (which unwinds without running C++ destructors).
-template <typename F>
-auto guarded(F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const std::bad_alloc&) {
-    g_error_message = "out of memory (the wasm heap could not grow)";
-  } catch (const std::exception& e) {
-    g_error_message = e.what();
-  } catch (...) {
-    g_error_message = "unknown C++ exception";
-  }
-  nl_throw_js_error(g_error_message.c_str());
-  __builtin_unreachable();
-}
-
-// ---- conversions ----------------------------------------------------------------------------
-
-std::vector<uint8_t> bytes_from_js(const val& bytes, const char* what) {
-  if (!bytes.instanceof(val::global("Uint8Array")))
-    throw std::invalid_argument(std::string(what) + " must be a Uint8Array");
-  std::vector<uint8_t> out(bytes["length"].as<size_t>());
-  // Copy into our vector through a temporary view (no allocation happens while it lives).
-  val(emscripten::typed_memory_view(out.size(), out.data())).call<void>("set", bytes);
-  return out;
-}
-
-val float_array_copy(const float* data, size_t n) {
-  return val(emscripten::typed_memory_view(n, data)).call<val>("slice");
-}
-
-val byte_array_copy(const std::vector<uint8_t>& bytes) {
-  return val(emscripten::typed_memory_view(bytes.size(), bytes.data())).call<val>("slice");
-}
-
-val string_array(const std::vector<std::string>& items) {
-  val out = val::array();
-  for (const std::string& s : items) out.call<void>("push", s);
-  return out;
-}
+using namespace nl::wasm;
 
 val shape_array(const nl::Shape& shape) {
   val out = val::array();
   for (size_t d : shape) out.call<void>("push", static_cast<double>(d));
   return out;
-}
-
-// Reads an optional boolean option; undefined/null mean `fallback`.
-bool bool_option(const val& options, const char* name, bool fallback) {
-  if (options.isUndefined() || options.isNull()) return fallback;
-  if (options.typeOf().as<std::string>() != "object")
-    throw std::invalid_argument("options must be a plain object");
-  const val v = options[name];
-  if (v.isUndefined() || v.isNull()) return fallback;
-  if (v.typeOf().as<std::string>() != "boolean")
-    throw std::invalid_argument(std::string("option '") + name + "' must be true or false");
-  return v.as<bool>();
-}
-
-// Reads an optional finite number option; undefined/null mean `fallback`.
-double number_option(const val& options, const char* name, double fallback) {
-  if (options.isUndefined() || options.isNull()) return fallback;
-  const val v = options[name];
-  if (v.isUndefined() || v.isNull()) return fallback;
-  const double d = v.typeOf().as<std::string>() == "number" ? v.as<double>() : NAN;
-  if (!std::isfinite(d))
-    throw std::invalid_argument(std::string("option '") + name + "' must be a finite number");
-  return d;
-}
-
-size_t count_option(const val& options, const char* name, size_t fallback) {
-  const double d = number_option(options, name, static_cast<double>(fallback));
-  if (d < 0 || d != std::floor(d) || d > 1e9)
-    throw std::invalid_argument(std::string("option '") + name + "' must be a whole number >= 0, got " +
-                                std::to_string(d));
-  return static_cast<size_t>(d);
 }
 
 val evaluation_to_js(const nl::Evaluation& ev) {
@@ -250,40 +151,60 @@ class Engine {
   val classify(val bytes, val options) {
     return guarded([&] {
       require_model();
-      const bool want_gradcam = bool_option(options, "gradcam", false);
       const std::vector<uint8_t> data = bytes_from_js(bytes, "classify: the image");
       const auto start = std::chrono::steady_clock::now();
-      const nl::Classification c = nl::classify_image(runtime_, *inference_, data);
-      const double ms = elapsed_ms(start);
-      const nl::InputRegion& region = c.region;
-
-      val out = val::object();
-      out.set("probabilities", float_array_copy(c.probabilities.data(), c.probabilities.size()));
-      out.set("classIndex", static_cast<double>(c.class_index));
-      out.set("className", model_->classes().at(c.class_index));
-      out.set("classes", string_array(model_->classes()));
-      out.set("milliseconds", ms);
-      val where = val::object();
-      where.set("imageWidth", static_cast<double>(region.image_width));
-      where.set("imageHeight", static_cast<double>(region.image_height));
-      where.set("x", static_cast<double>(region.box.x));
-      where.set("y", static_cast<double>(region.box.y));
-      where.set("width", static_cast<double>(region.box.width));
-      where.set("height", static_cast<double>(region.box.height));
-      out.set("region", where);
-      if (want_gradcam) {
-        const nl::Heatmap map = nl::grad_cam(runtime_, *model_, c.input, c.class_index);
-        val heat = val::object();
-        heat.set("layer", map.layer);
-        heat.set("width", static_cast<double>(map.width));
-        heat.set("height", static_cast<double>(map.height));
-        heat.set("data", float_array_copy(map.values.data(), map.values.size()));
-        out.set("heatmap", heat);
-      }
-      return out;
+      return classification_to_js(nl::classify_image(runtime_, *inference_, data), start, options);
     });
   }
 
+  // The same for an image given as grey levels (a scan slice through its window, from the scan
+  // module): width x height Uint8Array, row-major.
+  val classifyGrey(double width, double height, val levels, val options) {
+    return guarded([&] {
+      require_model();
+      const std::vector<uint8_t> data = bytes_from_js(levels, "classifyGrey: the grey levels");
+      if (!(width >= 1 && height >= 1 && width == std::floor(width) && height == std::floor(height)))
+        throw std::invalid_argument("classifyGrey: width and height must be whole numbers >= 1");
+      const auto start = std::chrono::steady_clock::now();
+      nl::GreyImage image = nl::grey_from_levels(static_cast<size_t>(width), static_cast<size_t>(height), data);
+      return classification_to_js(nl::classify_grey(runtime_, *inference_, std::move(image)), start, options);
+    });
+  }
+
+ private:
+  val classification_to_js(const nl::Classification& c, std::chrono::steady_clock::time_point start,
+                           const val& options) {
+    const bool want_gradcam = bool_option(options, "gradcam", false);
+    const double ms = elapsed_ms(start);
+    const nl::InputRegion& region = c.region;
+
+    val out = val::object();
+    out.set("probabilities", float_array_copy(c.probabilities.data(), c.probabilities.size()));
+    out.set("classIndex", static_cast<double>(c.class_index));
+    out.set("className", model_->classes().at(c.class_index));
+    out.set("classes", string_array(model_->classes()));
+    out.set("milliseconds", ms);
+    val where = val::object();
+    where.set("imageWidth", static_cast<double>(region.image_width));
+    where.set("imageHeight", static_cast<double>(region.image_height));
+    where.set("x", static_cast<double>(region.box.x));
+    where.set("y", static_cast<double>(region.box.y));
+    where.set("width", static_cast<double>(region.box.width));
+    where.set("height", static_cast<double>(region.box.height));
+    out.set("region", where);
+    if (want_gradcam) {
+      const nl::Heatmap map = nl::grad_cam(runtime_, *model_, c.input, c.class_index);
+      val heat = val::object();
+      heat.set("layer", map.layer);
+      heat.set("width", static_cast<double>(map.width));
+      heat.set("height", static_cast<double>(map.height));
+      heat.set("data", float_array_copy(map.values.data(), map.values.size()));
+      out.set("heatmap", heat);
+    }
+    return out;
+  }
+
+ public:
   // Probabilities for one preprocessed input (Float32Array of H*W*C values, NHWC order).
   val predict(val input) {
     return guarded([&] {
@@ -507,6 +428,7 @@ EMSCRIPTEN_BINDINGS(neurolens) {
       .function("hasModel", &Engine::hasModel)
       .function("info", &Engine::info)
       .function("classify", &Engine::classify)
+      .function("classifyGrey", &Engine::classifyGrey)
       .function("predict", &Engine::predict)
       .function("inferenceModel", &Engine::inferenceModel)
       .function("featureMaps", &Engine::featureMaps)
@@ -518,5 +440,5 @@ EMSCRIPTEN_BINDINGS(neurolens) {
       .function("endFineTune", &Engine::endFineTune);
   emscripten::function("heapBytesInUse", &heap_bytes_in_use);
   emscripten::function("gemmPeak", &gemm_peak);
-  nl_install_stack_guards();
+  nl_install_stack_guards("Engine");
 }
