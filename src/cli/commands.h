@@ -16,5 +16,7 @@ int run_train(const CommandArgs& args);
 int run_evaluate(const CommandArgs& args);
 int run_bench_train(const CommandArgs& args);
 int run_ensemble(const CommandArgs& args);
+int run_inspect(const CommandArgs& args);
+int run_bench_scan(const CommandArgs& args);
 
 }  // namespace nl::cli

@@ -11,6 +11,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/scan_inputs.h"
 #include "formats/model_file.h"
 #include "core/runtime.h"
 #include "train/image_folder.h"
@@ -71,6 +72,7 @@ int run_evaluate(const CommandArgs& argv) {
   load.height = arch.height;
   load.classes = loaded.classes();
   load.crop_to_head = loaded.preprocessing().crop_to_head;
+  load.decode = decode_image_or_dicom;  // single-frame DICOM files beside the images
   const Dataset data = load_image_folder(rt, data_dir, load);
   for (const std::string& s : data.skipped()) std::fprintf(stderr, "skipped %s\n", s.c_str());
   if (data.size() == 0)

@@ -21,13 +21,15 @@ struct Subcommand {
 
 // One row per subcommand.
 const Subcommand kSubcommands[] = {
-    {"classify", "classify brain MRI images with a model", nl::cli::run_classify},
+    {"classify", "classify brain MRI images, DICOM files and series, and NIfTI volumes with a model", nl::cli::run_classify},
     {"bench", "time the forward pass of a model (or of a built-in demo model)", nl::cli::run_bench},
     {"demo-model", "write the built-in demo model (untrained, seeded weights) to a file", nl::cli::run_demo_model},
     {"train", "train a model on a folder of labelled images", nl::cli::run_train},
     {"evaluate", "accuracy, confusion matrix and errors of a model on labelled images", nl::cli::run_evaluate},
     {"bench-train", "training throughput and the XNNPACK / own-code time split", nl::cli::run_bench_train},
     {"ensemble", "merge trained models into one that averages their logits", nl::cli::run_ensemble},
+    {"bench-scan", "read a scan and classify every slice, timed (slices per second)", nl::cli::run_bench_scan},
+    {"inspect", "what the reader sees in an image, DICOM file or series, or NIfTI volume (no patient data)", nl::cli::run_inspect},
 };
 
 void print_usage(FILE* out) {

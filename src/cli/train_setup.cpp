@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/scan_inputs.h"
 #include "features/network_catalogue.h"
 #include "formats/model_file.h"
 #include "train/image_folder.h"
@@ -114,6 +115,7 @@ Dataset load_data(Runtime& rt, const TrainSettings& s, const Model* base, Clock:
     load.width = s.input_size != 0 ? s.input_size : make_architecture(s.arch_name, 0, 2).width;
   }
   load.height = load.width;
+  load.decode = decode_image_or_dicom;  // single-frame DICOM files beside the images
   const bool tty = isatty(STDERR_FILENO) == 1;
   load.progress = [tty](size_t done, size_t total) {
     if (tty) std::fprintf(stderr, "\r\033[Kloading images %zu/%zu", done, total);

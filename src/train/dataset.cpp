@@ -38,9 +38,10 @@ void Dataset::add_skipped(std::string path, const std::string& reason) {
 }
 
 std::string decode_for_dataset(std::span<const uint8_t> bytes, size_t width, size_t height,
-                               bool crop_to_head, float* out) {
+                               bool crop_to_head, float* out, const GreyDecoder& decode) {
   try {
-    const GreyImage image = prepare_image(bytes, width, height, crop_to_head);
+    const GreyImage image =
+        prepare_grey(decode ? decode(bytes) : decode_grey(bytes), width, height, crop_to_head);
     std::copy(image.pixels.begin(), image.pixels.end(), out);
     return {};
   } catch (const std::exception& e) {

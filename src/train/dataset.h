@@ -6,11 +6,14 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "formats/image.h"
 
 namespace nl {
 
@@ -61,11 +64,15 @@ class Dataset {
   std::vector<std::string> skipped_;
 };
 
-// Decodes bytes (any format image.h reads) to grey, crops to the head if asked and resizes
-// to width x height into out (width*height floats), as nl::preprocess does. Returns an
-// empty string on success, else the reason.
+// File bytes to a grey image. Empty means decode_grey (the formats image.h reads); the CLI
+// passes one that also reads single-frame DICOM files.
+using GreyDecoder = std::function<GreyImage(std::span<const uint8_t>)>;
+
+// Decodes bytes to grey (with `decode`), crops to the head if asked and resizes to
+// width x height into out (width*height floats), as nl::preprocess does. Returns an empty
+// string on success, else the reason.
 std::string decode_for_dataset(std::span<const uint8_t> bytes, size_t width, size_t height,
-                               bool crop_to_head, float* out);
+                               bool crop_to_head, float* out, const GreyDecoder& decode = {});
 
 struct Split {
   std::vector<size_t> train, validation;  // item indices, ascending

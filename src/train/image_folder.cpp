@@ -28,6 +28,7 @@ struct DecodeJob {
   std::vector<PendingFile>* files;
   size_t width, height;
   bool crop_to_head;
+  const GreyDecoder* decode;
 };
 
 void decode_one(void* context, size_t i) {
@@ -35,7 +36,8 @@ void decode_one(void* context, size_t i) {
   PendingFile& f = (*job->files)[i];
   if (!f.error.empty()) return;
   f.pixels.resize(job->width * job->height);
-  f.error = decode_for_dataset(f.bytes, job->width, job->height, job->crop_to_head, f.pixels.data());
+  f.error = decode_for_dataset(f.bytes, job->width, job->height, job->crop_to_head, f.pixels.data(),
+                               *job->decode);
 }
 
 // Hidden files and folders, and the OS clutter a folder tends to hold (as web/lib/files.js
@@ -134,7 +136,7 @@ Dataset load_image_folder(Runtime& rt, const std::string& dir, const ImageFolder
         f.error = e.what();
       }
     }
-    DecodeJob job{&chunk, options.width, options.height, options.crop_to_head};
+    DecodeJob job{&chunk, options.width, options.height, options.crop_to_head, &options.decode};
     pthreadpool_parallelize_1d(rt.threadpool(), decode_one, &job, chunk.size(), 0);
     for (PendingFile& f : chunk) {
       if (!f.error.empty()) data.add_skipped(f.path, f.error);

@@ -29,6 +29,7 @@ struct ImageFolderOptions {
   // their order) to use, e.g. the model's; a class without a folder simply has no images.
   std::vector<std::string> classes;
   std::function<void(size_t done, size_t total)> progress;  // may be empty
+  GreyDecoder decode;  // empty: decode_grey (see decode_for_dataset)
 };
 
 // Throws std::invalid_argument when dir does not exist, is not a folder, has no sub-folders,

@@ -134,3 +134,39 @@ TEST_CASE("classify_image: preprocess + forward + argmax, bit for bit, at odd im
   CHECK_THROWS_AS(nl::classify_image(rt, folded, junk), std::invalid_argument);
   CHECK_THROWS_AS(nl::classify_image(rt, folded, {}), std::invalid_argument);
 }
+
+TEST_CASE("classify_grey of an image's grey levels is classify_image of its PNG, bit for bit") {
+  // A scan slice reaches the model as grey levels (grey_from_levels); a PNG with the same
+  // levels must give the same input and probabilities, so a DICOM holding a JPEG's pixels
+  // classifies like the JPEG.
+  nl::Runtime rt(1);
+  nl::Model demo = nl::make_demo_model(24, 9);
+  nl::Model model(demo.architecture(), demo.classes(), nl::Preprocessing{0.0f, 1.0f, true});
+  for (size_t i = 0; i < model.parameters().size(); ++i)
+    model.parameters()[i].param->value = demo.parameters()[i].param->value;
+  model.params_changed();
+  nl::Model folded = model.folded();
+  for (const std::pair<int, int> size : {std::pair{24, 24}, std::pair{53, 31}, std::pair{7, 66}}) {
+    const int w = size.first, h = size.second;
+    CAPTURE(w);
+    CAPTURE(h);
+    const std::vector<uint8_t> png = blob_png(w, h, static_cast<uint64_t>(w * 7 + h));
+    // The PNG's levels, read back by the decoder and turned into bytes again.
+    const nl::GreyImage decoded = nl::decode_grey(png);
+    std::vector<uint8_t> levels(decoded.pixels.size());
+    for (size_t i = 0; i < levels.size(); ++i) levels[i] = static_cast<uint8_t>(std::lround(decoded.pixels[i] * 255));
+    const nl::Classification a = nl::classify_image(rt, folded, png);
+    const nl::Classification b =
+        nl::classify_grey(rt, folded, nl::grey_from_levels(static_cast<size_t>(w), static_cast<size_t>(h), levels));
+    REQUIRE(a.input.size() == b.input.size());
+    for (size_t k = 0; k < a.input.size(); ++k) CHECK(a.input[k] == b.input[k]);
+    for (size_t k = 0; k < a.probabilities.size(); ++k) CHECK(a.probabilities[k] == b.probabilities[k]);
+    CHECK(a.class_index == b.class_index);
+    CHECK(a.region.box.x == b.region.box.x);
+    CHECK(a.region.box.width == b.region.box.width);
+  }
+  const std::vector<uint8_t> six(6, 10);
+  CHECK_THROWS_WITH_AS(nl::grey_from_levels(4, 2, six), "grey image 4x2 needs 8 grey levels, got 6",
+                       std::invalid_argument);
+  CHECK_THROWS_AS(nl::grey_from_levels(0, 6, six), std::invalid_argument);
+}
