@@ -48,6 +48,23 @@ function nativeBench(threads, runs) {
   return JSON.parse(r.stdout);
 }
 
+// A 256 x 256 x 150 synthetic volume as a DICOM series and a NIfTI file (bench/make-volume.py),
+// made once per run in a temporary folder.
+function makeVolume() {
+  const dir = fs.mkdtempSync(path.join((process.env.TMPDIR ?? '/tmp'), 'neurolens-bench-volume-'));
+  const r = spawnSync('/usr/bin/python3', [path.join(ROOT, 'bench/make-volume.py'), dir], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`bench/make-volume.py failed: ${r.stderr || r.error}`);
+  return { dir, series: path.join(dir, 'series'), nifti: path.join(dir, 'volume.nii.gz') };
+}
+
+// Native decode + classify of every slice (neurolens bench-scan): slices per second.
+function nativeScanBench(scan, threads) {
+  const exe = path.join(ROOT, 'build/native/neurolens');
+  const r = spawnSync(exe, ['bench-scan', '--model', MODEL, '--threads', String(threads), '--json', scan], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${exe} bench-scan failed: ${r.stderr || r.error}`);
+  return JSON.parse(r.stdout);
+}
+
 // Training images for NeuroLens' fine-tuning API (it decodes files): synthetic slices at the
 // model's input size, four classes by the position of a bright blob.
 function trainingImages(size, count, classes) {
@@ -124,6 +141,11 @@ async function main() {
   log('native inference (1 and 2 threads) and GEMM peak');
   const native1 = nativeBench(1, opts.runs);
   const native2 = nativeBench(2, opts.runs);
+  log('native scan reading + classification, 256 x 256 x 150 (DICOM series and NIfTI)');
+  const volume = makeVolume();
+  const scans = {};
+  for (const [kind, file] of [['dicom_series', volume.series], ['nifti_gz', volume.nifti]])
+    for (const threads of [1, 2]) scans[`${kind}_native_${threads}t`] = nativeScanBench(file, threads);
 
   const { server, port } = await startServer({ port: 0, mounts: [...benchMounts(ROOT), ...defaultMounts(ROOT)] });
   const origin = `http://127.0.0.1:${port}`;  // not "localhost": Node may resolve it to ::1
@@ -212,9 +234,11 @@ async function main() {
       finetune_errors: Object.fromEntries(Object.entries(fine).map(([mode, f]) => [mode,
         Object.fromEntries(Object.entries(f.tfjs).filter(([, r]) => r.error).map(([b, r]) => [`tfjs_${b}`, r.error]))])),
       cold_start: cold,
+      scan_slices_per_s: Object.fromEntries(Object.entries(scans).map(([k, r]) => [k, {
+        read: r.read_slices_per_s, classify: r.classify_slices_per_s, total: r.slices_per_s }])),
     });
     out.units = { inference_ms: 'ms (median)', gemm_peak_gflops_per_s: 'GFLOP/s', inference_gflops_per_s: 'GFLOP/s',
-      fraction_of_gemm_peak: 'ratio', finetune_images_per_s: 'images/s', 'cold_start.first_result_ms': 'ms', 'cold_start.*bytes': 'bytes' };
+      fraction_of_gemm_peak: 'ratio', finetune_images_per_s: 'images/s', scan_slices_per_s: 'slices/s', 'cold_start.first_result_ms': 'ms', 'cold_start.*bytes': 'bytes' };
     out.ratios = {
       inference_vs_tfjs_wasm: tf1.medianMs / nl1.medianMs,
       inference_vs_tfjs_wasm_2t: tf2.medianMs / nl2.medianMs,
@@ -227,6 +251,7 @@ async function main() {
   } finally {
     await browser.close();
     server.close();
+    fs.rmSync(volume.dir, { recursive: true, force: true });
   }
   printTable(out);
   if (opts.json) {
@@ -257,6 +282,9 @@ function printTable(o) {
     `cold start: first result ${f(c.first_result_ms, 0)} ms after navigation (page ready at ${f(c.ready_ms, 0)} ms; ${c.engine}); transferred ${(c.total.transferred_bytes / 1e6).toFixed(2)} MB, ` +
       `${(c.total.gzip_bytes / 1e6).toFixed(2)} MB gzipped`,
     ...Object.entries(c.bytes).map(([k, b]) => `  ${k.padEnd(6)} ${String(b.files).padStart(2)} files  ${(b.raw_bytes / 1e3).toFixed(0).padStart(7)} kB raw  ${(b.gzip_bytes / 1e3).toFixed(0).padStart(7)} kB gzip`),
+    '',
+    'scan, 256x256x150 (slices/s)           read   classify     total',
+    ...Object.entries(o.scan_slices_per_s).map(([k, v]) => `  ${k.padEnd(32)} ${f(v.read, 0).padStart(7)} ${f(v.classify, 0).padStart(10)} ${f(v.total, 0).padStart(9)}`),
     '',
     'ratios                          measured   target',
     `  inference_vs_tfjs_wasm (1t)   ${f(r.inference_vs_tfjs_wasm).padStart(8)}   >= 1.5   (2 threads: ${f(r.inference_vs_tfjs_wasm_2t)})`,

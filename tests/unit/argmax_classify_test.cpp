@@ -103,7 +103,7 @@ TEST_CASE("classify_image: preprocess + forward + argmax, bit for bit, at odd im
       model.parameters()[i].param->value = demo.parameters()[i].param->value;
     model.params_changed();
     nl::Model folded = model.folded();
-    for (const std::pair<int, int> size : {std::pair{24, 24}, std::pair{37, 23}, std::pair{9, 41}, std::pair{1, 1}}) {
+    for (const std::pair<int, int>& size : {std::pair{24, 24}, std::pair{37, 23}, std::pair{9, 41}, std::pair{1, 1}}) {
       const int w = size.first, h = size.second;  // not a structured binding: CAPTURE takes them in a lambda
       CAPTURE(crop);
       CAPTURE(w);
@@ -146,7 +146,7 @@ TEST_CASE("classify_grey of an image's grey levels is classify_image of its PNG,
     model.parameters()[i].param->value = demo.parameters()[i].param->value;
   model.params_changed();
   nl::Model folded = model.folded();
-  for (const std::pair<int, int> size : {std::pair{24, 24}, std::pair{53, 31}, std::pair{7, 66}}) {
+  for (const std::pair<int, int>& size : {std::pair{24, 24}, std::pair{53, 31}, std::pair{7, 66}}) {
     const int w = size.first, h = size.second;
     CAPTURE(w);
     CAPTURE(h);
