@@ -2,6 +2,7 @@
 // kSupportedSyntaxes with its bundled codecs), turned into real-world values: BitsStored
 // masking, sign, Rescale Slope/Intercept, colour to grey, MONOCHROME1 noted for display.
 #include <gdcmImage.h>
+#include <gdcmFileMetaInformation.h>
 #include <gdcmImageReader.h>
 #include <gdcmMediaStorage.h>
 #include <gdcmTransferSyntax.h>
@@ -110,10 +111,29 @@ bool decoded_as_rgb(const std::string& photometric, const std::string& syntax) {
   return jpeg && photometric.rfind("YBR_FULL", 0) == 0;
 }
 
+// GDCM inflates a deflated data set whole, with no limit: measure it first, so a small hostile
+// file cannot claim gigabytes. The data set starts after the File Meta Information.
+void check_deflated_size(std::span<const uint8_t> bytes) {
+  if (bytes.size() < 132 || std::memcmp(bytes.data() + 128, "DICM", 4) != 0) return;
+  MemoryBuffer buffer(bytes.subspan(132));
+  std::istream stream(&buffer);
+  gdcm::FileMetaInformation meta;
+  try {
+    meta.Read(stream);
+  } catch (const std::exception&) {
+    return;  // GDCM's full read reports the broken header
+  }
+  if (text(meta, 0x0002, 0x0010) != "1.2.840.10008.1.2.1.99") return;
+  const std::streamoff at = stream.tellg();
+  if (at <= 0 || static_cast<size_t>(at) + 132 > bytes.size()) return;
+  inflated_size(bytes.subspan(132 + static_cast<size_t>(at)), kMaxInflatedBytes, true);
+}
+
 }  // namespace
 
 DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) {
   if (bytes.empty()) throw ScanError("empty file");
+  check_deflated_size(bytes);
   MemoryBuffer buffer(bytes);
   std::istream stream(&buffer);
   gdcm::ImageReader reader;

@@ -55,4 +55,28 @@ std::vector<uint8_t> inflate_bytes(std::span<const uint8_t> compressed, size_t l
   return out;
 }
 
+size_t inflated_size(std::span<const uint8_t> compressed, size_t limit, bool raw_deflate) {
+  z_stream zs{};
+  if (inflateInit2(&zs, raw_deflate ? -MAX_WBITS : 16 + MAX_WBITS) != Z_OK)
+    throw ScanError("zlib could not start inflating");
+  std::vector<uint8_t> scratch(size_t{1} << 16);
+  zs.next_in = const_cast<Bytef*>(compressed.data());
+  zs.avail_in = static_cast<uInt>(std::min<size_t>(compressed.size(), UINT32_MAX));
+  size_t total = 0;
+  int rc = Z_OK;
+  while (rc != Z_STREAM_END) {
+    zs.next_out = scratch.data();
+    zs.avail_out = static_cast<uInt>(scratch.size());
+    rc = inflate(&zs, Z_NO_FLUSH);
+    total += scratch.size() - zs.avail_out;
+    if (total > limit) {
+      inflateEnd(&zs);
+      throw ScanError("compressed data inflates past the " + std::to_string(limit) + "-byte cap");
+    }
+    if (rc == Z_BUF_ERROR || (rc != Z_OK && rc != Z_STREAM_END)) break;  // ended early or corrupt: the reader says which
+  }
+  inflateEnd(&zs);
+  return total;
+}
+
 }  // namespace nl::scans

@@ -32,5 +32,7 @@ void check_budget(const std::string& what, size_t width, size_t height, size_t s
 // output: more is an error naming the cap. Stops early, without error, once `want` bytes are out.
 std::vector<uint8_t> inflate_bytes(std::span<const uint8_t> compressed, size_t limit, size_t want,
                                    bool raw_deflate);
+// How many bytes the stream inflates to, without keeping them; past `limit` is an error.
+size_t inflated_size(std::span<const uint8_t> compressed, size_t limit, bool raw_deflate);
 
 }  // namespace nl::scans
