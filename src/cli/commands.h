@@ -18,5 +18,6 @@ int run_bench_train(const CommandArgs& args);
 int run_ensemble(const CommandArgs& args);
 int run_inspect(const CommandArgs& args);
 int run_bench_scan(const CommandArgs& args);
+int run_export(const CommandArgs& args);
 
 }  // namespace nl::cli
