@@ -8,8 +8,10 @@ let shippedModel = null;  // Uint8Array
 let foldedModel = null;   // Uint8Array: the model as NeuroLens classification runs it
 let inputShape = null;    // {height, width, channels}
 
+const WORKERS = { neurolens: 'neurolens-worker.js', tfjs: 'tfjs-worker.js', ort: 'ort-worker.js' };
+
 function startWorker(kind, params) {
-  const url = new URL(kind === 'neurolens' ? 'neurolens-worker.js' : 'tfjs-worker.js', import.meta.url);
+  const url = new URL(WORKERS[kind], import.meta.url);
   for (const [k, v] of Object.entries(params)) url.searchParams.set(k, String(v));
   return new WorkerRpc(new Worker(url, { type: 'module' }));
 }
@@ -76,6 +78,28 @@ window.bench = {
       const r = await w.request('inference', { input: benchInput(inputShape), runs, warmup });
       return { ...info, medianMs: median(r.times), times: r.times, probabilities: Array.from(r.probabilities) };
     });
+  },
+
+  // ONNX Runtime Web (wasm, SIMD) on the exported shipped model: {threads, runs, warmup}. The
+  // input is benchInput's, in NCHW.
+  async ortInference({ threads, runs, warmup }) {
+    if (!inputShape) throw new Error('run neurolensInference first (it provides the input shape)');
+    const onnxBytes = new Uint8Array(await (await fetch('/bench-files/neurolens.onnx')).arrayBuffer());
+    const { height, width, channels } = inputShape;
+    const nhwc = benchInput(inputShape), nchw = new Float32Array(nhwc.length);
+    for (let y = 0; y < height; y++) for (let i = 0; i < width; i++) for (let c = 0; c < channels; c++)
+      nchw[(c * height + y) * width + i] = nhwc[(y * width + i) * channels + c];
+    return withWorker('ort', { threads }, async (w) => {
+      const info = await w.request('load', { onnxBytes });
+      const r = await w.request('inference', { input: nchw, shape: [1, channels, height, width], runs, warmup });
+      return { ...info, medianMs: median(r.times), times: r.times, probabilities: r.probabilities, logits: r.logits };
+    });
+  },
+
+  // The benchmark's input (NHWC), for the peers that run outside this page.
+  input: () => {
+    if (!inputShape) throw new Error('run neurolensInference first (it provides the input shape)');
+    return Array.from(benchInput(inputShape));
   },
 
   async gemmPeak({ build, threads, seconds }) {

@@ -65,6 +65,72 @@ function nativeScanBench(scan, threads) {
   return JSON.parse(r.stdout);
 }
 
+// The shipped model as ONNX (neurolens export), for the onnxruntime peers.
+function exportOnnx(dir) {
+  const file = path.join(dir, 'neurolens.onnx');
+  const r = spawnSync(path.join(ROOT, 'build/native/neurolens'), ['export', '--model', MODEL, '--onnx', file], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`neurolens export failed: ${r.stderr || r.error}`);
+  return file;
+}
+
+function processThreads() {
+  const m = /^Threads:\s+(\d+)/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) : null;
+}
+
+// onnxruntime-node (CPU execution provider), batch 1, in this process. The threads it really
+// uses are counted: the process's threads before and while its session exists.
+async function ortNativeInference(onnxFile, input, shape, threads, runs, warmup) {
+  const ort = (await import('onnxruntime-node')).default;
+  const before = processThreads();
+  const session = await ort.InferenceSession.create(onnxFile, {
+    executionProviders: ['cpu'], intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
+  const feeds = { input: new ort.Tensor('float32', input, shape) };
+  let out = null;
+  for (let i = 0; i < warmup; i++) out = await session.run(feeds);
+  const threadsWhileRunning = processThreads();
+  const times = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    out = await session.run(feeds);
+    times.push(performance.now() - t0);
+  }
+  await session.release();
+  const sorted = [...times].sort((a, b) => a - b);
+  return { version: ort.env.versions?.node ?? ort.env.versions?.common, intra_op_threads_asked: threads,
+           extra_threads_while_running: threadsWhileRunning - before,
+           median_ms: sorted.length % 2 ? sorted[(sorted.length - 1) / 2] : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2,
+           probabilities: Array.from(out.probabilities.data), logits: Array.from(out.logits.data) };
+}
+
+// PyTorch (Debian's python3-torch, CPU) on the same network: bench/pytorch-peer.py.
+function pytorchPeer(input, runs) {
+  const file = path.join(fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'neurolens-torch-')), 'input.f32');
+  fs.writeFileSync(file, Buffer.from(input.buffer, input.byteOffset, input.byteLength));
+  const r = spawnSync('/usr/bin/python3', [path.join(ROOT, 'bench/pytorch-peer.py'), MODEL, file, '--runs', String(runs), '--batch', '32'],
+    { encoding: 'utf8', maxBuffer: 1 << 24 });
+  fs.rmSync(path.dirname(file), { recursive: true, force: true });
+  if (r.status !== 0) throw new Error(`bench/pytorch-peer.py failed: ${(r.stderr || String(r.error)).slice(-800)}`);
+  return JSON.parse(r.stdout);
+}
+
+// NeuroLens native training steps with the peer's settings: the shipped network (resnet-s at
+// 160 px), batch 32, 2 threads, no augmentation (PyTorch's batches are ready-made tensors too).
+function nativeTrainBench() {
+  const r = spawnSync(path.join(ROOT, 'build/native/neurolens'), ['bench-train', '--input-size', '160', '--batch', '32', '--threads', '2', '--steps', '10',
+    '--no-augment', '--json'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`neurolens bench-train failed: ${r.stderr || r.error}`);
+  return JSON.parse(r.stdout);
+}
+
+// The largest difference between two log-softmax vectors, given probabilities (ours) and
+// logits (a peer's): the logits agree up to the softmax's shift exactly when these agree.
+function logProbabilityDiff(probabilities, logits) {
+  const m = Math.max(...logits);
+  const lse = m + Math.log(logits.reduce((s, v) => s + Math.exp(v - m), 0));
+  return probabilities.reduce((worst, p, k) => Math.max(worst, Math.abs(Math.log(p) - (logits[k] - lse))), 0);
+}
+
 // Training images for NeuroLens' fine-tuning API (it decodes files): synthetic slices at the
 // model's input size, four classes by the position of a bright blob.
 function trainingImages(size, count, classes) {
@@ -147,7 +213,9 @@ async function main() {
   for (const [kind, file] of [['dicom_series', volume.series], ['nifti_gz', volume.nifti]])
     for (const threads of [1, 2]) scans[`${kind}_native_${threads}t`] = nativeScanBench(file, threads);
 
-  const { server, port } = await startServer({ port: 0, mounts: [...benchMounts(ROOT), ...defaultMounts(ROOT)] });
+  const files = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'neurolens-bench-files-'));
+  const onnxFile = exportOnnx(files);
+  const { server, port } = await startServer({ port: 0, mounts: [{ prefix: '/bench-files/', dir: files }, ...benchMounts(ROOT), ...defaultMounts(ROOT)] });
   const origin = `http://127.0.0.1:${port}`;  // not "localhost": Node may resolve it to ::1
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -176,6 +244,29 @@ async function main() {
     if (!(diff <= 1e-4))
       throw new Error(`TensorFlow.js and NeuroLens disagree: max |difference| of the probabilities is ${diff} (> 1e-4); ` +
                       'the timings would compare different networks');
+
+    log('ONNX Runtime Web (wasm SIMD) inference, 1 and 2 threads, each in a fresh worker');
+    const ortWeb1 = await run('ortInference', { threads: 1, runs, warmup });
+    const ortWeb2 = await run('ortInference', { threads: 2, runs, warmup });
+    const inputNhwc = Float32Array.from(await run('input'));
+    const { height: ih, width: iw, channels: ic } = nl1.input;
+    const inputNchw = new Float32Array(inputNhwc.length);
+    for (let y = 0; y < ih; y++) for (let x = 0; x < iw; x++) for (let c = 0; c < ic; c++)
+      inputNchw[(c * ih + y) * iw + x] = inputNhwc[(y * iw + x) * ic + c];
+    log('onnxruntime-node (CPU) inference, 1 and 2 threads');
+    const ortNative1 = await ortNativeInference(onnxFile, inputNchw, [1, ic, ih, iw], 1, runs, warmup);
+    const ortNative2 = await ortNativeInference(onnxFile, inputNchw, [1, ic, ih, iw], 2, runs, warmup);
+    log('PyTorch (CPU) inference, 1 and 2 threads, and training steps, batch 32, 2 threads');
+    const torchPeer = pytorchPeer(inputNhwc, runs);
+    log('NeuroLens native training steps, batch 32, 2 threads');
+    const nativeTrain = nativeTrainBench();
+    const peerDiffs = {
+      ort_web_1t: logProbabilityDiff(nl1.probabilities, ortWeb1.logits), ort_web_2t: logProbabilityDiff(nl1.probabilities, ortWeb2.logits),
+      ort_native_1t: logProbabilityDiff(nl1.probabilities, ortNative1.logits), ort_native_2t: logProbabilityDiff(nl1.probabilities, ortNative2.logits),
+      pytorch: logProbabilityDiff(nl1.probabilities, torchPeer.logits),
+    };
+    for (const [peer, d] of Object.entries(peerDiffs))
+      if (!(d <= 1e-4)) throw new Error(`${peer} and NeuroLens disagree: max |difference| of the log-probabilities is ${d} (> 1e-4)`);
 
     log('XNNPACK GEMM peak in the browser, 1 and 2 threads');
     const peak1 = await run('gemmPeak', { build: 'wasm', threads: 1, seconds: 2 });
@@ -234,6 +325,17 @@ async function main() {
       finetune_errors: Object.fromEntries(Object.entries(fine).map(([mode, f]) => [mode,
         Object.fromEntries(Object.entries(f.tfjs).filter(([, r]) => r.error).map(([b, r]) => [`tfjs_${b}`, r.error]))])),
       cold_start: cold,
+      peers: {
+        ort_web: { version: ortWeb1.version, threads_reported: [ortWeb1.threads, ortWeb2.threads], simd: ortWeb1.simd,
+                   cross_origin_isolated: ortWeb2.crossOriginIsolated },
+        ort_native: { version: ortNative1.version, extra_threads_while_running: [ortNative1.extra_threads_while_running, ortNative2.extra_threads_while_running] },
+        pytorch: { version: torchPeer.version, cpu_capability: torchPeer.cpu_capability, mkldnn: torchPeer.mkldnn,
+                   threads_reported: [torchPeer.inference['1t'].threads, torchPeer.inference['2t'].threads, torchPeer.train.threads] },
+        max_log_probability_diff: peerDiffs,
+      },
+      peer_inference_ms: { ort_web_1t: ortWeb1.medianMs, ort_web_2t: ortWeb2.medianMs, ort_native_1t: ortNative1.median_ms,
+                           ort_native_2t: ortNative2.median_ms, pytorch_1t: torchPeer.inference['1t'].median_ms, pytorch_2t: torchPeer.inference['2t'].median_ms },
+      train_images_per_s: { neurolens_native_2t: nativeTrain.runs[0].images_per_second, pytorch_2t: torchPeer.train.images_per_s, batch: 32 },
       scan_slices_per_s: Object.fromEntries(Object.entries(scans).map(([k, r]) => [k, {
         read: r.read_slices_per_s, classify: r.classify_slices_per_s, total: r.slices_per_s }])),
     });
@@ -245,13 +347,24 @@ async function main() {
       finetune_vs_tfjs: fine.whole.neurolens_1t.imagesPerSecond / fine.whole.tfjs_fastest.images_per_s,
       finetune_last_layers_vs_tfjs: fine.last.neurolens_1t.imagesPerSecond / fine.last.tfjs_fastest.images_per_s,
       wasm_over_native: nl1.medianMs / native1.median_ms,
+      inference_vs_ort_web_1t: ortWeb1.medianMs / nl1.medianMs,
+      inference_vs_ort_web_2t: ortWeb2.medianMs / nl2.medianMs,
+      native_vs_ort_1t: ortNative1.median_ms / native1.median_ms,
+      native_vs_ort_2t: ortNative2.median_ms / native2.median_ms,
+      native_vs_pytorch_1t: torchPeer.inference['1t'].median_ms / native1.median_ms,
+      native_train_vs_pytorch: nativeTrain.runs[0].images_per_second / torchPeer.train.images_per_s,
+      finetune_wasm_vs_pytorch_native: fine.whole.neurolens_2t.imagesPerSecond / torchPeer.train.images_per_s,
+      cold_start_first_result_ms: cold.first_result_ms,
     };
     out.targets = { inference_vs_tfjs_wasm: '>= 1.5', finetune_vs_tfjs: '>= 5', wasm_over_native: '<= 2.5',
-      fraction_of_gemm_peak: '>= 0.5', cold_start_first_result_ms: '<= 1500' };
+      fraction_of_gemm_peak: '>= 0.5', cold_start_first_result_ms: '<= 1000',
+      inference_vs_ort_web_1t: '>= 1.2', inference_vs_ort_web_2t: '>= 1.2', native_vs_ort_1t: '>= 1.0', native_vs_ort_2t: '>= 1.0',
+      native_train_vs_pytorch: '>= 1.5' };
   } finally {
     await browser.close();
     server.close();
     fs.rmSync(volume.dir, { recursive: true, force: true });
+    fs.rmSync(files, { recursive: true, force: true });
   }
   printTable(out);
   if (opts.json) {
@@ -270,6 +383,11 @@ function printTable(o) {
     `  NeuroLens wasm SIMD                     ${f(i.neurolens_wasm_1t).padStart(8)}    ${f(i.neurolens_wasm_2t).padStart(8)}`,
     `  TensorFlow.js wasm (XNNPACK)            ${f(i.tfjs_wasm_1t).padStart(8)}    ${f(i.tfjs_wasm_2t).padStart(8)}`,
     `  NeuroLens native x86                    ${f(i.neurolens_native_1t).padStart(8)}    ${f(i.neurolens_native_2t).padStart(8)}`,
+    `  ONNX Runtime Web ${o.peers.ort_web.version} wasm SIMD       ${f(o.peer_inference_ms.ort_web_1t).padStart(8)}    ${f(o.peer_inference_ms.ort_web_2t).padStart(8)}   (threads it reports: ${o.peers.ort_web.threads_reported.join(', ')})`,
+    `  onnxruntime-node ${o.peers.ort_native.version} CPU          ${f(o.peer_inference_ms.ort_native_1t).padStart(8)}    ${f(o.peer_inference_ms.ort_native_2t).padStart(8)}   (extra threads seen: ${o.peers.ort_native.extra_threads_while_running.join(', ')})`,
+    `  PyTorch ${o.peers.pytorch.version} CPU (${o.peers.pytorch.cpu_capability})        ${f(o.peer_inference_ms.pytorch_1t).padStart(8)}    ${f(o.peer_inference_ms.pytorch_2t).padStart(8)}`,
+    `  peers' log-probabilities vs ours: max |diff| ${Math.max(...Object.values(o.peers.max_log_probability_diff)).toExponential(2)} (all within 1e-4)`,
+    `training, batch 32, 2 threads (images/s): NeuroLens native ${f(o.train_images_per_s.neurolens_native_2t, 1)}, PyTorch ${f(o.train_images_per_s.pytorch_2t, 1)}`,
     `  outputs: max |ours - theirs| = ${o.outputs_max_abs_diff.toExponential(2)} (${o.outputs_match_1e4 ? 'match' : 'DO NOT MATCH'} within 1e-4)`,
     '',
     `GEMM peak (GFLOP/s): wasm ${f(o.gemm_peak_gflops_per_s.wasm_1t, 1)} (1t), ${f(o.gemm_peak_gflops_per_s.wasm_2t, 1)} (2t); native ${f(o.gemm_peak_gflops_per_s.native_1t, 1)}`,
@@ -290,6 +408,11 @@ function printTable(o) {
     `  inference_vs_tfjs_wasm (1t)   ${f(r.inference_vs_tfjs_wasm).padStart(8)}   >= 1.5   (2 threads: ${f(r.inference_vs_tfjs_wasm_2t)})`,
     `  finetune_vs_tfjs (whole)      ${f(r.finetune_vs_tfjs).padStart(8)}   >= 5     (last layer: ${f(r.finetune_last_layers_vs_tfjs)})`,
     `  wasm_over_native              ${f(r.wasm_over_native).padStart(8)}   <= 2.5`,
+    `  inference_vs_ort_web_1t       ${f(r.inference_vs_ort_web_1t).padStart(8)}   >= 1.2   (2 threads: ${f(r.inference_vs_ort_web_2t)}, target >= 1.2)`,
+    `  native_vs_ort_1t              ${f(r.native_vs_ort_1t).padStart(8)}   >= 1.0   (2 threads: ${f(r.native_vs_ort_2t)}, target >= 1.0)`,
+    `  native_train_vs_pytorch       ${f(r.native_train_vs_pytorch).padStart(8)}   >= 1.5`,
+    `  finetune_wasm_vs_pytorch_native ${f(r.finetune_wasm_vs_pytorch_native).padStart(6)}`,
+    `  cold_start_first_result_ms    ${f(r.cold_start_first_result_ms, 0).padStart(8)}   <= 1000`,
   ];
   console.log(lines.join('\n'));
 }

@@ -86,6 +86,9 @@ export function benchMounts(root = REPO_ROOT) {
     { prefix: '/vendor/tfjs/', dir: path.join(tf, 'tfjs', 'dist'), allow: /^tf\.min\.js(\.map)?$/ },
     { prefix: '/vendor/tfjs-backend-wasm/', dir: path.join(tf, 'tfjs-backend-wasm', 'dist'),
       allow: /^(tf-backend-wasm\.min\.js(\.map)?|tfjs-backend-wasm[a-z-]*\.wasm)$/ },
+    // ONNX Runtime Web's wasm backend (SIMD, threaded build; it runs single-threaded when asked).
+    { prefix: '/vendor/ort/', dir: path.join(root, 'node_modules', 'onnxruntime-web', 'dist'),
+      allow: /^(ort\.wasm\.min\.mjs(\.map)?|ort-wasm-simd-threaded\.(mjs|wasm))$/ },
   ];
 }
 
