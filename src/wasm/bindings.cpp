@@ -14,6 +14,8 @@
 //             classes, milliseconds, region, heatmap?: {layer, width, height, data: Float32Array}}
 //   classifyGrey(width, height, Uint8Array grey levels, {gradcam?}) -> the same, for a scan slice
 //             already through its window (the scan module's slice())
+//   summarizeVolume([probabilities per slice]) -> {slicesPerClass, mostTumourLike,
+//             mostTumourLikeScore, tumourSlices, tumourSlicesNeeded, verdict, verdictIndex}
 //   predict(Float32Array) -> Float32Array probabilities, for an already preprocessed [H,W,C]
 //             input (benchmarks, comparisons with other runtimes)
 //   inferenceModel() -> Uint8Array: the model as classification runs it (batch norm folded
@@ -49,6 +51,7 @@
 #include "features/explain.h"
 #include "features/finetune.h"
 #include "features/gemm_peak.h"
+#include "features/volume_summary.h"
 #include "formats/image.h"
 #include "core/model.h"
 #include "formats/model_file.h"
@@ -168,6 +171,30 @@ class Engine {
       const auto start = std::chrono::steady_clock::now();
       nl::GreyImage image = nl::grey_from_levels(static_cast<size_t>(width), static_cast<size_t>(height), data);
       return classification_to_js(nl::classify_grey(runtime_, *inference_, std::move(image)), start, options);
+    });
+  }
+
+  // The verdict on a volume from its slices' probabilities, by the rule the command line uses
+  // (features/volume_summary.h): [Float32Array | number[] per slice] -> {slicesPerClass,
+  // mostTumourLike, mostTumourLikeScore, tumourSlices, tumourSlicesNeeded, verdict, verdictIndex}.
+  val summarizeVolume(val slices) {
+    return guarded([&] {
+      require_model();
+      if (!slices.isArray()) throw std::invalid_argument("summarizeVolume: give an array of per-slice probabilities");
+      std::vector<std::vector<float>> rows(slices["length"].as<size_t>());
+      for (size_t z = 0; z < rows.size(); ++z) rows[z] = emscripten::convertJSArrayToNumberVector<float>(slices[z]);
+      const nl::VolumeSummary s = nl::summarize_volume(rows, model_->classes());
+      val out = val::object();
+      val counts = val::array();
+      for (size_t n : s.slices_per_class) counts.call<void>("push", static_cast<double>(n));
+      out.set("slicesPerClass", counts);
+      out.set("mostTumourLike", static_cast<double>(s.most_tumour_like));
+      out.set("mostTumourLikeScore", s.most_tumour_like_score);
+      out.set("tumourSlices", static_cast<double>(s.tumour_slices));
+      out.set("tumourSlicesNeeded", static_cast<double>(nl::tumour_slices_needed(s.slices)));
+      out.set("verdictIndex", static_cast<double>(s.verdict));
+      out.set("verdict", model_->classes().at(s.verdict));
+      return out;
     });
   }
 
@@ -429,6 +456,7 @@ EMSCRIPTEN_BINDINGS(neurolens) {
       .function("info", &Engine::info)
       .function("classify", &Engine::classify)
       .function("classifyGrey", &Engine::classifyGrey)
+      .function("summarizeVolume", &Engine::summarizeVolume)
       .function("predict", &Engine::predict)
       .function("inferenceModel", &Engine::inferenceModel)
       .function("featureMaps", &Engine::featureMaps)

@@ -85,6 +85,34 @@ test('classify says which part of the image the model saw; a cropping model sees
   }
 });
 
+test('classifyGrey of an image\'s grey levels equals classify of its PNG', () => {
+  const w = 53, h = 47;
+  const pixels = syntheticSlice(53, { seed: 4, radius: 0.12 }).slice(0, w * h);
+  const a = engine.classify(encodePng(w, h, pixels), {});
+  const b = engine.classifyGrey(w, h, Uint8Array.from(pixels), {});
+  assert.deepEqual(Array.from(b.probabilities), Array.from(a.probabilities));
+  assert.equal(b.className, a.className);
+  assert.throws(() => engine.classifyGrey(w, h, new Uint8Array(5), {}), { name: 'Error', message: /needs 2491 grey levels, got 5/ });
+  assert.throws(() => engine.classifyGrey(0.5, h, new Uint8Array(5), {}), { message: /whole numbers/ });
+});
+
+test('summarizeVolume: the command line\'s rule (tumour class on the most slices, at least min(3, n) tumour slices)', () => {
+  // TEST_CLASSES: glioma, meningioma, notumor, pituitary
+  const slice = (c, p) => { const v = [0, 0, 0, 0].map(() => (1 - p) / 3); v[c] = p; return Float32Array.from(v); };
+  let s = engine.summarizeVolume([slice(2, 0.9), slice(2, 0.8), slice(0, 0.7), slice(2, 0.9), slice(0, 0.6)]);
+  assert.deepEqual(s.slicesPerClass, [2, 0, 3, 0]);
+  assert.equal(s.tumourSlices, 2);
+  assert.equal(s.tumourSlicesNeeded, 3);
+  assert.equal(s.verdict, 'notumor');  // two tumour slices are not enough
+  assert.equal(s.mostTumourLike, 2);
+  assert.ok(Math.abs(s.mostTumourLikeScore - (1 - 0.1)) < 1e-6);
+  s = engine.summarizeVolume([slice(3, 0.9), slice(0, 0.8), slice(3, 0.7), slice(0, 0.6), [0.1, 0.1, 0.7, 0.1]]);
+  assert.equal(s.verdict, 'pituitary');  // 2 vs 2: pituitary's probabilities sum higher (1.6 vs 1.4)
+  assert.equal(s.verdictIndex, 3);
+  assert.throws(() => engine.summarizeVolume([]), { message: /no slices/ });
+  assert.throws(() => engine.summarizeVolume([[0.5, 0.5]]), { message: /slice 0 has 2 probabilities for 4 classes/ });
+});
+
 test('featureMaps returns one layer\'s activations', () => {
   const maps = engine.featureMaps(slice(3), 'pool1');
   assert.equal(maps.type, 'max_pool');
