@@ -62,9 +62,11 @@ function(neurolens_add_gdcm)
   foreach(_wrap PYTHON PERL PHP JAVA CSHARP)
     set(GDCM_WRAP_${_wrap} OFF CACHE BOOL "" FORCE)
   endforeach()
-  # GDCM's own output directories (it would otherwise put them in the cache for everyone).
-  set(EXECUTABLE_OUTPUT_PATH "${CMAKE_BINARY_DIR}/_deps/gdcm/bin")
-  set(LIBRARY_OUTPUT_PATH "${CMAKE_BINARY_DIR}/_deps/gdcm/bin")
+  # GDCM's bundled OpenJPEG puts EXECUTABLE/LIBRARY_OUTPUT_PATH in the cache, from a variable
+  # that is empty when embedded ("/bin"), and the cache is seen by every directory: pin them
+  # to GDCM's own folder while it configures, and drop them again afterwards.
+  set(EXECUTABLE_OUTPUT_PATH "${CMAKE_BINARY_DIR}/_deps/gdcm/bin" CACHE PATH "" FORCE)
+  set(LIBRARY_OUTPUT_PATH "${CMAKE_BINARY_DIR}/_deps/gdcm/bin" CACHE PATH "" FORCE)
   if(EMSCRIPTEN)
     # GDCM catches its own exceptions while it parses (e.g. to retry a JPEG with the 12-bit
     # codec); without -fexceptions Emscripten would abort on the first throw.
@@ -73,6 +75,8 @@ function(neurolens_add_gdcm)
   set(CMAKE_C_FLAGS "${CMAKE_C_FLAGS} -w")
   set(CMAKE_CXX_FLAGS "${CMAKE_CXX_FLAGS} -w")
   add_subdirectory("${NEUROLENS_DEPS_DIR}/gdcm" "${CMAKE_BINARY_DIR}/_deps/gdcm" EXCLUDE_FROM_ALL SYSTEM)
+  unset(EXECUTABLE_OUTPUT_PATH CACHE)
+  unset(LIBRARY_OUTPUT_PATH CACHE)
 endfunction()
 neurolens_add_gdcm()
 # GDCM's embedded OpenJPEG puts EXECUTABLE_OUTPUT_PATH and LIBRARY_OUTPUT_PATH in the cache
