@@ -79,13 +79,6 @@ function(neurolens_add_gdcm)
   unset(LIBRARY_OUTPUT_PATH CACHE)
 endfunction()
 neurolens_add_gdcm()
-# GDCM's embedded OpenJPEG puts EXECUTABLE_OUTPUT_PATH and LIBRARY_OUTPUT_PATH in the cache
-# unconditionally, as "${OPENJPEG_BINARY_DIR}/bin" -- "/bin" here, where that is not set. The
-# top directory would then read them and write every one of its own libraries
-# (libneurolens_core.a, libXNNPACK.a, ...) to /bin, shared by every build and preset on the
-# machine. GDCM's targets have their output directories already (CMAKE_*_OUTPUT_DIRECTORY).
-unset(EXECUTABLE_OUTPUT_PATH CACHE)
-unset(LIBRARY_OUTPUT_PATH CACHE)
 
 if(NOT TARGET gdcmMSFF)
   message(FATAL_ERROR "GDCM's CMake did not define the gdcmMSFF target")
