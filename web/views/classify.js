@@ -6,7 +6,7 @@
 import { h, clear } from '../lib/dom.js';
 import { filesFromInput, isClutter } from '../lib/files.js';
 import { scanKind } from '../lib/scan-files.js';
-import { createCard, showResult, showError, drawHeatmap, disposeCard, showGreyPreview } from './result-card.js';
+import { createCard, showResult, showError, drawHeatmap, disposeCard } from './result-card.js';
 import { ResultsTable } from './results-table.js';
 
 const IN_FLIGHT = 2;  // requests queued at the worker: keeps it busy while the next file is read
@@ -104,15 +104,18 @@ export function mount(section, app) {
   }
 
   // A single-frame DICOM: a card like an image's, classified from its grey levels.
-  function addScanCard(volume, grey) {
-    addCard(createCard(volume.source, null, { grey }));
+  async function addScanCard(volume, grey) {
+    const { showGreyPreview } = await loadScanViews();
+    const card = createCard(volume.source, null);
+    showGreyPreview(card, grey);
+    addCard(card);
     refreshSummary();
   }
 
   // An image the decoder refused as "not an image" may be a DICOM without the Part-10
   // preamble (or with an odd name): the scan module gets a try. -> true when it took the file.
   async function tryAsScan(card) {
-    const { openScans } = await loadScanViews();
+    const { openScans, showGreyPreview } = await loadScanViews();
     let problem = null;
     const outcome = await openScans(app, [{ file: card.file, path: card.name }], {
       container: scansBox, fallback: true,

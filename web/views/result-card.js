@@ -2,50 +2,26 @@
 // overlay), predicted class and confidence, a bar per class, inference time, or the error.
 // The card's root carries data-state (pending | done | error) and, once classified,
 // data-prediction="<class name as in the model>". A single-image DICOM's card shows its slice
-// (grey levels through its window) instead of the file, and carries data-slice="0".
+// (grey levels through its window: views/scans.js) instead of the file, and carries data-slice="0".
 import { h, clear, percent } from '../lib/dom.js';
 import { readableClass, classColour } from '../lib/labels.js';
 
-// grey: {width, height, levels} for a scan slice (the browser cannot show the file itself).
-export function createCard(name, file, { grey } = {}) {
-  const card = { root: null, thumb: h('div', { class: 'thumb' }), body: null, url: null, name, file,
-                 result: null, error: null };
-  if (grey) showGreyPreview(card, grey);
-  else {
+// file: null for a scan slice (views/scans.js draws its preview).
+export function createCard(name, file) {
+  const thumb = h('div', { class: 'thumb' });
+  let url = null;
+  if (file) {
     const img = h('img', { alt: `Thumbnail of ${name}`, decoding: 'async' });
-    card.url = URL.createObjectURL(file);
-    img.src = card.url;
-    img.addEventListener('error', () => card.thumb.classList.add('no-preview'), { once: true });
-    card.thumb.append(img);
+    url = URL.createObjectURL(file);
+    img.src = url;
+    img.addEventListener('error', () => thumb.classList.add('no-preview'), { once: true });
+    thumb.append(img);
   }
-  card.body = h('div', { class: 'card-body' },
+  const body = h('div', { class: 'card-body' },
     h('h3', { class: 'file-name', title: name }, name),
     h('p', { class: 'verdict' }, 'Classifying…'));
-  card.root = h('article', { class: 'card', dataset: { state: 'pending', file: name } }, card.thumb, card.body);
-  if (grey) card.root.dataset.slice = '0';
-  return card;
-}
-
-// Makes a card show a scan slice: the card classifies these levels (classifyGrey) from now on.
-export function showGreyPreview(card, grey) {
-  card.grey = grey;
-  if (card.url) URL.revokeObjectURL(card.url);
-  card.url = null;
-  card.thumb.classList.remove('no-preview');
-  const canvas = h('canvas', { class: 'preview', role: 'img', 'aria-label': `Slice of ${card.name}` });
-  drawGrey(canvas, grey);
-  clear(card.thumb, canvas);
-  card.root?.setAttribute('data-slice', '0');
-}
-
-// Draws width*height grey levels on a canvas of that size.
-export function drawGrey(canvas, { width, height, levels }) {
-  if (canvas.width !== width || canvas.height !== height) { canvas.width = width; canvas.height = height; }
-  const ctx = canvas.getContext('2d');
-  const image = ctx.createImageData(width, height);
-  const rgba = new Uint32Array(image.data.buffer);
-  for (let i = 0; i < levels.length; ++i) rgba[i] = 0xff000000 | (levels[i] * 0x010101);  // little-endian RGBA
-  ctx.putImageData(image, 0, 0);
+  const root = h('article', { class: 'card', dataset: { state: 'pending', file: name } }, thumb, body);
+  return { root, thumb, body, url, name, file, result: null, error: null };
 }
 
 export function showResult(card, result) {

@@ -22,7 +22,38 @@
 import { h, clear, add, percent, download } from '../lib/dom.js';
 import { readableClass, classColour } from '../lib/labels.js';
 import { toCsv } from '../lib/csv.js';
-import { classBars, drawGrey, heatmapCanvas } from './result-card.js';
+import { classBars, heatmapCanvas } from './result-card.js';
+
+// This view's styles come with it (the page's style.css has none of them).
+const styles = new Promise((resolve) => {
+  const link = h('link', { rel: 'stylesheet', href: new URL('./scans.css', import.meta.url).href });
+  link.addEventListener('load', resolve, { once: true });
+  link.addEventListener('error', resolve, { once: true });
+  document.head.append(link);
+});
+
+// Makes a classify card show a scan slice ({width, height, levels}): the card classifies
+// these levels (classifyGrey) from then on.
+export function showGreyPreview(card, grey) {
+  card.grey = grey;
+  if (card.url) URL.revokeObjectURL(card.url);
+  card.url = null;
+  card.thumb.classList.remove('no-preview');
+  const canvas = h('canvas', { class: 'preview', role: 'img', 'aria-label': `Slice of ${card.name}` });
+  drawGrey(canvas, grey);
+  clear(card.thumb, canvas);
+  card.root.dataset.slice = '0';
+}
+
+// Draws width*height grey levels on a canvas of that size.
+function drawGrey(canvas, { width, height, levels }) {
+  if (canvas.width !== width || canvas.height !== height) { canvas.width = width; canvas.height = height; }
+  const ctx = canvas.getContext('2d');
+  const image = ctx.createImageData(width, height);
+  const rgba = new Uint32Array(image.data.buffer);
+  for (let i = 0; i < levels.length; ++i) rgba[i] = 0xff000000 | (levels[i] * 0x010101);  // little-endian RGBA
+  ctx.putImageData(image, 0, 0);
+}
 
 const CHUNK = 6;            // slices per classification request
 const NO_TUMOUR = 'notumor';
@@ -79,6 +110,7 @@ class ScanGroup {
 // levels}). fallback: the one file is an image the decoder refused; when the scan module does
 // not recognise it either, nothing is shown. -> {recognised, volumes, problems}
 export async function openScans(app, files, { container, single, fallback = false }) {
+  await styles;
   const group = new ScanGroup(app, files);
   groups.add(group);
   const status = h('p', { class: 'hint scan-reading' }, `Reading ${files.length} scan file${files.length > 1 ? 's' : ''}…`);
