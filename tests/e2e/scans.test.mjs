@@ -292,3 +292,16 @@ test('a 150-slice volume is classified in chunks with progress while the page st
   await page.locator(viewer('big.nii')).screenshot({ path: path.join(SHOTS, 'viewer-big.png') });
   await context.close();
 });
+
+test('a viewer keeps working after the engine is restarted (its scan is read again)', async () => {
+  const { page, context } = await openPage(browser, server.origin);
+  await dropFiles(page, [{ name: 'brain.nii.gz', bytes: fs.readFileSync(files['brain.nii.gz']) }]);
+  await waitForViewer(page, 'brain.nii.gz');
+  const before = await page.$$eval(`${viewer('brain.nii.gz')} .strip-slice`, (cols) => cols.map((c) => c.dataset.prediction));
+  await page.evaluate(() => window.neurolens.engine.worker.dispatchEvent(new ErrorEvent('error', { message: 'simulated crash' })));
+  await page.focus(`${viewer('brain.nii.gz')} .viewer-stage`);
+  await page.keyboard.press('Home');
+  await shown(page, 'brain.nii.gz', 0);
+  assert.equal(await page.getAttribute(`${viewer('brain.nii.gz')} .slice-result`, 'data-prediction'), before[0]);
+  await context.close();
+});
