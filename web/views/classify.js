@@ -116,15 +116,13 @@ export function mount(section, app) {
   // preamble (or with an odd name): the scan module gets a try. -> true when it took the file.
   async function tryAsScan(card) {
     const { openScans, showGreyPreview } = await loadScanViews();
-    let problem = null;
     const outcome = await openScans(app, [{ file: card.file, path: card.name }], {
       container: scansBox, fallback: true,
       single: (volume, grey) => { showGreyPreview(card, grey); enqueue(card); },
     });
     if (!outcome.recognised) return false;
     if (outcome.volumes === 0) {
-      problem = outcome.problems[0]?.message ?? 'not a readable DICOM or NIfTI file';
-      showError(card, problem);
+      showError(card, outcome.problems[0]?.message ?? 'not a readable DICOM or NIfTI file');
     } else if (!card.grey) {  // a volume: its viewer replaces the card
       cards.splice(cards.indexOf(card), 1);
       disposeCard(card);
