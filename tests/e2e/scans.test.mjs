@@ -12,7 +12,7 @@ import path from 'node:path';
 import { startServer, launchBrowser, openPage, foreignRequests, screenshot, chooseFiles, settledCards } from './helpers/harness.mjs';
 import { encodePng, syntheticSlice } from './helpers/png.mjs';
 import { writeScanFiles, SECRET } from './helpers/scans.mjs';
-import { TEST_CLASSES } from './helpers/test-model.mjs';
+import { TEST_CLASSES, testModelBytes } from './helpers/test-model.mjs';
 
 const SERIES_SLICES = 9;
 const NIFTI_SLICES = 10;
@@ -293,7 +293,7 @@ test('a 150-slice volume is classified in chunks with progress while the page st
   await context.close();
 });
 
-test('a viewer keeps working after the engine is restarted (its scan is read again)', async () => {
+test('a viewer keeps working after the engine is restarted, and a new model classifies its slices again', async () => {
   const { page, context } = await openPage(browser, server.origin);
   await dropFiles(page, [{ name: 'brain.nii.gz', bytes: fs.readFileSync(files['brain.nii.gz']) }]);
   await waitForViewer(page, 'brain.nii.gz');
@@ -303,5 +303,16 @@ test('a viewer keeps working after the engine is restarted (its scan is read aga
   await page.keyboard.press('Home');
   await shown(page, 'brain.nii.gz', 0);
   assert.equal(await page.getAttribute(`${viewer('brain.nii.gz')} .slice-result`, 'data-prediction'), before[0]);
+
+  // Another model: every slice again, with that model's probabilities.
+  const titles = () => page.$$eval(`${viewer('brain.nii.gz')} .strip-slice`, (cols) => cols.map((c) => c.title));
+  const first = await titles();
+  await page.evaluate((bytes) => window.neurolens.useModel(new Uint8Array(bytes), { label: 'another model', persist: false }),
+    [...testModelBytes({ seed: 23 })]);
+  await waitForViewer(page, 'brain.nii.gz');
+  const second = await titles();
+  assert.equal(second.length, NIFTI_SLICES);
+  assert.ok(second.every((t) => !/not classified/.test(t)));
+  assert.notDeepEqual(second, first);
   await context.close();
 });
