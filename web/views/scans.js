@@ -55,7 +55,10 @@ function drawGrey(canvas, { width, height, levels }) {
   ctx.putImageData(image, 0, 0);
 }
 
-const CHUNK = 6;            // slices per classification request
+// Slices per classification request: sized to take about CHUNK_MS in the worker, so that a
+// slice or window request waits at most about that long behind the classification.
+const CHUNK_MS = 150;
+const MAX_CHUNK = 16;
 const NO_TUMOUR = 'notumor';
 
 const viewers = new Set();
@@ -338,7 +341,10 @@ class ScanViewer {
     this.showSliceLabel();
     this.markCurrentColumn();
     this.render();
-    this.refreshCurrent();
+    // The slice's own classification (and Grad-CAM) once the slice stays put for a moment:
+    // scrolling through slices does not queue one per slice passed.
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = setTimeout(() => this.refreshCurrent(), 120);
   }
 
   setWindow(window, preset) {
@@ -467,10 +473,13 @@ class ScanViewer {
       };
       showProgress();
       try {
-        for (let at = 0; at < todo.length; at += CHUNK) {
-          const slices = todo.slice(at, at + CHUNK).filter((z) => !this.results[z]);
+        let chunk = 2;
+        for (let at = 0; at < todo.length;) {
+          const slices = todo.slice(at, at + chunk).filter((z) => !this.results[z]);
+          at += chunk;
           if (slices.length === 0) continue;
           const base = this.results.filter(Boolean).length;
+          const started = performance.now();
           const results = await this.group.request('scanClassify', { volume: this.index, slices }, {
             onProgress: ({ done }) => {
               this.progress.value = base + done;
@@ -479,6 +488,8 @@ class ScanViewer {
           if (this.disposed || generation !== this.classifyGeneration) return;
           for (const r of results) this.setResult(r.z, r);
           showProgress();
+          const perSlice = (performance.now() - started) / slices.length;
+          chunk = Math.max(1, Math.min(MAX_CHUNK, Math.floor(CHUNK_MS / Math.max(perSlice, 1))));
         }
         this.finished();
       } catch (error) {
@@ -569,6 +580,7 @@ class ScanViewer {
 
   dispose() {
     this.disposed = true;
+    clearTimeout(this.refreshTimer);
     viewers.delete(this);
     this.app.removeEventListener('model', this.onModel);
     this.group.release();
