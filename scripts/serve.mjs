@@ -8,6 +8,8 @@
 //          /wasm/         -> build/wasm/         (only .js/.mjs/.wasm/.map files at top level)
 //          /wasm-threads/ -> build/wasm-threads/ (same; SIMD + pthreads build, if built)
 //          /wasm-nosimd/  -> build/wasm-nosimd/  (same; the scalar fallback build, if built)
+//          /scans/        -> build/wasm/         (only neurolens-scans.js/.wasm: the DICOM/NIfTI module,
+//                                                 fetched by the page's worker on the first scan)
 //          /model/        -> model/
 // --wasm-dir DIR serves the three builds from DIR/wasm/, DIR/wasm-threads/, DIR/wasm-nosimd/
 // instead of build/ (scripts/serve: copies it makes once each build has finished).
@@ -68,6 +70,8 @@ export function defaultMounts(root = REPO_ROOT, { wasmDir = path.join(root, 'bui
     { prefix: '/wasm/', dir: path.join(wasmDir, 'wasm'), allow: buildFiles },
     { prefix: '/wasm-threads/', dir: path.join(wasmDir, 'wasm-threads'), allow: buildFiles },
     { prefix: '/wasm-nosimd/', dir: path.join(wasmDir, 'wasm-nosimd'), allow: buildFiles },
+    // The scan module has no SIMD and no threads: one copy serves every engine build.
+    { prefix: '/scans/', dir: path.join(wasmDir, 'wasm'), allow: /^neurolens-scans\.(js|wasm)$/ },
     { prefix: '/model/', dir: path.join(root, 'model') },
     { prefix: '/', dir: path.join(root, 'web'), index: 'index.html' },
   ];

@@ -32,6 +32,11 @@ const jobs = {
     const { engine } = await enginePromise;
     return engine.classify(bytes, { gradcam: Boolean(gradcam) });
   },
+  // A scan slice already through its window: width*height grey levels.
+  async classifyGrey({ width, height, levels, gradcam }) {
+    const { engine } = await enginePromise;
+    return engine.classifyGrey(width, height, levels, { gradcam: Boolean(gradcam) });
+  },
   async featureMaps({ bytes, layer }) {
     const { engine } = await enginePromise;
     return engine.featureMaps(bytes, layer);
@@ -69,5 +74,15 @@ const jobs = {
     }
   },
 };
+
+// DICOM and NIfTI (lib/scan-jobs.js): that file and the scan module it loads are fetched only
+// when the first scan* request arrives.
+let scanJobs = null;
+for (const type of ['scanOpen', 'scanSlice', 'scanClassify', 'scanClassifySlice', 'scanClose']) {
+  jobs[type] = async (payload, progress) => {
+    scanJobs ??= import('./lib/scan-jobs.js').then((m) => m.scanJobs(enginePromise));
+    return (await scanJobs)[type](payload, progress);
+  };
+}
 
 answerRequests(jobs);

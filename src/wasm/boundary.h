@@ -33,7 +33,7 @@ EM_JS(void, nl_install_stack_guards, (const char* class_name), {
     Object.getOwnPropertyNames(proto).forEach(function(name) {
       var method = proto[name];
       if (name === 'constructor' || typeof method !== 'function') return;
-      proto[name] = function() {
+      var guard = function() {
         var saved = stackSave();
         try {
           return method.apply(this, arguments);
@@ -42,6 +42,10 @@ EM_JS(void, nl_install_stack_guards, (const char* class_name), {
           throw error;
         }
       };
+      // An overloaded method (e.g. ScanReader.slice with 2 or 3 arguments) is Embind's
+      // dispatcher, which looks its overloads up on proto[name] at each call: keep them there.
+      if (method.overloadTable) guard.overloadTable = method.overloadTable;
+      proto[name] = guard;
     });
   });
 });

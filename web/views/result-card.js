@@ -1,16 +1,22 @@
 // One image's card on the Classify view: file name, thumbnail (with an optional Grad-CAM
 // overlay), predicted class and confidence, a bar per class, inference time, or the error.
 // The card's root carries data-state (pending | done | error) and, once classified,
-// data-prediction="<class name as in the model>".
+// data-prediction="<class name as in the model>". A single-image DICOM's card shows its slice
+// (grey levels through its window: views/scans.js) instead of the file, and carries data-slice="0".
 import { h, clear, percent } from '../lib/dom.js';
 import { readableClass, classColour } from '../lib/labels.js';
 
+// file: null for a scan slice (views/scans.js draws its preview).
 export function createCard(name, file) {
-  const img = h('img', { alt: `Thumbnail of ${name}`, decoding: 'async' });
-  const url = URL.createObjectURL(file);
-  img.src = url;
-  const thumb = h('div', { class: 'thumb' }, img);
-  img.addEventListener('error', () => thumb.classList.add('no-preview'), { once: true });
+  const thumb = h('div', { class: 'thumb' });
+  let url = null;
+  if (file) {
+    const img = h('img', { alt: `Thumbnail of ${name}`, decoding: 'async' });
+    url = URL.createObjectURL(file);
+    img.src = url;
+    img.addEventListener('error', () => thumb.classList.add('no-preview'), { once: true });
+    thumb.append(img);
+  }
   const body = h('div', { class: 'card-body' },
     h('h3', { class: 'file-name', title: name }, name),
     h('p', { class: 'verdict' }, 'Classifying…'));
@@ -25,12 +31,7 @@ export function showResult(card, result) {
   root.dataset.state = 'done';
   root.dataset.prediction = result.className;
   const p = result.probabilities;
-  const bars = h('ul', { class: 'bars' }, result.classes.map((c, i) =>
-    h('li', { dataset: { class: c }, class: i === result.classIndex ? 'best' : '' },
-      h('span', { class: 'bar-label' }, readableClass(c)),
-      h('span', { class: 'bar' }, h('span', { class: 'bar-fill',
-        style: { width: percent(p[i]), background: classColour(c, i) } })),
-      h('span', { class: 'bar-value' }, percent(p[i])))));
+  const bars = classBars(result);
   clear(body, 
     h('h3', { class: 'file-name', title: card.name }, card.name),
     h('p', { class: 'verdict' },
@@ -39,6 +40,16 @@ export function showResult(card, result) {
     bars,
     h('p', { class: 'timing' }, `${result.milliseconds.toFixed(1)} ms in the browser`));
   if (result.heatmap) drawHeatmap(card, result);
+}
+
+// A bar per class: {classes, probabilities, classIndex} -> ul.bars
+export function classBars({ classes, probabilities: p, classIndex }) {
+  return h('ul', { class: 'bars' }, classes.map((c, i) =>
+    h('li', { dataset: { class: c }, class: i === classIndex ? 'best' : '' },
+      h('span', { class: 'bar-label' }, readableClass(c)),
+      h('span', { class: 'bar' }, h('span', { class: 'bar-fill',
+        style: { width: percent(p[i]), background: classColour(c, i) } })),
+      h('span', { class: 'bar-value' }, percent(p[i])))));
 }
 
 export function showError(card, message) {
@@ -63,8 +74,13 @@ function heatColour(v) {
 // The map covers the part of the image the model saw (result.region: all of it, or the
 // square around the head when the model crops), placed over the thumbnail, which shows the
 // whole image stretched to the square.
-export function drawHeatmap(card, { heatmap, region }) {
+export function drawHeatmap(card, result) {
   card.thumb.querySelector('canvas.heatmap')?.remove();
+  card.thumb.append(heatmapCanvas(result));  // smooth scaling; the thumbnail clips what lies past the image
+}
+
+// The Grad-CAM map as a canvas placed (in percentages) over the image it was computed on.
+export function heatmapCanvas({ heatmap, region }) {
   const canvas = h('canvas', { class: 'heatmap', width: heatmap.width, height: heatmap.height,
                               title: `Grad-CAM on layer ${heatmap.layer}` });
   const ctx = canvas.getContext('2d');
@@ -78,10 +94,10 @@ export function drawHeatmap(card, { heatmap, region }) {
   Object.assign(canvas.style, {
     left: share(region.x, region.imageWidth), top: share(region.y, region.imageHeight),
     width: share(region.width, region.imageWidth), height: share(region.height, region.imageHeight) });
-  card.thumb.append(canvas);  // smooth scaling; the thumbnail clips what lies past the image
+  return canvas;
 }
 
 export function disposeCard(card) {
-  URL.revokeObjectURL(card.url);
+  if (card.url) URL.revokeObjectURL(card.url);
   card.root.remove();
 }

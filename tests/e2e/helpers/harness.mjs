@@ -28,7 +28,7 @@ export async function startServer({ modelDir, builds = ['wasm', 'wasm-threads', 
   // NEUROLENS_E2E_WASM_DIR, _WASM_THREADS_DIR, _WASM_NOSIMD_DIR: test other builds than
   // build/wasm, build/wasm-threads and build/wasm-nosimd (e.g. a private build dir).
   const override = { '/wasm/': process.env.NEUROLENS_E2E_WASM_DIR, '/wasm-threads/': process.env.NEUROLENS_E2E_WASM_THREADS_DIR,
-                     '/wasm-nosimd/': process.env.NEUROLENS_E2E_WASM_NOSIMD_DIR };
+                     '/wasm-nosimd/': process.env.NEUROLENS_E2E_WASM_NOSIMD_DIR, '/scans/': process.env.NEUROLENS_E2E_WASM_DIR };
   let mounts = defaultMounts(ROOT).map((m) => {
     if (m.prefix === '/model/') return { ...m, dir: modelDir };
     if (override[m.prefix]) return { ...m, dir: path.resolve(ROOT, override[m.prefix]) };
