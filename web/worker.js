@@ -37,6 +37,11 @@ const jobs = {
     const { engine } = await enginePromise;
     return engine.classifyGrey(width, height, levels, { gradcam: Boolean(gradcam) });
   },
+  // The verdict on a volume from its slices' probabilities (the command line's rule).
+  async summarizeVolume({ probabilities }) {
+    const { engine } = await enginePromise;
+    return engine.summarizeVolume(probabilities);
+  },
   async featureMaps({ bytes, layer }) {
     const { engine } = await enginePromise;
     return engine.featureMaps(bytes, layer);

@@ -210,6 +210,19 @@ test('a DICOM series folder and NIfTI volumes get slice viewers', async () => {
   const most = scores.indexOf(Math.max(...scores));
   await page.click(`${series} .most-tumour`);
   await shown(page, 'series', most);
+  // The verdict follows the README's rule, worked out here from the CSV: the tumour class
+  // predicted on the most slices (ties: larger summed probability) when at least min(3, n)
+  // slices are predicted as a tumour, else notumor.
+  const predicted = csv.slice(1).map((row) => row[3]);
+  const tumourSlices = predicted.filter((c) => c !== 'notumor').length;
+  let expectedVerdict = 'notumor';
+  if (tumourSlices >= Math.min(3, predicted.length)) {
+    const score = (c) => [predicted.filter((p) => p === c).length,
+      csv.slice(1).filter((row) => row[3] === c).reduce((sum, row) => sum + Number(row[6 + classes.indexOf(c)]), 0)];
+    expectedVerdict = classes.filter((c) => c !== 'notumor' && predicted.includes(c))
+      .sort((a, b) => score(b)[0] - score(a)[0] || score(b)[1] - score(a)[1])[0];
+  }
+  assert.equal(await page.getAttribute(series, 'data-verdict'), expectedVerdict);
 
   // Nothing identifying anywhere: not in the page, not in the CSV.
   assert.ok(!csvText.includes(SECRET));

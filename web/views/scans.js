@@ -491,7 +491,9 @@ class ScanViewer {
           const perSlice = (performance.now() - started) / slices.length;
           chunk = Math.max(1, Math.min(MAX_CHUNK, Math.floor(CHUNK_MS / Math.max(perSlice, 1))));
         }
-        this.finished();
+        const summary = await this.app.engine.request('summarizeVolume', { probabilities: this.results.map((r) => r.probabilities) });
+        if (this.disposed || generation !== this.classifyGeneration) return;
+        this.finished(summary);
       } catch (error) {
         if (!this.disposed) this.fail(error);
       }
@@ -510,24 +512,18 @@ class ScanViewer {
     this.classifyAll();
   }
 
-  finished() {
-    const counts = this.classes.map(() => 0);
-    for (const r of this.results) counts[r.classIndex] += 1;
-    const most = this.mostTumourLike();
-    const tumourClasses = this.classes.map((c, i) => i).filter((i) => this.classes[i] !== NO_TUMOUR);
-    const hasNoTumour = this.classes.includes(NO_TUMOUR);
-    let verdict, verdictText;
-    const tumourSlices = tumourClasses.reduce((n, i) => n + counts[i], 0);
-    if (hasNoTumour && tumourSlices === 0) {
-      verdict = NO_TUMOUR;
-      verdictText = `No tumour predicted on any of the ${this.slices} slices.`;
-    } else {
-      const pool = hasNoTumour ? tumourClasses : this.classes.map((c, i) => i);
-      const best = pool.reduce((a, b) => (counts[b] > counts[a] ? b : a), pool[0]);
-      verdict = this.classes[best];
-      verdictText = `${readableClass(verdict)}: predicted on ${counts[best]} of ${this.slices} slices` +
-        (hasNoTumour && tumourSlices > counts[best] ? ` (${tumourSlices} slices predicted as some tumour).` : '.');
-    }
+  // summary: the engine's summarizeVolume (the rule the command line uses, README "Scanner
+  // formats"): slices per class, the most tumour-like slice, the verdict.
+  finished(summary) {
+    const counts = summary.slicesPerClass;
+    const verdict = summary.verdict;
+    const most = this.classes.includes(NO_TUMOUR) ? { z: summary.mostTumourLike, score: summary.mostTumourLikeScore } : null;
+    const verdictText = verdict === NO_TUMOUR
+      ? (summary.tumourSlices === 0 ? `No tumour predicted on any of the ${this.slices} slices.`
+        : `No tumour: ${summary.tumourSlices} of ${this.slices} slices predicted as a tumour, fewer than the ${summary.tumourSlicesNeeded} a tumour verdict needs.`)
+      : `${readableClass(verdict)}: predicted on ${counts[summary.verdictIndex]} of ${this.slices} slices` +
+        (summary.tumourSlices > counts[summary.verdictIndex] ? ` (${summary.tumourSlices} slices predicted as some tumour).` : '.');
+    this.mostTumour = most;
     this.root.dataset.verdict = verdict;
     clear(this.summary,
       h('p', { class: 'scan-verdict', dataset: { verdict } }, h('strong', {}, 'Verdict: '), verdictText),
@@ -541,20 +537,8 @@ class ScanViewer {
     this.root.dataset.state = 'done';
   }
 
-  // The slice with the highest 1 − p(no tumour): {z, score}, or null without that class.
-  mostTumourLike() {
-    const k = this.classes.indexOf(NO_TUMOUR);
-    if (k < 0 || this.results.some((r) => !r)) return null;
-    let best = null;
-    this.results.forEach((r, z) => {
-      const score = 1 - r.probabilities[k];
-      if (!best || score > best.score) best = { z, score };
-    });
-    return best;
-  }
-
   showMostTumourLike() {
-    const most = this.mostTumourLike();
+    const most = this.mostTumour;
     if (most) { this.goTo(most.z); this.stage.focus(); }
   }
 
