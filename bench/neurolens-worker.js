@@ -56,6 +56,32 @@ const jobs = {
       engine.endFineTune();
     }
   },
+  // A scan as the page reads it: {files: [{name, bytes}]} -> the scan module (fetched from
+  // /scans/ as the page's worker does) reads them, then every slice goes through its window and
+  // engine.classifyGrey. Times both, in ms.
+  async scan({ files }) {
+    const url = new URL('../scans/neurolens-scans.js', self.location.href).href;
+    const t0 = performance.now();
+    const { default: createNeuroLensScans } = await import(url);
+    const S = await createNeuroLensScans({ locateFile: (file) => new URL(file, url).href });
+    const moduleMs = performance.now() - t0;
+    const reader = new S.ScanReader();
+    try {
+      const t1 = performance.now();
+      for (const { name, bytes } of files) reader.add(name, bytes);
+      const result = reader.finish();
+      const readMs = performance.now() - t1;
+      if (result.problems.length) throw new Error(`${result.problems[0].file}: ${result.problems[0].message}`);
+      let slices = 0;
+      const t2 = performance.now();
+      result.volumes.forEach((v, i) => {
+        for (let z = 0; z < v.slices; z++, slices++) engine.classifyGrey(v.width, v.height, reader.slice(i, z), {});
+      });
+      return { slices, volumes: result.volumes.length, moduleMs, readMs, classifyMs: performance.now() - t2 };
+    } finally {
+      reader.delete();
+    }
+  },
 };
 
 answerRequests(jobs);

@@ -96,6 +96,18 @@ window.bench = {
     });
   },
 
+  // A scan read and classified in the page's way (scan module + engine, in a worker): {build,
+  // threads, urls} -> slices per second for reading, classifying and both.
+  async neurolensScan({ build, threads, urls }) {
+    const files = await Promise.all(urls.map(async (u) => ({ name: u.split('/').pop(), bytes: new Uint8Array(await (await fetch(u)).arrayBuffer()) })));
+    return withWorker('neurolens', { build }, async (w) => {
+      const loaded = await w.request('load', { modelBytes: await modelBytes(), threads });
+      const r = await w.request('scan', { files });
+      return { threads: loaded.threads, ...r, readSlicesPerS: r.slices / (r.readMs / 1000), classifySlicesPerS: r.slices / (r.classifyMs / 1000),
+               slicesPerS: r.slices / ((r.readMs + r.classifyMs) / 1000) };
+    });
+  },
+
   // The benchmark's input (NHWC), for the peers that run outside this page.
   input: () => {
     if (!inputShape) throw new Error('run neurolensInference first (it provides the input shape)');

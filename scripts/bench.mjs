@@ -49,9 +49,8 @@ function nativeBench(threads, runs) {
 }
 
 // A 256 x 256 x 150 synthetic volume as a DICOM series and a NIfTI file (bench/make-volume.py),
-// made once per run in a temporary folder.
-function makeVolume() {
-  const dir = fs.mkdtempSync(path.join((process.env.TMPDIR ?? '/tmp'), 'neurolens-bench-volume-'));
+// made once per run in the benchmark's temporary folder (served to the page at /bench-files/).
+function makeVolume(dir) {
   const r = spawnSync('/usr/bin/python3', [path.join(ROOT, 'bench/make-volume.py'), dir], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`bench/make-volume.py failed: ${r.stderr || r.error}`);
   return { dir, series: path.join(dir, 'series'), nifti: path.join(dir, 'volume.nii.gz') };
@@ -207,14 +206,14 @@ async function main() {
   log('native inference (1 and 2 threads) and GEMM peak');
   const native1 = nativeBench(1, opts.runs);
   const native2 = nativeBench(2, opts.runs);
-  log('native scan reading + classification, 256 x 256 x 150 (DICOM series and NIfTI)');
-  const volume = makeVolume();
-  const scans = {};
-  for (const [kind, file] of [['dicom_series', volume.series], ['nifti_gz', volume.nifti]])
-    for (const threads of [1, 2]) scans[`${kind}_native_${threads}t`] = nativeScanBench(file, threads);
 
   const files = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'neurolens-bench-files-'));
   const onnxFile = exportOnnx(files);
+  log('native scan reading + classification, 256 x 256 x 150 (DICOM series and NIfTI)');
+  const volume = makeVolume(files);
+  const scans = {};
+  for (const [kind, file] of [['dicom_series', volume.series], ['nifti_gz', volume.nifti]])
+    for (const threads of [1, 2]) scans[`${kind}_native_${threads}t`] = nativeScanBench(file, threads);
   const { server, port } = await startServer({ port: 0, mounts: [{ prefix: '/bench-files/', dir: files }, ...benchMounts(ROOT), ...defaultMounts(ROOT)] });
   const origin = `http://127.0.0.1:${port}`;  // not "localhost": Node may resolve it to ::1
   const browser = await chromium.launch({
@@ -298,6 +297,15 @@ async function main() {
       fine[mode].tfjs_fastest = { backend: best, images_per_s: r.imagesPerSecond };
     }
 
+    log('scan reading + classification in the page (scan module + engine in a worker), 1 and 2 threads');
+    const seriesUrls = fs.readdirSync(volume.series).sort().map((f) => `/bench-files/series/${f}`);
+    for (const [kind, urls] of [['dicom_series', seriesUrls], ['nifti_gz', ['/bench-files/volume.nii.gz']]]) {
+      for (const [build, threads] of [['wasm', 1], ['wasm-threads', 2]]) {
+        const r = await run('neurolensScan', { build, threads, urls });
+        scans[`${kind}_wasm_${threads}t`] = { read_slices_per_s: r.readSlicesPerS, classify_slices_per_s: r.classifySlicesPerS, slices_per_s: r.slicesPerS };
+      }
+    }
+
     log('cold start of the page (cache disabled)');
     const cold = await coldStart(browser, origin);
     if (pageErrors.length) log('page errors:', pageErrors.join('; '));
@@ -363,7 +371,6 @@ async function main() {
   } finally {
     await browser.close();
     server.close();
-    fs.rmSync(volume.dir, { recursive: true, force: true });
     fs.rmSync(files, { recursive: true, force: true });
   }
   printTable(out);
