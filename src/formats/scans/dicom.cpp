@@ -3,6 +3,7 @@
 // masking, sign, Rescale Slope/Intercept, colour to grey, MONOCHROME1 noted for display.
 #include <gdcmImage.h>
 #include <gdcmImageReader.h>
+#include <gdcmReader.h>
 #include <gdcmMediaStorage.h>
 #include <gdcmTransferSyntax.h>
 #include <gdcmUIDs.h>
@@ -11,6 +12,7 @@
 #include <cmath>
 #include <cstring>
 #include <istream>
+#include <set>
 #include <sstream>
 #include <streambuf>
 
@@ -45,6 +47,26 @@ const SyntaxName* supported_syntax(const std::string& uid) {
   for (const SyntaxName& s : kSupportedSyntaxes)
     if (uid == s.uid) return &s;
   return nullptr;
+}
+
+// Syntaxes newer than GDCM 3.0.24's dictionary, so that a refusal can still name them.
+constexpr SyntaxName kNewerSyntaxes[] = {
+    {"1.2.840.10008.1.2.1.98", "Encapsulated Uncompressed Explicit VR Little Endian"},
+    {"1.2.840.10008.1.2.4.110", "JPEG XL Lossless"},
+    {"1.2.840.10008.1.2.4.111", "JPEG XL JPEG Recompression"},
+    {"1.2.840.10008.1.2.4.112", "JPEG XL"},
+    {"1.2.840.10008.1.2.4.201", "High-Throughput JPEG 2000 Image Compression (Lossless Only)"},
+    {"1.2.840.10008.1.2.4.202", "High-Throughput JPEG 2000 with RPCL Options Image Compression (Lossless Only)"},
+    {"1.2.840.10008.1.2.4.203", "High-Throughput JPEG 2000 Image Compression"},
+    {"1.2.840.10008.1.2.4.204", "JPIP HTJ2K Referenced"},
+    {"1.2.840.10008.1.2.4.205", "JPIP HTJ2K Referenced Deflate"},
+};
+
+std::string syntax_name(const std::string& uid) {
+  for (const SyntaxName& s : kNewerSyntaxes)
+    if (uid == s.uid) return s.name;
+  gdcm::UIDs uids;
+  return uids.SetFromUID(uid.c_str()) && uids.GetName() ? uids.GetName() : "unknown";
 }
 
 // A read-only std::istream over bytes already in memory (GDCM seeks back and forth).
@@ -101,13 +123,51 @@ std::vector<double> numbers(const gdcm::DataSet& ds, uint16_t group, uint16_t el
   return out;
 }
 
-// Colour buffers GDCM hands back as RGB: RGB itself, JPEG 2000's reversible/irreversible colour
-// transforms (OpenJPEG undoes them) and YBR_FULL(_422) inside JPEG (libjpeg converts to RGB).
-bool decoded_as_rgb(const std::string& photometric, const std::string& syntax) {
-  if (photometric == "RGB" || photometric == "YBR_RCT" || photometric == "YBR_ICT") return true;
-  const bool jpeg = syntax == "1.2.840.10008.1.2.4.50" || syntax == "1.2.840.10008.1.2.4.51" ||
-                    syntax == "1.2.840.10008.1.2.4.57" || syntax == "1.2.840.10008.1.2.4.70";
-  return jpeg && photometric.rfind("YBR_FULL", 0) == 0;
+// Colour buffers GDCM hands back as RGB: RGB itself and JPEG 2000's reversible/irreversible
+// colour transforms (OpenJPEG undoes them). YBR_FULL and YBR_FULL_422 come back as Y Cb Cr per
+// pixel: GDCM's JPEG codec turns libjpeg's colour conversion off for them (out_color_space
+// JCS_UNKNOWN) and its RAW codec only upsamples native 4:2:2 (ImageCodec::DoYBRFull422).
+bool decoded_as_rgb(const std::string& photometric) {
+  return photometric == "RGB" || photometric == "YBR_RCT" || photometric == "YBR_ICT";
+}
+
+// A first pass with a plain gdcm::Reader up to Pixel Data: whether the data set parses at all
+// (ImageReader also fails, without saying why, on a complete file that holds no image), and
+// where Pixel Data's value starts in `bytes` (GDCM pads a value that the end of the file cuts
+// short with zeros, keeping its declared length). No offset for deflated data sets.
+struct FirstPass {
+  bool parsed = false;
+  std::optional<size_t> pixel_value_offset;
+};
+
+FirstPass read_up_to_pixel_data(std::span<const uint8_t> bytes);
+
+FirstPass read_up_to_pixel_data(std::span<const uint8_t> bytes) {
+  FirstPass out;
+  MemoryBuffer buffer(bytes);
+  std::istream stream(&buffer);
+  gdcm::Reader reader;
+  reader.SetStream(stream);
+  const gdcm::Tag pixel_data(0x7FE0, 0x0010);
+  try {
+    out.parsed = reader.ReadUpToTag(pixel_data, std::set<gdcm::Tag>{pixel_data});
+  } catch (const std::exception&) {
+    out.parsed = false;
+  }
+  if (!out.parsed) return out;
+  // Skipped, Pixel Data's tag, VR and length were read: the stream is at its value. Check the
+  // tag bytes before it (explicit VR OB/OW: 12 bytes of header, implicit: 8; either byte order).
+  const std::streampos pos = stream.tellg();
+  if (pos <= 0 || static_cast<size_t>(pos) > bytes.size()) return out;
+  const size_t value = static_cast<size_t>(pos);
+  auto tag_at = [&](size_t header) {
+    if (value < header) return false;
+    const uint8_t* t = bytes.data() + value - header;
+    return (t[0] == 0xE0 && t[1] == 0x7F && t[2] == 0x10 && t[3] == 0x00) ||
+           (t[0] == 0x7F && t[1] == 0xE0 && t[2] == 0x00 && t[3] == 0x10);
+  };
+  if (tag_at(12) || tag_at(8)) out.pixel_value_offset = value;
+  return out;
 }
 
 }  // namespace
@@ -140,11 +200,11 @@ DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) 
   if (syntax.empty() && !read) throw ScanError("not a readable DICOM file (GDCM could not parse its data set)");
   if (syntax.empty()) syntax = "1.2.840.10008.1.2";  // no meta header: GDCM read it as implicit VR LE
   const SyntaxName* known = supported_syntax(syntax);
-  if (!known) {
-    gdcm::UIDs uid;
-    const std::string uid_name = uid.SetFromUID(syntax.c_str()) && uid.GetName() ? uid.GetName() : "unknown";
-    throw ScanError("transfer syntax " + syntax + " (" + uid_name + ") is not supported");
-  }
+  if (!known) throw ScanError("transfer syntax " + syntax + " (" + syntax_name(syntax) + ") is not supported");
+  const FirstPass first = read_up_to_pixel_data(bytes);
+  if (!read && !first.parsed)
+    throw ScanError("truncated or damaged DICOM file: GDCM could not parse its data set (" +
+                    std::to_string(bytes.size()) + " bytes)");
   if (!ds.FindDataElement(gdcm::Tag(0x7FE0, 0x0010))) {
     gdcm::UIDs uid;
     const std::string what = !sop_class.empty() && uid.SetFromUID(sop_class.c_str()) && uid.GetName()
@@ -152,6 +212,8 @@ DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) 
                                  : sop_class.empty() ? std::string("an object without SOP class") : sop_class;
     throw ScanError("no pixel data (7FE0,0010): " + what + " holds no image");
   }
+  if (!read && syntax == "1.2.840.10008.1.2.1.99")  // the zlib stream ended or broke
+    throw ScanError("truncated or damaged deflated data set: GDCM could not inflate the whole file");
   if (!read) throw ScanError("GDCM could not read the image in this DICOM file (" + std::string(known->name) + ")");
 
   const gdcm::Image& image = reader.GetImage();
@@ -178,13 +240,15 @@ DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) 
   const size_t bytes_per_sample = allocated / 8;
   const size_t frame_pixels = columns * rows;
 
-  // Native pixel data must hold every frame: GDCM hands back a short buffer without complaint.
+  // Native pixel data must hold every frame: GDCM hands back a short buffer without complaint,
+  // and pads a value cut short by the end of the file with zeros.
   const gdcm::DataElement& pixel_data = ds.GetDataElement(gdcm::Tag(0x7FE0, 0x0010));
   const bool encapsulated = pixel_data.GetSequenceOfFragments() != nullptr;
   bool ybr422_native = false;
   if (!encapsulated) {
     const gdcm::ByteValue* bv = pixel_data.GetByteValue();
-    const size_t have = bv ? static_cast<size_t>(static_cast<uint32_t>(bv->GetLength())) : 0;
+    size_t have = bv ? static_cast<size_t>(static_cast<uint32_t>(bv->GetLength())) : 0;
+    if (first.pixel_value_offset) have = std::min(have, bytes.size() - *first.pixel_value_offset);
     size_t expected = frame_pixels * frames * samples * bytes_per_sample;
     if (samples == 3 && photometric == "YBR_FULL_422" && have >= frame_pixels * frames * 2 * bytes_per_sample &&
         have < expected) {
@@ -204,7 +268,8 @@ DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) 
     decoded = false;
   }
   if (!decoded) throw ScanError("could not decode the pixel data (" + std::string(known->name) + ")");
-  const size_t needed = frame_pixels * frames * (ybr422_native ? 2 : samples) * bytes_per_sample;
+  // GDCM upsamples native YBR_FULL_422 to three samples per pixel.
+  const size_t needed = frame_pixels * frames * samples * bytes_per_sample;
   if (raw.size() < needed)
     throw ScanError("decoded pixel data is " + std::to_string(raw.size()) + " bytes, " + std::to_string(needed) +
                     " expected (" + std::string(known->name) + ")");
@@ -235,15 +300,12 @@ DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) 
   vol.source = name;
   vol.voxels.resize(frame_pixels * frames);
   const bool planar = image.GetPlanarConfiguration() == 1 && !ybr422_native;
-  const bool rgb = samples == 3 && decoded_as_rgb(photometric, syntax);
+  const bool rgb = samples == 3 && decoded_as_rgb(photometric);
   for (size_t f = 0; f < frames; ++f)
     for (size_t i = 0; i < frame_pixels; ++i) {
       double x;
       if (samples == 1) {
         x = sample(f * frame_pixels + i);
-      } else if (ybr422_native) {
-        // Y0 Y1 Cb Cr for each pair of pixels: luma is the grey.
-        x = sample(f * frame_pixels * 2 + (i / 2) * 4 + (i % 2));
       } else {
         const size_t base = f * frame_pixels * 3;
         auto channel = [&](size_t c) { return planar ? sample(base + c * frame_pixels + i) : sample(base + i * 3 + c); };
