@@ -294,6 +294,17 @@ def make_simple_variants(out, grey):
     set_pixels(ds, grey)
     window(ds, 128, 256)
     write_raw(ds, os.path.join(d, "raw_dataset.dcm"))
+    # Series descriptions in Latin-1 (declared), UTF-8 (declared) and undeclared 8-bit bytes:
+    # ScanInfo must hold them as UTF-8 (JSON needs it).
+    for name, charset, text in (("charset_latin1", "ISO_IR 100", "Schädel axial".encode("latin-1")),
+                                ("charset_utf8", "ISO_IR 192", "Schädel 頭部".encode("utf-8")),
+                                ("charset_undeclared", None, b"Sch\xe4del \xff\xfe")):
+        ds = new_dataset(name, MR, H, W)
+        set_pixels(ds, grey)
+        if charset:
+            ds.SpecificCharacterSet = charset
+        ds.add_new(0x0008103E, "LO", text)
+        save(ds, os.path.join(d, name + ".dcm"))
     # Privacy: identifying attributes that must never reach describe()/to_json.
     ds = new_dataset("privacy", MR, H, W)
     set_pixels(ds, grey)
@@ -596,6 +607,20 @@ def make_nifti(out, grey):
     patch_dims(os.path.join(e, "huge_dims.nii.gz"), (30000, 30000, 1))
     write_nifti(os.path.join(e, "huge_voxels.nii.gz"), np.zeros((2, 2, 2)), np.eye(4), np.int16)
     patch_dims(os.path.join(e, "huge_voxels.nii.gz"), (8000, 8000, 4000))
+    # NIfTI-2 dims are 64-bit: 2^32 + 5 columns (5 once cut to wasm's 32-bit size_t).
+    header = nib.Nifti2Header()
+    header.set_data_dtype(np.uint8)
+    header.set_data_shape((2 ** 32 + 5, 2, 1))
+    header["vox_offset"] = 544
+    with open(os.path.join(e, "nifti2_huge_dims.nii"), "wb") as f:
+        f.write(header.binaryblock + b"\0" * 4 + bytes(range(64)))
+    # NIfTI-2 (64-bit vox_offset): 2^40, far past the end of a small file
+    header = nib.Nifti2Header()
+    header.set_data_dtype(np.uint8)
+    header.set_data_shape((2, 2, 2))
+    header["vox_offset"] = 2 ** 40
+    with open(os.path.join(e, "vox_offset_beyond.nii"), "wb") as f:
+        f.write(header.binaryblock + b"\0" * 4 + bytes(range(8)))
     blob = write_nifti(os.path.join(e, "truncated.nii"), 4 * stored - 500, affine, np.int16)
     with open(os.path.join(e, "truncated.nii"), "wb") as f:
         f.write(blob[: 352 + (len(blob) - 352) // 2])

@@ -105,6 +105,43 @@ std::string text(const gdcm::DataSet& ds, uint16_t group, uint16_t element) {
   return trimmed(std::string(bv->GetPointer(), bv->GetLength()));
 }
 
+// Text for display as UTF-8 (ScanInfo ends up in JSON, and nlohmann's dump() throws on invalid
+// UTF-8): with Specific Character Set ISO_IR 192 the bytes are UTF-8 already and invalid
+// sequences become U+FFFD; otherwise bytes over 0x7F are read as ISO 8859-1 (ISO_IR 100, the
+// usual Western default; other single-byte sets show as Latin-1 look-alikes).
+std::string display_utf8(const std::string& s, bool utf8) {
+  std::string out;
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = p[i];
+    if (c < 0x80) {
+      out += static_cast<char>(c);
+      ++i;
+      continue;
+    }
+    if (!utf8) {
+      out += static_cast<char>(0xC0 | (c >> 6));
+      out += static_cast<char>(0x80 | (c & 0x3F));
+      ++i;
+      continue;
+    }
+    // One well-formed UTF-8 sequence (no overlongs, surrogates or values past U+10FFFF).
+    const size_t n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    bool ok = n > 0 && i + n <= s.size();
+    for (size_t k = 1; ok && k < n; ++k) ok = (p[i + k] & 0xC0) == 0x80;
+    if (ok && n == 3) ok = !(c == 0xE0 && p[i + 1] < 0xA0) && !(c == 0xED && p[i + 1] >= 0xA0);
+    if (ok && n == 4) ok = !(c == 0xF0 && p[i + 1] < 0x90) && !(c == 0xF4 && p[i + 1] >= 0x90);
+    if (ok) {
+      out.append(s, i, n);
+      i += n;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
+
 // A decimal/integer string attribute's values ("a\b\c").
 std::vector<double> numbers(const gdcm::DataSet& ds, uint16_t group, uint16_t element) {
   std::vector<double> out;
@@ -182,7 +219,7 @@ DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) 
   try {
     read = reader.Read();
   } catch (const std::exception& e) {
-    throw ScanError(std::string("not a readable DICOM file (GDCM: ") + e.what() + ")");
+    throw ScanError("not a readable DICOM file (GDCM: " + display_utf8(e.what(), false) + ")");
   }
   const gdcm::File& file = reader.GetFile();
   const gdcm::DataSet& ds = file.GetDataSet();
@@ -191,6 +228,7 @@ DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) 
   DicomObject obj;
   std::string sop_class = text(meta, 0x0002, 0x0002);
   if (sop_class.empty()) sop_class = text(ds, 0x0008, 0x0016);
+  sop_class = display_utf8(sop_class, false);
   if (sop_class == "1.2.840.10008.1.3.10") {  // Media Storage Directory (DICOMDIR)
     obj.is_directory = true;
     return obj;
@@ -200,7 +238,8 @@ DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) 
   if (syntax.empty() && !read) throw ScanError("not a readable DICOM file (GDCM could not parse its data set)");
   if (syntax.empty()) syntax = "1.2.840.10008.1.2";  // no meta header: GDCM read it as implicit VR LE
   const SyntaxName* known = supported_syntax(syntax);
-  if (!known) throw ScanError("transfer syntax " + syntax + " (" + syntax_name(syntax) + ") is not supported");
+  if (!known)  // the UID is the file's text: it goes into messages as valid UTF-8 only
+    throw ScanError("transfer syntax " + display_utf8(syntax, false) + " (" + syntax_name(syntax) + ") is not supported");
   const FirstPass first = read_up_to_pixel_data(bytes);
   if (!read && !first.parsed)
     throw ScanError("truncated or damaged DICOM file: GDCM could not parse its data set (" +
@@ -319,8 +358,9 @@ DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) 
   ScanInfo& info = vol.info;
   info.format = "DICOM";
   info.transfer_syntax = syntax + " (" + known->name + ")";
-  info.modality = text(ds, 0x0008, 0x0060);
-  info.series_description = text(ds, 0x0008, 0x103E);
+  const bool utf8 = text(ds, 0x0008, 0x0005).find("ISO_IR 192") != std::string::npos;
+  info.modality = display_utf8(text(ds, 0x0008, 0x0060), utf8);
+  info.series_description = display_utf8(text(ds, 0x0008, 0x103E), utf8);
   info.photometric = photometric;
   info.inverted = photometric == "MONOCHROME1";
   info.data_type = std::string(is_signed ? "int" : "uint") + std::to_string(allocated) + " (" +
@@ -350,7 +390,7 @@ DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) 
     if (function == "LINEAR_EXACT") w.function = WindowFunction::linear_exact;
     else if (function == "SIGMOID") w.function = WindowFunction::sigmoid;
     else if (!function.empty() && function != "LINEAR")
-      info.notes.push_back("VOI LUT function " + function + " is not supported: LINEAR used");
+      info.notes.push_back("VOI LUT function " + display_utf8(function, utf8) + " is not supported: LINEAR used");
     info.file_window = w;
   }
 

@@ -113,17 +113,23 @@ Volume read_nifti(std::span<const uint8_t> file, std::string name) {
   if (!type)
     throw ScanError(std::string("NIfTI datatype ") + std::to_string(nim->datatype) + " (" +
                     nifti_datatype_to_string(nim->datatype) + ") is not supported");
-  const size_t nx = static_cast<size_t>(nim->nx), ny = static_cast<size_t>(nim->ny);
-  const size_t nz = static_cast<size_t>(std::max<int64_t>(nim->nz, 1));
   if (nim->nx <= 0 || nim->ny <= 0 || nim->nz <= 0)
     throw ScanError("NIfTI dimensions " + std::to_string(nim->nx) + "x" + std::to_string(nim->ny) +
                     "x" + std::to_string(nim->nz) + " are not positive");
-  check_budget("NIfTI volume", nx, ny, nz);
+  // Checked as 64-bit values before they become size_t (32-bit in wasm).
+  check_budget("NIfTI volume", static_cast<uint64_t>(nim->nx), static_cast<uint64_t>(nim->ny),
+               static_cast<uint64_t>(nim->nz));
+  const size_t nx = static_cast<size_t>(nim->nx), ny = static_cast<size_t>(nim->ny);
+  const size_t nz = static_cast<size_t>(nim->nz);
 
   const size_t bpv = static_cast<size_t>(nim->nbyper);
-  const size_t offset = static_cast<size_t>(std::max<int64_t>(nim->iname_offset, 0));
   if (nim->iname_offset < (version == 1 ? 352 : 544) && nim->iname_offset != 0)
     throw ScanError("NIfTI vox_offset " + std::to_string(nim->iname_offset) + " lies inside the header");
+  if (static_cast<uint64_t>(nim->iname_offset) > (gzip ? kMaxInflatedBytes : file.size()))
+    throw ScanError("truncated NIfTI data: vox_offset " + std::to_string(nim->iname_offset) +
+                    " lies beyond the " + (gzip ? std::to_string(kMaxInflatedBytes) + "-byte cap" :
+                                                  std::to_string(file.size()) + "-byte file"));
+  const size_t offset = static_cast<size_t>(nim->iname_offset);
   const size_t data_offset = offset == 0 ? (version == 1 ? 352 : 544) : offset;
   const size_t volume_bytes = nx * ny * nz * bpv;
   const size_t need = data_offset + volume_bytes;

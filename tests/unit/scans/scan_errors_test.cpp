@@ -97,4 +97,13 @@ TEST_CASE("NIfTI hostile sizes and truncated data are refused, naming the proble
   CAPTURE(cut_gz);
   CHECK(mentions(cut_gz, "truncated"));
   CHECK(mentions(error_of([] { nl::scans::read_nifti({}, "empty.nii"); }), "truncated NIfTI header"));
+  // 64-bit NIfTI-2 dimensions are checked before they become size_t (32-bit in wasm).
+  const std::string wide = nifti_error("errors/nifti2_huge_dims.nii");
+  CAPTURE(wide);
+  CHECK(mentions(wide, "4294967301x2"));
+  CHECK(mentions(wide, "8192-pixel side limit"));
+  const std::string offset = nifti_error("errors/vox_offset_beyond.nii");
+  CAPTURE(offset);
+  CHECK(mentions(offset, "vox_offset 1099511627776"));
+  CHECK(mentions(offset, "beyond"));
 }

@@ -117,3 +117,20 @@ TEST_CASE("privacy: names, IDs, dates of birth, institution never reach describe
   CHECK(mentions(raw, "Secretname"));
   CHECK(mentions(raw, "Saint Privacy Hospital"));
 }
+
+TEST_CASE("series descriptions in Latin-1, UTF-8 or undeclared 8-bit text reach JSON as valid UTF-8") {
+  struct Case {
+    const char* file;
+    const char* want;
+  };
+  for (const Case& c : {Case{"dicom/charset_latin1.dcm", "Sch\xC3\xA4" "del axial"},        // ISO_IR 100
+                        Case{"dicom/charset_utf8.dcm", "Sch\xC3\xA4" "del \xE9\xA0\xAD\xE9\x83\xA8"},  // ISO_IR 192
+                        Case{"dicom/charset_undeclared.dcm", "Sch\xC3\xA4" "del \xC3\xBF\xC3\xBE"}}) {  // as Latin-1
+    CAPTURE(std::string(c.file));
+    const nl::scans::Volume v = dicom(c.file);
+    CHECK(v.info.series_description == c.want);
+    std::string json;
+    CHECK_NOTHROW(json = nl::scans::describe(v).dump());
+    CHECK(mentions(json, c.want));
+  }
+}
