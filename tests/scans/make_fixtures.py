@@ -279,6 +279,12 @@ def make_simple_variants(out, grey):
     ds.RescaleType = "HU"
     window(ds, 128, 256)
     save(ds, os.path.join(d, "rescale_ct.dcm"))
+    # A Rescale Slope so large that real-world values leave float's range: clamped
+    ds = new_dataset("rescale_huge", MR, H, W)
+    set_pixels(ds, grey)
+    ds.RescaleSlope = "1e300"
+    ds.RescaleIntercept = "0"
+    save(ds, os.path.join(d, "rescale_huge.dcm"))
     # Multi-frame: frames g, 255 - g, g // 2
     frames = np.stack([g, 255 - g, g // 2]).astype(np.uint8)
     ds = new_dataset("multiframe", SC_MULTIFRAME_BYTE, H, W, modality="OT")
@@ -602,6 +608,10 @@ def make_nifti(out, grey):
     four = np.stack([stored, 255 - stored, stored // 2], axis=-1)
     write_nifti(os.path.join(d, "head4d_int16_LPS.nii.gz"), four, affine, np.int16)
 
+    # float64 values a float cannot hold, NaN and infinities: shown as 0, with a note
+    special = np.array([1e300, -1e300, np.nan, np.inf, -np.inf, 5.0, -7.5, 1e30], dtype=np.float64)
+    write_nifti(os.path.join(d, "float64_special.nii"), special.reshape(2, 2, 2), np.eye(4), np.float64)
+
     e = os.path.join(out, "errors")
     write_nifti(os.path.join(e, "huge_dims.nii.gz"), np.zeros((2, 2, 1)), np.eye(4), np.int16)
     patch_dims(os.path.join(e, "huge_dims.nii.gz"), (30000, 30000, 1))
@@ -614,6 +624,15 @@ def make_nifti(out, grey):
     header["vox_offset"] = 544
     with open(os.path.join(e, "nifti2_huge_dims.nii"), "wb") as f:
         f.write(header.binaryblock + b"\0" * 4 + bytes(range(64)))
+    # NIfTI-2 with dim[0] = 1000 (nifti_clib's converter would write past dim[8])
+    header = nib.Nifti2Header()
+    header.set_data_dtype(np.uint8)
+    header.set_data_shape((2, 2, 2))
+    header["vox_offset"] = 544
+    raw = bytearray(header.binaryblock)
+    raw[16:24] = (1000).to_bytes(8, "little")  # dim[0]: after sizeof_hdr, magic, datatype, bitpix
+    with open(os.path.join(e, "nifti2_bad_dim0.nii"), "wb") as f:
+        f.write(bytes(raw) + b"\0" * 4 + bytes(range(8)))
     # NIfTI-2 (64-bit vox_offset): 2^40, far past the end of a small file
     header = nib.Nifti2Header()
     header.set_data_dtype(np.uint8)

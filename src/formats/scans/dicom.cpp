@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstring>
 #include <istream>
+#include <limits>
 #include <set>
 #include <sstream>
 #include <streambuf>
@@ -168,16 +169,18 @@ bool decoded_as_rgb(const std::string& photometric) {
   return photometric == "RGB" || photometric == "YBR_RCT" || photometric == "YBR_ICT";
 }
 
-// A first pass with a plain gdcm::Reader up to Pixel Data: whether the data set parses at all
-// (ImageReader also fails, without saying why, on a complete file that holds no image), and
-// where Pixel Data's value starts in `bytes` (GDCM pads a value that the end of the file cuts
-// short with zeros, keeping its declared length). No offset for deflated data sets.
+// A first pass with a plain gdcm::Reader up to Pixel Data: the meta header's transfer syntax
+// and SOP class, whether the data set parses at all (ImageReader also fails, without saying
+// why, on a complete file that holds no image), and where Pixel Data's value starts in `bytes`
+// (GDCM pads a value that the end of the file cuts short with zeros, keeping its declared
+// length). No offset for deflated data sets. A damaged file stops here, before ImageReader
+// parses it a second time (GDCM allocates whatever length a broken element declares).
 struct FirstPass {
   bool parsed = false;
+  std::string syntax;     // (0002,0010), "" without meta header
+  std::string sop_class;  // (0002,0002), else (0008,0016); valid UTF-8
   std::optional<size_t> pixel_value_offset;
 };
-
-FirstPass read_up_to_pixel_data(std::span<const uint8_t> bytes);
 
 FirstPass read_up_to_pixel_data(std::span<const uint8_t> bytes) {
   FirstPass out;
@@ -191,6 +194,11 @@ FirstPass read_up_to_pixel_data(std::span<const uint8_t> bytes) {
   } catch (const std::exception&) {
     out.parsed = false;
   }
+  const gdcm::FileMetaInformation& meta = reader.GetFile().GetHeader();
+  out.syntax = text(meta, 0x0002, 0x0010);
+  out.sop_class = text(meta, 0x0002, 0x0002);
+  if (out.sop_class.empty()) out.sop_class = text(reader.GetFile().GetDataSet(), 0x0008, 0x0016);
+  out.sop_class = display_utf8(out.sop_class, false);
   if (!out.parsed) return out;
   // Skipped, Pixel Data's tag, VR and length were read: the stream is at its value. Check the
   // tag bytes before it (explicit VR OB/OW: 12 bytes of header, implicit: 8; either byte order).
@@ -211,6 +219,21 @@ FirstPass read_up_to_pixel_data(std::span<const uint8_t> bytes) {
 
 DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) {
   if (bytes.empty()) throw ScanError("empty file");
+  DicomObject obj;
+  const FirstPass first = read_up_to_pixel_data(bytes);
+  if (first.sop_class == "1.2.840.10008.1.3.10") {  // Media Storage Directory (DICOMDIR)
+    obj.is_directory = true;
+    return obj;
+  }
+  if (!first.syntax.empty() && !supported_syntax(first.syntax))  // the UID goes into messages as UTF-8
+    throw ScanError("transfer syntax " + display_utf8(first.syntax, false) + " (" + syntax_name(first.syntax) +
+                    ") is not supported");
+  const bool part10 = bytes.size() >= 132 && std::memcmp(bytes.data() + 128, "DICM", 4) == 0;
+  if (!first.parsed)
+    throw ScanError(first.syntax.empty() && !part10
+                        ? std::string("not a readable DICOM file (GDCM could not parse its data set)")
+                                         : "truncated or damaged DICOM file: GDCM could not parse its data set (" +
+                                               std::to_string(bytes.size()) + " bytes)");
   MemoryBuffer buffer(bytes);
   std::istream stream(&buffer);
   gdcm::ImageReader reader;
@@ -225,7 +248,6 @@ DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) 
   const gdcm::DataSet& ds = file.GetDataSet();
   const gdcm::FileMetaInformation& meta = file.GetHeader();
 
-  DicomObject obj;
   std::string sop_class = text(meta, 0x0002, 0x0002);
   if (sop_class.empty()) sop_class = text(ds, 0x0008, 0x0016);
   sop_class = display_utf8(sop_class, false);
@@ -238,12 +260,8 @@ DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) 
   if (syntax.empty() && !read) throw ScanError("not a readable DICOM file (GDCM could not parse its data set)");
   if (syntax.empty()) syntax = "1.2.840.10008.1.2";  // no meta header: GDCM read it as implicit VR LE
   const SyntaxName* known = supported_syntax(syntax);
-  if (!known)  // the UID is the file's text: it goes into messages as valid UTF-8 only
+  if (!known)
     throw ScanError("transfer syntax " + display_utf8(syntax, false) + " (" + syntax_name(syntax) + ") is not supported");
-  const FirstPass first = read_up_to_pixel_data(bytes);
-  if (!read && !first.parsed)
-    throw ScanError("truncated or damaged DICOM file: GDCM could not parse its data set (" +
-                    std::to_string(bytes.size()) + " bytes)");
   if (!ds.FindDataElement(gdcm::Tag(0x7FE0, 0x0010))) {
     gdcm::UIDs uid;
     const std::string what = !sop_class.empty() && uid.SetFromUID(sop_class.c_str()) && uid.GetName()
@@ -352,7 +370,10 @@ DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) 
         // YBR: luma is the first channel.
         x = rgb ? std::floor((77 * channel(0) + 150 * channel(1) + 29 * channel(2)) / 256) : channel(0);
       }
-      vol.voxels[f * frame_pixels + i] = static_cast<float>(samples == 1 ? x * slope + intercept : x);
+      // A huge Rescale Slope can take a value past float's range (an undefined conversion).
+      const double y = samples == 1 ? x * slope + intercept : x;
+      constexpr double kFloatMax = std::numeric_limits<float>::max();
+      vol.voxels[f * frame_pixels + i] = static_cast<float>(std::clamp(y, -kFloatMax, kFloatMax));
     }
 
   ScanInfo& info = vol.info;

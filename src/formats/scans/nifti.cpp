@@ -7,6 +7,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
 
 #include "formats/scans/scan_internal.h"
@@ -105,6 +106,14 @@ Volume read_nifti(std::span<const uint8_t> file, std::string name) {
     std::memcpy(&h, bytes.data(), sizeof h);
     if (std::memcmp(h.magic, "n+2", 4) != 0)
       throw ScanError("NIfTI-2 header/image pair (magic \"ni2\") is not supported; use a single .nii file");
+    // nifti_convert_n2hdr2nim trusts dim[0] (nifti_clib's own readers validate the header
+    // first): with dim[0] > 7 its loops over dim[2..dim[0]] write past the 8-entry array.
+    int64_t dim0 = h.dim[0];
+    if (NIFTI2_NEEDS_SWAP(h)) {
+      auto* b = reinterpret_cast<unsigned char*>(&dim0);
+      std::reverse(b, b + sizeof dim0);
+    }
+    if (dim0 < 1 || dim0 > 7) throw ScanError("NIfTI-2 dim[0] " + std::to_string(dim0) + " is not 1..7");
     nim.reset(nifti_convert_n2hdr2nim(h, name.c_str()));
   }
   if (!nim) throw ScanError("NIfTI header rejected by nifti_clib (bad dim[0], dim[1], sizeof_hdr or datatype)");
@@ -166,13 +175,14 @@ Volume read_nifti(std::span<const uint8_t> file, std::string name) {
     if (swap && nim->swapsize > 1) std::reverse(value.begin(), value.end());
     double x = stored_value(value.data(), nim->datatype);
     if (scaled) x = x * nim->scl_slope + nim->scl_inter;
-    if (!std::isfinite(x)) { x = 0; ++non_finite; }
+    // Beyond float's range counts as infinite (and converting it to float would be undefined).
+    if (!(std::fabs(x) <= std::numeric_limits<float>::max())) { x = 0; ++non_finite; }
     stored[i] = static_cast<float>(x);
   }
   if (scaled && (nim->scl_slope != 1 || nim->scl_inter != 0))
     info.notes.push_back("scaled by scl_slope " + std::to_string(nim->scl_slope) + " and scl_inter " +
                          std::to_string(nim->scl_inter));
-  if (non_finite) info.notes.push_back(std::to_string(non_finite) + " NaN/infinite voxels shown as 0");
+  if (non_finite) info.notes.push_back(std::to_string(non_finite) + " NaN/infinite voxels (or beyond float's range) shown as 0");
 
   // Display order. The voxel axes' directions come from sform, else qform; slices are the third
   // voxel axis in stored order; within a slice i and j are swapped and/or flipped so that the

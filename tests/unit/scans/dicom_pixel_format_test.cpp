@@ -4,6 +4,8 @@
 // from grey.pgm / colour.ppm with the formulas make-fixtures used to write the files.
 #include <doctest/doctest.h>
 
+#include <limits>
+
 #include "scan_fixtures.h"
 
 using namespace scantest;
@@ -72,6 +74,13 @@ TEST_CASE("DICOM Rescale Slope/Intercept give real-world values, with a note") {
     CHECK(voxels_off(v, 0, [](double g) { return g; }) == 0);
     CHECK(difference(v.slice_grey8(0, v.default_window()), grey_pixels()).max == 0);
   }
+}
+
+TEST_CASE("DICOM Rescale Slope 1e300: real-world values beyond float's range are clamped, not undefined") {
+  const Volume v = dicom("dicom/rescale_huge.dcm");
+  const float top = std::numeric_limits<float>::max();
+  CHECK(voxels_off(v, 0, [top](double g) { return g == 0 ? 0.0 : double(top); }) == 0);
+  CHECK(v.info.maximum == top);
 }
 
 TEST_CASE("DICOM multi-frame objects give one slice per frame (native, RLE, JPEG-LS)") {

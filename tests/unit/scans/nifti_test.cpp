@@ -180,3 +180,16 @@ TEST_CASE("NIfTI 4-D: the first volume is shown, with a note naming the volume c
                                  [](const std::string& n) { return mentions(n, "3-volume"); });
   CHECK(noted);
 }
+
+TEST_CASE("NIfTI NaN, infinities and float64 values beyond float's range show as 0, with a note") {
+  // Stored order (identity affine: shown with both in-plane axes flipped, 2 x 2 x 2):
+  // 1e300, -1e300, NaN, inf, -inf, 5, -7.5, 1e30; only 5, -7.5 and 1e30 are kept.
+  const Volume v = nifti("nifti/float64_special.nii");
+  REQUIRE(v.voxels.size() == 8);
+  std::vector<float> sorted = v.voxels;
+  std::sort(sorted.begin(), sorted.end());
+  CHECK(sorted == std::vector<float>{-7.5f, 0, 0, 0, 0, 0, 5, 1e30f});
+  REQUIRE(!v.info.notes.empty());
+  CHECK(mentions(v.info.notes.back(), "5 NaN/infinite"));
+  CHECK(v.info.maximum == 1e30f);
+}

@@ -102,6 +102,7 @@ TEST_CASE("NIfTI hostile sizes and truncated data are refused, naming the proble
   CAPTURE(wide);
   CHECK(mentions(wide, "4294967301x2"));
   CHECK(mentions(wide, "8192-pixel side limit"));
+  CHECK(nifti_error("errors/nifti2_bad_dim0.nii") == "NIfTI-2 dim[0] 1000 is not 1..7");
   const std::string offset = nifti_error("errors/vox_offset_beyond.nii");
   CAPTURE(offset);
   CHECK(mentions(offset, "vox_offset 1099511627776"));

@@ -16,10 +16,6 @@
 #include <string>
 #include <vector>
 
-#ifdef __EMSCRIPTEN__
-#include <emscripten.h>
-#endif
-
 #include "formats/scans/scan.h"
 
 #ifndef NEUROLENS_SCAN_FIXTURES_DIR
@@ -30,28 +26,8 @@ namespace scantest {
 
 namespace fs = std::filesystem;
 
-#ifdef __EMSCRIPTEN__
-// Emscripten's getenv sees its own small environment, not node's: ask node.
-EM_JS(int, scantest_node_getenv, (const char* name, char* out, int capacity), {
-  if (typeof process === 'undefined' || !process.env) return -1;
-  var value = process.env[UTF8ToString(name)];
-  if (value === undefined) return -1;
-  if (lengthBytesUTF8(value) + 1 > capacity) return -1;
-  return stringToUTF8(value, out, capacity);
-});
-#endif
-
-// An environment variable, "" when unset (under node for the wasm build too).
-inline std::string env(const char* name) {
-#ifdef __EMSCRIPTEN__
-  std::vector<char> buffer(4096);
-  const int n = scantest_node_getenv(name, buffer.data(), static_cast<int>(buffer.size()));
-  return n < 0 ? std::string() : std::string(buffer.data(), static_cast<size_t>(n));
-#else
-  const char* v = std::getenv(name);
-  return v ? v : "";
-#endif
-}
+// An environment variable, "" when unset (under node for the wasm build too: scan_fixtures.cpp).
+std::string env(const char* name);
 
 // The fixture folder: $NEUROLENS_SCAN_FIXTURES, else build/<preset>/scan-fixtures.
 inline std::string fixtures() {
