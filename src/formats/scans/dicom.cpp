@@ -4,6 +4,7 @@
 #include <gdcmImage.h>
 #include <gdcmFileMetaInformation.h>
 #include <gdcmImageReader.h>
+#include <gdcmReader.h>
 #include <gdcmMediaStorage.h>
 #include <gdcmTransferSyntax.h>
 #include <gdcmUIDs.h>
@@ -12,6 +13,8 @@
 #include <cmath>
 #include <cstring>
 #include <istream>
+#include <limits>
+#include <set>
 #include <sstream>
 #include <streambuf>
 
@@ -46,6 +49,26 @@ const SyntaxName* supported_syntax(const std::string& uid) {
   for (const SyntaxName& s : kSupportedSyntaxes)
     if (uid == s.uid) return &s;
   return nullptr;
+}
+
+// Syntaxes newer than GDCM 3.0.24's dictionary, so that a refusal can still name them.
+constexpr SyntaxName kNewerSyntaxes[] = {
+    {"1.2.840.10008.1.2.1.98", "Encapsulated Uncompressed Explicit VR Little Endian"},
+    {"1.2.840.10008.1.2.4.110", "JPEG XL Lossless"},
+    {"1.2.840.10008.1.2.4.111", "JPEG XL JPEG Recompression"},
+    {"1.2.840.10008.1.2.4.112", "JPEG XL"},
+    {"1.2.840.10008.1.2.4.201", "High-Throughput JPEG 2000 Image Compression (Lossless Only)"},
+    {"1.2.840.10008.1.2.4.202", "High-Throughput JPEG 2000 with RPCL Options Image Compression (Lossless Only)"},
+    {"1.2.840.10008.1.2.4.203", "High-Throughput JPEG 2000 Image Compression"},
+    {"1.2.840.10008.1.2.4.204", "JPIP HTJ2K Referenced"},
+    {"1.2.840.10008.1.2.4.205", "JPIP HTJ2K Referenced Deflate"},
+};
+
+std::string syntax_name(const std::string& uid) {
+  for (const SyntaxName& s : kNewerSyntaxes)
+    if (uid == s.uid) return s.name;
+  gdcm::UIDs uids;
+  return uids.SetFromUID(uid.c_str()) && uids.GetName() ? uids.GetName() : "unknown";
 }
 
 // A read-only std::istream over bytes already in memory (GDCM seeks back and forth).
@@ -84,6 +107,43 @@ std::string text(const gdcm::DataSet& ds, uint16_t group, uint16_t element) {
   return trimmed(std::string(bv->GetPointer(), bv->GetLength()));
 }
 
+// Text for display as UTF-8 (ScanInfo ends up in JSON, and nlohmann's dump() throws on invalid
+// UTF-8): with Specific Character Set ISO_IR 192 the bytes are UTF-8 already and invalid
+// sequences become U+FFFD; otherwise bytes over 0x7F are read as ISO 8859-1 (ISO_IR 100, the
+// usual Western default; other single-byte sets show as Latin-1 look-alikes).
+std::string display_utf8(const std::string& s, bool utf8) {
+  std::string out;
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = p[i];
+    if (c < 0x80) {
+      out += static_cast<char>(c);
+      ++i;
+      continue;
+    }
+    if (!utf8) {
+      out += static_cast<char>(0xC0 | (c >> 6));
+      out += static_cast<char>(0x80 | (c & 0x3F));
+      ++i;
+      continue;
+    }
+    // One well-formed UTF-8 sequence (no overlongs, surrogates or values past U+10FFFF).
+    const size_t n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    bool ok = n > 0 && i + n <= s.size();
+    for (size_t k = 1; ok && k < n; ++k) ok = (p[i + k] & 0xC0) == 0x80;
+    if (ok && n == 3) ok = !(c == 0xE0 && p[i + 1] < 0xA0) && !(c == 0xED && p[i + 1] >= 0xA0);
+    if (ok && n == 4) ok = !(c == 0xF0 && p[i + 1] < 0x90) && !(c == 0xF4 && p[i + 1] >= 0x90);
+    if (ok) {
+      out.append(s, i, n);
+      i += n;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
+
 // A decimal/integer string attribute's values ("a\b\c").
 std::vector<double> numbers(const gdcm::DataSet& ds, uint16_t group, uint16_t element) {
   std::vector<double> out;
@@ -102,13 +162,58 @@ std::vector<double> numbers(const gdcm::DataSet& ds, uint16_t group, uint16_t el
   return out;
 }
 
-// Colour buffers GDCM hands back as RGB: RGB itself, JPEG 2000's reversible/irreversible colour
-// transforms (OpenJPEG undoes them) and YBR_FULL(_422) inside JPEG (libjpeg converts to RGB).
-bool decoded_as_rgb(const std::string& photometric, const std::string& syntax) {
-  if (photometric == "RGB" || photometric == "YBR_RCT" || photometric == "YBR_ICT") return true;
-  const bool jpeg = syntax == "1.2.840.10008.1.2.4.50" || syntax == "1.2.840.10008.1.2.4.51" ||
-                    syntax == "1.2.840.10008.1.2.4.57" || syntax == "1.2.840.10008.1.2.4.70";
-  return jpeg && photometric.rfind("YBR_FULL", 0) == 0;
+// Colour buffers GDCM hands back as RGB: RGB itself and JPEG 2000's reversible/irreversible
+// colour transforms (OpenJPEG undoes them). YBR_FULL and YBR_FULL_422 come back as Y Cb Cr per
+// pixel: GDCM's JPEG codec turns libjpeg's colour conversion off for them (out_color_space
+// JCS_UNKNOWN) and its RAW codec only upsamples native 4:2:2 (ImageCodec::DoYBRFull422).
+bool decoded_as_rgb(const std::string& photometric) {
+  return photometric == "RGB" || photometric == "YBR_RCT" || photometric == "YBR_ICT";
+}
+
+// A first pass with a plain gdcm::Reader up to Pixel Data: the meta header's transfer syntax
+// and SOP class, whether the data set parses at all (ImageReader also fails, without saying
+// why, on a complete file that holds no image), and where Pixel Data's value starts in `bytes`
+// (GDCM pads a value that the end of the file cuts short with zeros, keeping its declared
+// length). No offset for deflated data sets. A damaged file stops here, before ImageReader
+// parses it a second time (GDCM allocates whatever length a broken element declares).
+struct FirstPass {
+  bool parsed = false;
+  std::string syntax;     // (0002,0010), "" without meta header
+  std::string sop_class;  // (0002,0002), else (0008,0016); valid UTF-8
+  std::optional<size_t> pixel_value_offset;
+};
+
+FirstPass read_up_to_pixel_data(std::span<const uint8_t> bytes) {
+  FirstPass out;
+  MemoryBuffer buffer(bytes);
+  std::istream stream(&buffer);
+  gdcm::Reader reader;
+  reader.SetStream(stream);
+  const gdcm::Tag pixel_data(0x7FE0, 0x0010);
+  try {
+    out.parsed = reader.ReadUpToTag(pixel_data, std::set<gdcm::Tag>{pixel_data});
+  } catch (const std::exception&) {
+    out.parsed = false;
+  }
+  const gdcm::FileMetaInformation& meta = reader.GetFile().GetHeader();
+  out.syntax = text(meta, 0x0002, 0x0010);
+  out.sop_class = text(meta, 0x0002, 0x0002);
+  if (out.sop_class.empty()) out.sop_class = text(reader.GetFile().GetDataSet(), 0x0008, 0x0016);
+  out.sop_class = display_utf8(out.sop_class, false);
+  if (!out.parsed) return out;
+  // Skipped, Pixel Data's tag, VR and length were read: the stream is at its value. Check the
+  // tag bytes before it (explicit VR OB/OW: 12 bytes of header, implicit: 8; either byte order).
+  const std::streampos pos = stream.tellg();
+  if (pos <= 0 || static_cast<size_t>(pos) > bytes.size()) return out;
+  const size_t value = static_cast<size_t>(pos);
+  auto tag_at = [&](size_t header) {
+    if (value < header) return false;
+    const uint8_t* t = bytes.data() + value - header;
+    return (t[0] == 0xE0 && t[1] == 0x7F && t[2] == 0x10 && t[3] == 0x00) ||
+           (t[0] == 0x7F && t[1] == 0xE0 && t[2] == 0x00 && t[3] == 0x10);
+  };
+  if (tag_at(12) || tag_at(8)) out.pixel_value_offset = value;
+  return out;
 }
 
 // GDCM inflates a deflated data set whole, with no limit: measure it first, so a small hostile
@@ -133,7 +238,22 @@ void check_deflated_size(std::span<const uint8_t> bytes) {
 
 DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) {
   if (bytes.empty()) throw ScanError("empty file");
-  check_deflated_size(bytes);
+  check_deflated_size(bytes);  // before any GDCM read: they inflate a deflated data set unbounded
+  DicomObject obj;
+  const FirstPass first = read_up_to_pixel_data(bytes);
+  if (first.sop_class == "1.2.840.10008.1.3.10") {  // Media Storage Directory (DICOMDIR)
+    obj.is_directory = true;
+    return obj;
+  }
+  if (!first.syntax.empty() && !supported_syntax(first.syntax))  // the UID goes into messages as UTF-8
+    throw ScanError("transfer syntax " + display_utf8(first.syntax, false) + " (" + syntax_name(first.syntax) +
+                    ") is not supported");
+  const bool part10 = bytes.size() >= 132 && std::memcmp(bytes.data() + 128, "DICM", 4) == 0;
+  if (!first.parsed)
+    throw ScanError(first.syntax.empty() && !part10
+                        ? std::string("not a readable DICOM file (GDCM could not parse its data set)")
+                                         : "truncated or damaged DICOM file: GDCM could not parse its data set (" +
+                                               std::to_string(bytes.size()) + " bytes)");
   MemoryBuffer buffer(bytes);
   std::istream stream(&buffer);
   gdcm::ImageReader reader;
@@ -142,15 +262,15 @@ DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) 
   try {
     read = reader.Read();
   } catch (const std::exception& e) {
-    throw ScanError(std::string("not a readable DICOM file (GDCM: ") + e.what() + ")");
+    throw ScanError("not a readable DICOM file (GDCM: " + display_utf8(e.what(), false) + ")");
   }
   const gdcm::File& file = reader.GetFile();
   const gdcm::DataSet& ds = file.GetDataSet();
   const gdcm::FileMetaInformation& meta = file.GetHeader();
 
-  DicomObject obj;
   std::string sop_class = text(meta, 0x0002, 0x0002);
   if (sop_class.empty()) sop_class = text(ds, 0x0008, 0x0016);
+  sop_class = display_utf8(sop_class, false);
   if (sop_class == "1.2.840.10008.1.3.10") {  // Media Storage Directory (DICOMDIR)
     obj.is_directory = true;
     return obj;
@@ -160,11 +280,8 @@ DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) 
   if (syntax.empty() && !read) throw ScanError("not a readable DICOM file (GDCM could not parse its data set)");
   if (syntax.empty()) syntax = "1.2.840.10008.1.2";  // no meta header: GDCM read it as implicit VR LE
   const SyntaxName* known = supported_syntax(syntax);
-  if (!known) {
-    gdcm::UIDs uid;
-    const std::string uid_name = uid.SetFromUID(syntax.c_str()) && uid.GetName() ? uid.GetName() : "unknown";
-    throw ScanError("transfer syntax " + syntax + " (" + uid_name + ") is not supported");
-  }
+  if (!known)
+    throw ScanError("transfer syntax " + display_utf8(syntax, false) + " (" + syntax_name(syntax) + ") is not supported");
   if (!ds.FindDataElement(gdcm::Tag(0x7FE0, 0x0010))) {
     gdcm::UIDs uid;
     const std::string what = !sop_class.empty() && uid.SetFromUID(sop_class.c_str()) && uid.GetName()
@@ -172,6 +289,8 @@ DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) 
                                  : sop_class.empty() ? std::string("an object without SOP class") : sop_class;
     throw ScanError("no pixel data (7FE0,0010): " + what + " holds no image");
   }
+  if (!read && syntax == "1.2.840.10008.1.2.1.99")  // the zlib stream ended or broke
+    throw ScanError("truncated or damaged deflated data set: GDCM could not inflate the whole file");
   if (!read) throw ScanError("GDCM could not read the image in this DICOM file (" + std::string(known->name) + ")");
 
   const gdcm::Image& image = reader.GetImage();
@@ -198,13 +317,15 @@ DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) 
   const size_t bytes_per_sample = allocated / 8;
   const size_t frame_pixels = columns * rows;
 
-  // Native pixel data must hold every frame: GDCM hands back a short buffer without complaint.
+  // Native pixel data must hold every frame: GDCM hands back a short buffer without complaint,
+  // and pads a value cut short by the end of the file with zeros.
   const gdcm::DataElement& pixel_data = ds.GetDataElement(gdcm::Tag(0x7FE0, 0x0010));
   const bool encapsulated = pixel_data.GetSequenceOfFragments() != nullptr;
   bool ybr422_native = false;
   if (!encapsulated) {
     const gdcm::ByteValue* bv = pixel_data.GetByteValue();
-    const size_t have = bv ? static_cast<size_t>(static_cast<uint32_t>(bv->GetLength())) : 0;
+    size_t have = bv ? static_cast<size_t>(static_cast<uint32_t>(bv->GetLength())) : 0;
+    if (first.pixel_value_offset) have = std::min(have, bytes.size() - *first.pixel_value_offset);
     size_t expected = frame_pixels * frames * samples * bytes_per_sample;
     if (samples == 3 && photometric == "YBR_FULL_422" && have >= frame_pixels * frames * 2 * bytes_per_sample &&
         have < expected) {
@@ -224,7 +345,8 @@ DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) 
     decoded = false;
   }
   if (!decoded) throw ScanError("could not decode the pixel data (" + std::string(known->name) + ")");
-  const size_t needed = frame_pixels * frames * (ybr422_native ? 2 : samples) * bytes_per_sample;
+  // GDCM upsamples native YBR_FULL_422 to three samples per pixel.
+  const size_t needed = frame_pixels * frames * samples * bytes_per_sample;
   if (raw.size() < needed)
     throw ScanError("decoded pixel data is " + std::to_string(raw.size()) + " bytes, " + std::to_string(needed) +
                     " expected (" + std::string(known->name) + ")");
@@ -255,15 +377,12 @@ DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) 
   vol.source = name;
   vol.voxels.resize(frame_pixels * frames);
   const bool planar = image.GetPlanarConfiguration() == 1 && !ybr422_native;
-  const bool rgb = samples == 3 && decoded_as_rgb(photometric, syntax);
+  const bool rgb = samples == 3 && decoded_as_rgb(photometric);
   for (size_t f = 0; f < frames; ++f)
     for (size_t i = 0; i < frame_pixels; ++i) {
       double x;
       if (samples == 1) {
         x = sample(f * frame_pixels + i);
-      } else if (ybr422_native) {
-        // Y0 Y1 Cb Cr for each pair of pixels: luma is the grey.
-        x = sample(f * frame_pixels * 2 + (i / 2) * 4 + (i % 2));
       } else {
         const size_t base = f * frame_pixels * 3;
         auto channel = [&](size_t c) { return planar ? sample(base + c * frame_pixels + i) : sample(base + i * 3 + c); };
@@ -271,14 +390,18 @@ DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) 
         // YBR: luma is the first channel.
         x = rgb ? std::floor((77 * channel(0) + 150 * channel(1) + 29 * channel(2)) / 256) : channel(0);
       }
-      vol.voxels[f * frame_pixels + i] = static_cast<float>(samples == 1 ? x * slope + intercept : x);
+      // A huge Rescale Slope can take a value past float's range (an undefined conversion).
+      const double y = samples == 1 ? x * slope + intercept : x;
+      constexpr double kFloatMax = std::numeric_limits<float>::max();
+      vol.voxels[f * frame_pixels + i] = static_cast<float>(std::clamp(y, -kFloatMax, kFloatMax));
     }
 
   ScanInfo& info = vol.info;
   info.format = "DICOM";
   info.transfer_syntax = syntax + " (" + known->name + ")";
-  info.modality = text(ds, 0x0008, 0x0060);
-  info.series_description = text(ds, 0x0008, 0x103E);
+  const bool utf8 = text(ds, 0x0008, 0x0005).find("ISO_IR 192") != std::string::npos;
+  info.modality = display_utf8(text(ds, 0x0008, 0x0060), utf8);
+  info.series_description = display_utf8(text(ds, 0x0008, 0x103E), utf8);
   info.photometric = photometric;
   info.inverted = photometric == "MONOCHROME1";
   info.data_type = std::string(is_signed ? "int" : "uint") + std::to_string(allocated) + " (" +
@@ -308,7 +431,7 @@ DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) 
     if (function == "LINEAR_EXACT") w.function = WindowFunction::linear_exact;
     else if (function == "SIGMOID") w.function = WindowFunction::sigmoid;
     else if (!function.empty() && function != "LINEAR")
-      info.notes.push_back("VOI LUT function " + function + " is not supported: LINEAR used");
+      info.notes.push_back("VOI LUT function " + display_utf8(function, utf8) + " is not supported: LINEAR used");
     info.file_window = w;
   }
 

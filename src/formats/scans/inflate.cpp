@@ -7,7 +7,7 @@
 
 namespace nl::scans {
 
-void check_budget(const std::string& what, size_t width, size_t height, size_t slices) {
+void check_budget(const std::string& what, uint64_t width, uint64_t height, uint64_t slices) {
   auto refuse = [&](const std::string& why) { throw ScanError(what + ": " + why); };
   if (width == 0 || height == 0 || slices == 0)
     refuse("empty image (" + std::to_string(width) + "x" + std::to_string(height) + ", " +

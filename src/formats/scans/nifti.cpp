@@ -7,6 +7,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
 
 #include "formats/scans/scan_internal.h"
@@ -105,6 +106,14 @@ Volume read_nifti(std::span<const uint8_t> file, std::string name) {
     std::memcpy(&h, bytes.data(), sizeof h);
     if (std::memcmp(h.magic, "n+2", 4) != 0)
       throw ScanError("NIfTI-2 header/image pair (magic \"ni2\") is not supported; use a single .nii file");
+    // nifti_convert_n2hdr2nim trusts dim[0] (nifti_clib's own readers validate the header
+    // first): with dim[0] > 7 its loops over dim[2..dim[0]] write past the 8-entry array.
+    int64_t dim0 = h.dim[0];
+    if (NIFTI2_NEEDS_SWAP(h)) {
+      auto* b = reinterpret_cast<unsigned char*>(&dim0);
+      std::reverse(b, b + sizeof dim0);
+    }
+    if (dim0 < 1 || dim0 > 7) throw ScanError("NIfTI-2 dim[0] " + std::to_string(dim0) + " is not 1..7");
     nim.reset(nifti_convert_n2hdr2nim(h, name.c_str()));
   }
   if (!nim) throw ScanError("NIfTI header rejected by nifti_clib (bad dim[0], dim[1], sizeof_hdr or datatype)");
@@ -113,17 +122,23 @@ Volume read_nifti(std::span<const uint8_t> file, std::string name) {
   if (!type)
     throw ScanError(std::string("NIfTI datatype ") + std::to_string(nim->datatype) + " (" +
                     nifti_datatype_to_string(nim->datatype) + ") is not supported");
-  const size_t nx = static_cast<size_t>(nim->nx), ny = static_cast<size_t>(nim->ny);
-  const size_t nz = static_cast<size_t>(std::max<int64_t>(nim->nz, 1));
   if (nim->nx <= 0 || nim->ny <= 0 || nim->nz <= 0)
     throw ScanError("NIfTI dimensions " + std::to_string(nim->nx) + "x" + std::to_string(nim->ny) +
                     "x" + std::to_string(nim->nz) + " are not positive");
-  check_budget("NIfTI volume", nx, ny, nz);
+  // Checked as 64-bit values before they become size_t (32-bit in wasm).
+  check_budget("NIfTI volume", static_cast<uint64_t>(nim->nx), static_cast<uint64_t>(nim->ny),
+               static_cast<uint64_t>(nim->nz));
+  const size_t nx = static_cast<size_t>(nim->nx), ny = static_cast<size_t>(nim->ny);
+  const size_t nz = static_cast<size_t>(nim->nz);
 
   const size_t bpv = static_cast<size_t>(nim->nbyper);
-  const size_t offset = static_cast<size_t>(std::max<int64_t>(nim->iname_offset, 0));
   if (nim->iname_offset < (version == 1 ? 352 : 544) && nim->iname_offset != 0)
     throw ScanError("NIfTI vox_offset " + std::to_string(nim->iname_offset) + " lies inside the header");
+  if (static_cast<uint64_t>(nim->iname_offset) > (gzip ? kMaxInflatedBytes : file.size()))
+    throw ScanError("truncated NIfTI data: vox_offset " + std::to_string(nim->iname_offset) +
+                    " lies beyond the " + (gzip ? std::to_string(kMaxInflatedBytes) + "-byte cap" :
+                                                  std::to_string(file.size()) + "-byte file"));
+  const size_t offset = static_cast<size_t>(nim->iname_offset);
   const size_t data_offset = offset == 0 ? (version == 1 ? 352 : 544) : offset;
   const size_t volume_bytes = nx * ny * nz * bpv;
   const size_t need = data_offset + volume_bytes;
@@ -160,13 +175,14 @@ Volume read_nifti(std::span<const uint8_t> file, std::string name) {
     if (swap && nim->swapsize > 1) std::reverse(value.begin(), value.end());
     double x = stored_value(value.data(), nim->datatype);
     if (scaled) x = x * nim->scl_slope + nim->scl_inter;
-    if (!std::isfinite(x)) { x = 0; ++non_finite; }
+    // Beyond float's range counts as infinite (and converting it to float would be undefined).
+    if (!(std::fabs(x) <= std::numeric_limits<float>::max())) { x = 0; ++non_finite; }
     stored[i] = static_cast<float>(x);
   }
   if (scaled && (nim->scl_slope != 1 || nim->scl_inter != 0))
     info.notes.push_back("scaled by scl_slope " + std::to_string(nim->scl_slope) + " and scl_inter " +
                          std::to_string(nim->scl_inter));
-  if (non_finite) info.notes.push_back(std::to_string(non_finite) + " NaN/infinite voxels shown as 0");
+  if (non_finite) info.notes.push_back(std::to_string(non_finite) + " NaN/infinite voxels (or beyond float's range) shown as 0");
 
   // Display order. The voxel axes' directions come from sform, else qform; slices are the third
   // voxel axis in stored order; within a slice i and j are swapped and/or flipped so that the

@@ -1,6 +1,7 @@
 // Pieces the scan readers share (not part of the public API in scan.h).
 #pragma once
 #include <array>
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
@@ -26,7 +27,8 @@ Window percentile_window(std::span<const float> values);
 void finish_intensity(Volume& v);
 
 // Refuses sizes over the budgets in scan.h, naming the dimension: "what" is e.g. "DICOM image".
-void check_budget(const std::string& what, size_t width, size_t height, size_t slices);
+// 64-bit on every target: NIfTI-2 dimensions are 64-bit and wasm's size_t is not.
+void check_budget(const std::string& what, uint64_t width, uint64_t height, uint64_t slices);
 
 // Inflates a gzip (or, with raw_deflate, a headerless deflate) stream, at most `limit` bytes of
 // output: more is an error naming the cap. Stops early, without error, once `want` bytes are out.

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 #include <numeric>
+#include <tuple>
 
 #include "formats/scans/scan_internal.h"
 
@@ -94,8 +95,13 @@ ScanResult ScanSet::finish() {
   for (const auto& key : series_order) {
     std::vector<Pending*>& files = series[key];
     const size_t first_order = files.front()->order;
-    // Every slice must match the first file's size.
-    const size_t w = files.front()->object.volume.width(), h = files.front()->object.volume.height();
+    // Every slice must have the series' size: the most common one (the first file's on a tie),
+    // so that one odd file does not push the rest out, whatever order the files came in.
+    std::map<std::pair<size_t, size_t>, size_t> sizes;
+    for (const Pending* p : files) ++sizes[{p->object.volume.width(), p->object.volume.height()}];
+    size_t w = files.front()->object.volume.width(), h = files.front()->object.volume.height();
+    for (const auto& [size, count] : sizes)
+      if (count > sizes[{w, h}]) std::tie(w, h) = size;
     std::vector<Pending*> kept;
     for (Pending* p : files) {
       const Volume& v = p->object.volume;

@@ -1,0 +1,110 @@
+// Files the readers must refuse, each with a message that names the problem: the transfer
+// syntax (UID and name), "truncated", "no pixel data", the budget a size breaks.
+#include <doctest/doctest.h>
+
+#include "scan_fixtures.h"
+
+using namespace scantest;
+
+namespace {
+
+std::string dicom_error(const std::string& relative) {
+  const std::vector<uint8_t> bytes = read_bytes(fixture(relative));
+  return error_of([&] { nl::scans::read_dicom(bytes, relative); });
+}
+std::string nifti_error(const std::string& relative) {
+  const std::vector<uint8_t> bytes = read_bytes(fixture(relative));
+  return error_of([&] { nl::scans::read_nifti(bytes, relative); });
+}
+
+}  // namespace
+
+TEST_CASE("DICOM unsupported transfer syntaxes are named by UID and name") {
+  const std::string htj2k = dicom_error("errors/htj2k.dcm");
+  CAPTURE(htj2k);
+  CHECK(mentions(htj2k, "1.2.840.10008.1.2.4.201"));
+  CHECK(mentions(htj2k, "High-Throughput JPEG 2000"));
+  CHECK(mentions(htj2k, "not supported"));
+  const std::string mpeg2 = dicom_error("errors/mpeg2.dcm");
+  CAPTURE(mpeg2);
+  CHECK(mentions(mpeg2, "1.2.840.10008.1.2.4.100"));
+  CHECK(mentions(mpeg2, "MPEG2"));
+  CHECK(mentions(mpeg2, "not supported"));
+}
+
+TEST_CASE("DICOM truncated files are refused as truncated") {
+  SUBCASE("cut inside the pixel data") {
+    const std::string e = dicom_error("errors/truncated.dcm");
+    CAPTURE(e);
+    CHECK(mentions(e, "truncated"));
+  }
+  SUBCASE("complete elements, but Pixel Data shorter than Rows x Columns") {
+    const std::string e = dicom_error("errors/short_pixels.dcm");
+    CAPTURE(e);
+    CHECK(mentions(e, "truncated pixel data"));
+    CHECK(mentions(e, "173x151x1 needs 26123 bytes"));
+  }
+  SUBCASE("cut inside a deflated data set") {
+    const std::string e = dicom_error("errors/truncated_deflated.dcm");
+    CAPTURE(e);
+    CHECK(mentions(e, "truncated"));
+  }
+  SUBCASE("cut inside the meta header") {
+    const std::string e = dicom_error("errors/truncated_header.dcm");
+    CAPTURE(e);
+    CHECK(!e.empty());
+    CHECK(mentions(e, "truncated"));
+  }
+  SUBCASE("empty") {
+    CHECK(error_of([] { nl::scans::read_dicom({}, "empty.dcm"); }) == "empty file");
+  }
+}
+
+TEST_CASE("DICOM objects without pixels: an SR document, a DICOMDIR") {
+  const std::string sr = dicom_error("errors/sr.dcm");
+  CAPTURE(sr);
+  CHECK(mentions(sr, "no pixel data"));
+  CHECK(mentions(sr, "Basic Text SR"));
+  const std::string dir = dicom_error("dicomdir/DICOMDIR");
+  CHECK(mentions(dir, "DICOMDIR"));
+}
+
+TEST_CASE("DICOM hostile sizes are refused from the header, naming the budget") {
+  const std::string rows = dicom_error("errors/huge_rows.dcm");
+  CAPTURE(rows);
+  CHECK(mentions(rows, "65535x65535"));
+  CHECK(mentions(rows, "8192-pixel side limit"));
+  const std::string frames = dicom_error("errors/huge_frames.dcm");
+  CAPTURE(frames);
+  CHECK(mentions(frames, "512x512x4000"));
+  CHECK(mentions(frames, "134217728-voxel limit"));
+}
+
+TEST_CASE("NIfTI hostile sizes and truncated data are refused, naming the problem") {
+  const std::string dims = nifti_error("errors/huge_dims.nii.gz");
+  CAPTURE(dims);
+  CHECK(mentions(dims, "30000x30000"));
+  CHECK(mentions(dims, "8192-pixel side limit"));
+  const std::string voxels = nifti_error("errors/huge_voxels.nii.gz");
+  CAPTURE(voxels);
+  CHECK(mentions(voxels, "8000x8000x4000"));
+  CHECK(mentions(voxels, "134217728-voxel limit"));
+  const std::string cut = nifti_error("errors/truncated.nii");
+  CAPTURE(cut);
+  CHECK(mentions(cut, "truncated NIfTI data"));
+  CHECK(mentions(cut, "173x151x4 int16"));
+  const std::string cut_gz = nifti_error("errors/truncated.nii.gz");
+  CAPTURE(cut_gz);
+  CHECK(mentions(cut_gz, "truncated"));
+  CHECK(mentions(error_of([] { nl::scans::read_nifti({}, "empty.nii"); }), "truncated NIfTI header"));
+  // 64-bit NIfTI-2 dimensions are checked before they become size_t (32-bit in wasm).
+  const std::string wide = nifti_error("errors/nifti2_huge_dims.nii");
+  CAPTURE(wide);
+  CHECK(mentions(wide, "4294967301x2"));
+  CHECK(mentions(wide, "8192-pixel side limit"));
+  CHECK(nifti_error("errors/nifti2_bad_dim0.nii") == "NIfTI-2 dim[0] 1000 is not 1..7");
+  const std::string offset = nifti_error("errors/vox_offset_beyond.nii");
+  CAPTURE(offset);
+  CHECK(mentions(offset, "vox_offset 1099511627776"));
+  CHECK(mentions(offset, "beyond"));
+}
