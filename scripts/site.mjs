@@ -160,6 +160,7 @@ export function drawIcon(size, { maskable = false } = {}) {
   return encodeRgba(size, rgba);
 }
 
+const drawn = new Map();  // the icons, drawn once per process
 const ICONS = { 'icons/icon-192.png': [192, {}], 'icons/icon-512.png': [512, {}], 'icons/icon-maskable-512.png': [512, { maskable: true }] };
 
 function hashedName(sitePath, data) {
@@ -182,7 +183,10 @@ export async function buildSite({ out = path.join(ROOT, 'build/site'), builds, w
   const collected = collect({ root, web, builds, buildDirs });
   const content = new Map([...collected].map(([p, e]) => [p, fs.readFileSync(e.source)]));
   const buildOf = new Map([...collected].map(([p, e]) => [p, e.build]));
-  for (const [p, [size, opts]] of Object.entries(ICONS)) content.set(p, drawIcon(size, opts));
+  for (const [p, [size, opts]] of Object.entries(ICONS)) {
+    if (!drawn.has(p)) drawn.set(p, drawIcon(size, opts));
+    content.set(p, drawn.get(p));
+  }
   if (!content.has('index.html') || !content.has('sw.js')) throw new Error('web/ has no index.html or sw.js');
 
   // Content-hashed names, and the scripts that name them rewritten.
@@ -246,7 +250,7 @@ export async function buildSite({ out = path.join(ROOT, 'build/site'), builds, w
   let raw = 0, gz = 0;
   for (const [p, data] of content) {
     const part = buildOf.get(p) ? `${buildOf.get(p)}/` : p.startsWith('model/') ? 'model/' : 'page';
-    const g = zlib.gzipSync(data, { level: 9 }).length;
+    const g = quiet ? 0 : zlib.gzipSync(data, { level: 9 }).length;
     const s = parts.get(part) ?? { raw: 0, gz: 0, n: 0 };
     s.raw += data.length; s.gz += g; s.n += 1;
     parts.set(part, s);
@@ -258,7 +262,7 @@ export async function buildSite({ out = path.join(ROOT, 'build/site'), builds, w
     for (const [part, s] of parts) console.log(`  ${part.padEnd(16)}${String(s.n).padStart(6)}${kb(s.raw)}${kb(s.gz)}`);
     console.log(`  ${'total'.padEnd(16)}${String(content.size).padStart(6)}${kb(raw)}${kb(gz)}`);
   }
-  return { out, version, files: [...content.keys()].sort(), raw, gzip: gz, builds };
+  return { out, version, files: [...content.keys()].sort(), raw, gzip: quiet ? null : gz, builds };
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {

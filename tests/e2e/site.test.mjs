@@ -42,12 +42,15 @@ async function freePort() {
 }
 
 // Python's http.server on DIR: no COOP/COEP, no CSP, nothing but files.
+const servers = new Set();  // stopped in after(), whatever a failed test left running
 async function pythonServer(dir) {
   const port = await freePort();
   const child = spawn(PYTHON, ['-m', 'http.server', String(port), '--bind', '127.0.0.1', '--directory', dir],
     { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr.on('data', (d) => { log += d; });
+  servers.add(child);
+  child.once('exit', () => servers.delete(child));
   const origin = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
     try {
@@ -88,6 +91,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await server?.stop();
+  for (const child of servers) child.kill();
   fs.rmSync(WORK, { recursive: true, force: true });
 });
 
