@@ -23,6 +23,7 @@ import { spawn } from 'node:child_process';
 import { ROOT, launchBrowser, launchPersistentContext, openPage, foreignRequests, screenshot, chooseFiles, settledCards } from './helpers/harness.mjs';
 import { encodePng, syntheticSlice } from './helpers/png.mjs';
 import { buildSite, VARIANTS } from '../../scripts/site.mjs';
+import { SECURITY_HEADERS } from '../../scripts/serve.mjs';
 
 // NEUROLENS_E2E_WASM_DIR, _WASM_THREADS_DIR, _WASM_NOSIMD_DIR: other builds (as in the harness).
 const BUILD_DIRS = Object.fromEntries(VARIANTS.map((b) => [b, path.resolve(ROOT,
@@ -112,6 +113,9 @@ test('site: the host sends no headers; the CSP meta tag blocks another origin', 
   const other = `http://127.0.0.1:${foreign.address().port}`;
 
   const { page, context, requests } = await openPage(browser, server.origin);
+  // The meta tag's policy is the development server's header but for frame-ancestors.
+  const meta = await page.$eval('meta[http-equiv="Content-Security-Policy"]', (m) => m.content);
+  assert.equal(`${meta}; frame-ancestors 'none'`, SECURITY_HEADERS['Content-Security-Policy']);
   // First visit: the document came from the host, not through the service worker (which would
   // add a CSP header and isolation): only the meta tag guards it.
   assert.equal(await page.evaluate(() => crossOriginIsolated), false);
