@@ -2,7 +2,8 @@
 // cross-origin isolated on any static host.
 //  - install: the app shell and the model of this build go into the cache `neurolens-VERSION`
 //    (VERSION: a hash of every file of the build); the wasm build the page runs goes in when
-//    the page fetches it, or when the page names it (message {type: 'keep-build', build});
+//    the page fetches it, or when the page names it (message {type: 'keep-build', builds}: the
+//    first is the one running, the others are for the next start);
 //  - activate: older `neurolens-*` caches are removed;
 //  - fetch: same-origin GETs are answered from this version's cache, else from the network
 //    (and kept); every answer gets COOP/COEP/CORP, so the page is cross-origin isolated from
@@ -68,11 +69,13 @@ async function keepBuild(build) {
 }
 
 self.addEventListener('message', (event) => {
-  const { type, build } = event.data ?? {};
+  const { type, builds = [] } = event.data ?? {};
   if (type === 'skip-waiting') self.skipWaiting();
   else if (type === 'keep-build') {
-    event.waitUntil(keepBuild(build).then((kept) => event.source?.postMessage({ type: 'build-kept', build, kept, version: VERSION }),
-      (error) => event.source?.postMessage({ type: 'build-kept', build, kept: false, error: String(error) })));
+    // kept: the running build is in the cache (a build this site lacks is no failure)
+    event.waitUntil(Promise.all(builds.map((b) => keepBuild(b))).then(([kept]) =>
+      event.source?.postMessage({ type: 'build-kept', builds, kept, version: VERSION }),
+    (error) => event.source?.postMessage({ type: 'build-kept', builds, kept: false, error: String(error) })));
   }
 });
 

@@ -42,7 +42,9 @@ export async function setUpOffline(app) {
   document.addEventListener('visibilitychange', () => { if (!document.hidden) registration.update().catch(() => {}); });
   setInterval(() => registration.update().catch(() => {}), 60 * 60 * 1000);
 
-  // The engine build this page runs stays in the cache: the next start works offline.
+  // The engine build this page runs stays in the cache: the next start works offline. A page
+  // the host left unisolated will be isolated by the service worker from the next load on:
+  // the threaded build is kept as well, for that start (offline included).
   navigator.serviceWorker.addEventListener('message', (event) => {
     if (event.data?.type !== 'build-kept') return;
     state.offlineReady = Boolean(event.data.kept);
@@ -51,8 +53,12 @@ export async function setUpOffline(app) {
   });
   const keep = async () => {
     const ready = await navigator.serviceWorker.ready;
-    const build = app.engineStatus?.build?.split('/').filter(Boolean)[0];
-    if (build) ready.active?.postMessage({ type: 'keep-build', build });
+    const e = app.engineStatus;
+    const build = e?.build?.split('/').filter(Boolean)[0];
+    if (!build) return;
+    const builds = [build];
+    if (build === 'wasm' && e.why === 'not cross-origin isolated' && (navigator.hardwareConcurrency ?? 1) > 1) builds.push('wasm-threads');
+    ready.active?.postMessage({ type: 'keep-build', builds });
   };
   app.addEventListener('engine', () => keep().catch(() => {}));
   if (app.engineStatus) keep().catch(() => {});
