@@ -23,7 +23,7 @@ import { spawn } from 'node:child_process';
 import { ROOT, launchBrowser, launchPersistentContext, openPage, foreignRequests, screenshot, chooseFiles, settledCards } from './helpers/harness.mjs';
 import { encodePng, syntheticSlice } from './helpers/png.mjs';
 import { buildSite, VARIANTS } from '../../scripts/site.mjs';
-import { SECURITY_HEADERS } from '../../scripts/serve.mjs';
+import { SECURITY_HEADERS, startServer as serveMjs, siteMounts } from '../../scripts/serve.mjs';
 
 // NEUROLENS_E2E_WASM_DIR, _WASM_THREADS_DIR, _WASM_NOSIMD_DIR: other builds (as in the harness).
 const BUILD_DIRS = Object.fromEntries(VARIANTS.map((b) => [b, path.resolve(ROOT,
@@ -263,4 +263,26 @@ test('site: the manifest is valid and Chromium finds the page installable', { sk
   assert.deepEqual(installabilityErrors, []);
   assert.deepEqual(foreignRequests(requests, server.origin), []);
   await context.close();
+});
+
+test('site: scripts/serve.mjs --site (what scripts/serve runs) serves the built site with its headers: threads at once', { skip }, async () => {
+  const { server: node, port } = await serveMjs({ port: 0, host: '127.0.0.1', mounts: siteMounts(SITE) });
+  const origin = `http://127.0.0.1:${port}`;
+  try {
+    const { page, context, requests } = await openPage(browser, origin);
+    assert.equal(await page.evaluate(() => crossOriginIsolated), true);
+    const status = await page.evaluate(() => window.neurolens.engineStatus);
+    assert.equal(status.build, THREADS ? '/wasm-threads/neurolens.js' : '/wasm/neurolens.js', JSON.stringify(status));
+    // The same bytes as on the static host.
+    const served = await (await fetch(`${origin}/sw.js`)).text();
+    assert.equal(served, fs.readFileSync(path.join(SITE, 'sw.js'), 'utf8'));
+    await chooseFiles(page, '#classify-files', [{ name: 'served.png', mimeType: 'image/png', buffer: IMAGE }]);
+    const [card] = await settledCards(page, 1, 120000);
+    assert.equal(card.state, 'done', card.error);
+    assert.deepEqual(foreignRequests(requests, origin), []);
+    await context.close();
+  } finally {
+    node.closeAllConnections?.();
+    await new Promise((resolve) => node.close(resolve));
+  }
 });
