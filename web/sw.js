@@ -5,8 +5,8 @@
 //    the page fetches it, or when the page names it (message {type: 'keep-build', builds}: the
 //    first is the one running, the others are for the next start);
 //  - activate: older `neurolens-*` caches are removed;
-//  - fetch: same-origin GETs are answered from this version's cache, else from the network
-//    (and kept); every answer gets COOP/COEP/CORP, so the page is cross-origin isolated from
+//  - fetch: GETs of this build's files are answered from this version's cache, else from the
+//    network (and kept); every answer gets COOP/COEP/CORP, so the page is cross-origin isolated from
 //    its first controlled load (threads) even where the host sends no headers, and the
 //    Content-Security-Policy header, which also governs the workers (a meta tag cannot);
 //  - a new build waits until the page says {type: 'skip-waiting'} (its "Reload" button).
@@ -30,7 +30,7 @@ const url = (path) => new URL(path, SCOPE).href;
 const request = (path) => new Request(url(path), { cache: SITE.hashed.includes(path) ? 'default' : 'no-cache' });
 
 self.addEventListener('install', (event) => {
-  if (!SITE) return;
+  if (!SITE) { self.skipWaiting(); return; }  // the unbuilt template: see 'activate'
   event.waitUntil((async () => {
     const cache = await caches.open(CACHE);
     await cache.addAll(SITE.shell.map(request));
@@ -54,6 +54,9 @@ self.addEventListener('activate', (event) => {
     for (const name of await caches.keys()) {
       if (name.startsWith('neurolens-') && name !== CACHE) await caches.delete(name);
     }
+    // web/sw.js itself reached a browser that had a built site's worker here (the development
+    // server now serves this origin): step aside, so the page comes from web/ again.
+    if (!SITE) { await self.registration.unregister(); return; }
     await self.clients.claim();
   })());
 });
@@ -94,15 +97,18 @@ async function answer(event) {
   if (found) return found;
   const response = await fetch(req);
   // Only what this build ships is kept (the model, the engine builds, the scan module...).
-  const path = req.url.slice(SCOPE.length);
-  if (response.ok && response.type === 'basic' && SITE.files.includes(path)) {
+  if (response.ok && response.type === 'basic') {
     await cache.put(req, response.clone()).catch(() => {});
   }
   return response;
 }
 
+// Only this build's own files (and navigations to the page) are answered; anything else on the
+// origin (another app beside it, a newer file) goes to the network untouched.
 self.addEventListener('fetch', (event) => {
   const req = event.request;
   if (!SITE || req.method !== 'GET' || !req.url.startsWith(SCOPE) || req.headers.has('range')) return;
+  const path = new URL(req.url).pathname.slice(new URL(SCOPE).pathname.length);
+  if (!SITE.files.includes(path)) return;
   event.respondWith(answer(event).then(withHeaders));
 });
