@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Small static file server for the NeuroLens web page (no dependencies).
 //
-//   node scripts/serve.mjs [--port N] [--host H] [--wasm-dir DIR]
+//   node scripts/serve.mjs [--port N] [--host H] [--wasm-dir DIR | --site DIR]
 //                                       (default 127.0.0.1:8080; port 0 = any free)
 //
 // Mounts:  /              -> web/
@@ -13,6 +13,7 @@
 //          /model/        -> model/
 // --wasm-dir DIR serves the three builds from DIR/wasm/, DIR/wasm-threads/, DIR/wasm-nosimd/
 // instead of build/ (scripts/serve: copies it makes once each build has finished).
+// --site DIR serves only DIR, a site made by scripts/build-site (scripts/serve: build/site).
 // Every response carries COOP/COEP (so the page is cross-origin isolated and may use
 // SharedArrayBuffer/pthreads) and a strict Content-Security-Policy. Paths that escape a mount
 // (.., encoded slashes, symlinks pointing outside) are refused; anything else missing is a 404.
@@ -30,10 +31,12 @@ export const SECURITY_HEADERS = Object.freeze({
   'Cross-Origin-Opener-Policy': 'same-origin',
   'Cross-Origin-Embedder-Policy': 'require-corp',
   'Cross-Origin-Resource-Policy': 'same-origin',
+  // web/index.html's meta policy, plus what a meta tag cannot carry (frame-ancestors)
   'Content-Security-Policy':
-    "default-src 'self'; connect-src 'self'; img-src 'self' blob: data:; " +
-    "script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; " +
-    "style-src 'self' 'unsafe-inline'",
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; child-src 'self' blob:; " +
+    "connect-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; font-src 'self'; " +
+    "media-src 'self'; manifest-src 'self'; frame-src 'none'; object-src 'none'; base-uri 'none'; " +
+    "form-action 'none'; frame-ancestors 'none'",
   'X-Content-Type-Options': 'nosniff',
   'Referrer-Policy': 'no-referrer',
 });
@@ -75,6 +78,11 @@ export function defaultMounts(root = REPO_ROOT, { wasmDir = path.join(root, 'bui
     { prefix: '/model/', dir: path.join(root, 'model') },
     { prefix: '/', dir: path.join(root, 'web'), index: 'index.html' },
   ];
+}
+
+// A built site (scripts/build-site): one directory, exactly as it would be deployed.
+export function siteMounts(dir) {
+  return [{ prefix: '/', dir: path.resolve(dir), index: 'index.html' }];
 }
 
 // The benchmark page (scripts/bench) adds these in front of defaultMounts: /bench/ -> bench/,
@@ -208,7 +216,7 @@ export async function startServer({ port = 8080, host = '127.0.0.1', mounts, log
 }
 
 function parseArgs(argv) {
-  const opts = { port: 8080, host: '127.0.0.1', log: false, wasmDir: undefined };
+  const opts = { port: 8080, host: '127.0.0.1', log: false, wasmDir: undefined, site: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -222,8 +230,10 @@ function parseArgs(argv) {
     else if (a === '--log') opts.log = true;
     else if (a === '--wasm-dir') opts.wasmDir = path.resolve(value());
     else if (a.startsWith('--wasm-dir=')) opts.wasmDir = path.resolve(a.slice(11));
+    else if (a === '--site') opts.site = path.resolve(value());
+    else if (a.startsWith('--site=')) opts.site = path.resolve(a.slice(7));
     else if (a === '-h' || a === '--help') {
-      console.log('usage: node scripts/serve.mjs [--port N] [--host H] [--log] [--wasm-dir DIR]');
+      console.log('usage: node scripts/serve.mjs [--port N] [--host H] [--log] [--wasm-dir DIR | --site DIR]');
       process.exit(0);
     } else throw new Error(`unknown argument: ${a}`);
   }
@@ -241,8 +251,9 @@ if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.ar
     console.error(`serve: ${err.message}`);
     process.exit(2);
   }
-  const { wasmDir, ...serverOpts } = opts;
-  const { url } = await startServer({ ...serverOpts, mounts: defaultMounts(REPO_ROOT, { wasmDir }) });
+  const { wasmDir, site, ...serverOpts } = opts;
+  const mounts = site ? siteMounts(site) : defaultMounts(REPO_ROOT, { wasmDir });
+  const { url } = await startServer({ ...serverOpts, mounts });
   console.log(`NeuroLens is served at ${url}  (Ctrl-C to stop)`);
   for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(0));
 }

@@ -4,6 +4,7 @@
 import { EngineClient } from './lib/engine-client.js';
 import { filesFromDataTransfer } from './lib/files.js';
 import { loadActiveModel, saveActiveModel, clearActiveModel } from './lib/model-store.js';
+import { setUpOffline, setUpFileHandling, isolationHint } from './lib/offline.js';
 import * as classifyView from './views/classify.js';
 import * as finetuneView from './views/finetune.js';
 import * as evaluateView from './views/evaluate.js';
@@ -55,9 +56,11 @@ class App extends EventTarget {
     if (!m) return;
     const params = m.info.parameterCount.toLocaleString('en');
     const e = this.engineStatus;
-    // e.why: the reason a better build is not running, e.g. "not cross-origin isolated"
+    // e.why: the reason a better build is not running, e.g. "not cross-origin isolated"; on a
+    // built site, the hint says when the service worker makes the page isolated (lib/offline.js)
+    const hint = e?.why?.includes('not cross-origin isolated') ? isolationHint(this) : '';
     const engine = e ? ` · engine: WebAssembly${e.simd ? ' SIMD' : ''}, ${e.threads} thread${e.threads > 1 ? 's' : ''}` +
-      (e.why ? ` — ${e.why}` : '') : '';
+      (e.why ? ` — ${e.why}${hint ? ` (${hint})` : ''}` : '') : '';
     statusLine.textContent = `Model: ${m.label} (${m.info.classes.length} classes, ${params} parameters)${engine}`;
     statusLine.dataset.model = m.shipped ? 'shipped' : 'custom';
   }
@@ -135,8 +138,12 @@ async function main() {
   window.neurolens = app;  // for the console and the end-to-end tests
   const router = setUpViews(app);
   setUpDropAndPaste(router);
+  setUpFileHandling((files) => router.active().acceptFiles?.(files));
+  const offline = setUpOffline(app);  // a built site's service worker (none on the dev server)
   try {
+    await offline;
     app.engineStatus = await app.engine.request('status');
+    app.dispatchEvent(new CustomEvent('engine', { detail: app.engineStatus }));
     await loadInitialModel(app);
     document.body.dataset.ready = 'true';
   } catch (error) {

@@ -84,9 +84,9 @@ function listed(words) {
   return words.length > 1 ? `${words.slice(0, -1).join(', ')} and ${words[words.length - 1]}` : words.join('');
 }
 
-// Asked only after a failure, so a page whose best build loads makes no extra requests.
+// Asked only after a failure, so a page whose best build loads makes no extra requests. The
+// glue is enough to ask about: a build directory appears whole (scripts/serve, build-site),
+// and a built site's .wasm has a content-hashed name only the glue knows.
 async function isMissing(url) {
-  const found = await Promise.all(['neurolens.js', 'neurolens.wasm'].map((file) =>
-    fetch(new URL(file, url), { method: 'HEAD' }).then((r) => r.status !== 404, () => true)));
-  return found.includes(false);
+  return fetch(url, { method: 'HEAD' }).then((r) => r.status === 404, () => false);
 }

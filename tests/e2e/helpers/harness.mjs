@@ -57,6 +57,13 @@ export async function launchBrowser() {
   return chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: CHROMIUM_FLAGS });
 }
 
+// A browser of its own on a profile directory (not incognito, as Chromium's installability
+// check wants), as a context: close it to end the browser.
+export async function launchPersistentContext(userDataDir) {
+  return chromium.launchPersistentContext(userDataDir, { executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: CHROMIUM_FLAGS, viewport: { width: 1280, height: 900 } });
+}
+
 // A page whose every request (the worker's included) and console error is recorded.
 export async function openPage(browser, origin, { context: existing } = {}) {
   const context = existing ?? await browser.newContext({ viewport: { width: 1280, height: 900 } });
