@@ -510,6 +510,11 @@ def make_errors(out, base, grey):
     at = data.index(b"\x40\x00\x60\xa1UT\x00\x00\x04\x00\x00\x00abcd")
     data[at + 8:at + 12] = (0x6708006D).to_bytes(4, "little")
     open(path, "wb").write(bytes(data))
+    # JPEG lossless whose SOF says 230-bit precision (GDCM 3.0.24 dereferences a null codec).
+    data = bytearray(open(os.path.join(out, "dicom", "ts", "jpeg_lossless_sv1.dcm"), "rb").read())
+    at = data.index(b"\xff\xc3")
+    data[at + 4] = 230
+    open(os.path.join(d, "jpeg_precision_230.dcm"), "wb").write(bytes(data))
     # Short native pixel data (a consistent file otherwise).
     ds = new_dataset("short_pixels", MR, H, W)
     set_pixels(ds, grey[: H // 2])

@@ -179,7 +179,8 @@ bool decoded_as_rgb(const std::string& photometric) {
 // (an unknown VR is read like UN, as PS3.5 7.1.2 says and GDCM does); anything it does not
 // understand (undefined length other than SQ or Pixel Data, an implicit length that looks like
 // explicit VR letters, deflate, a bare data set not starting with group 0002/0008, deep
-// nesting) ends the walk and GDCM decides.
+// nesting) ends the walk and GDCM decides. An explicit syntax whose data set turns out
+// implicit is walked the way GDCM then reads it (known VR: explicit, else implicit).
 class LengthWalk {
  public:
   explicit LengthWalk(std::span<const uint8_t> bytes) : b_(bytes) {}
@@ -214,8 +215,16 @@ class LengthWalk {
       if (b_.size() < 8 || (u16(0, true) != 0x0002 && u16(0, true) != 0x0008)) return "";
       explicit_vr = std::isupper(b_[4]) && std::isupper(b_[5]);
     }
-    dataset_start_ = pos;
-    dataset(pos, b_.size(), little, explicit_vr, 0, false);
+    // An explicit syntax whose first element has no VR letters: GDCM reads the data set with
+    // ExplicitImplicitDataElement (each element explicit when its VR is known, else implicit).
+    mixed_ = explicit_vr && pos + 6 <= b_.size() && !(std::isalpha(b_[pos + 4]) && std::isalpha(b_[pos + 5]));
+    const size_t walked = dataset(pos, b_.size(), little, explicit_vr, 0, false);
+    // When its explicit reading fails, GDCM reads the data set again that mixed way: so does
+    // this walk when the explicit one could not finish.
+    if (walked == std::string::npos && found_.empty() && explicit_vr && !mixed_) {
+      mixed_ = true;
+      dataset(pos, b_.size(), little, explicit_vr, 0, false);
+    }
     return found_;
   }
 
@@ -241,26 +250,28 @@ class LengthWalk {
     h.group = u16(at, little);
     h.element = u16(at + 2, little);
     uint32_t length;
-    if (h.group == 0xFFFE || !explicit_vr) {  // items and delimiters have no VR
+    static constexpr const char* kShort[] = {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO",
+                                             "LT", "PN", "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US"};
+    static constexpr const char* kLong[] = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR",
+                                            "UT", "UV"};
+    const std::string vr(reinterpret_cast<const char*>(b_.data()) + at + 4, 2);
+    const bool is_short = std::find(std::begin(kShort), std::end(kShort), vr) != std::end(kShort);
+    const bool is_long = std::find(std::begin(kLong), std::end(kLong), vr) != std::end(kLong);
+    // Items and delimiters have no VR; in a mixed data set (GDCM's ExplicitImplicitDataElement)
+    // an element without a known VR is implicit.
+    if (h.group == 0xFFFE || !explicit_vr || (mixed_ && !is_short && !is_long)) {
       length = u32(at + 4, little);
       h.value = at + 8;
-      if (!explicit_vr && h.group != 0xFFFE && std::isupper(b_[at + 4]) && std::isupper(b_[at + 5]) &&
+      if (h.group != 0xFFFE && (!explicit_vr || mixed_) && std::isupper(b_[at + 4]) && std::isupper(b_[at + 5]) &&
           length > b_.size())
         return false;  // explicit VR letters in an implicit data set: GDCM's guesswork, not ours
     } else {
-      h.vr[0] = static_cast<char>(b_[at + 4]);
-      h.vr[1] = static_cast<char>(b_[at + 5]);
-      static constexpr const char* kShort[] = {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO",
-                                               "LT", "PN", "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US"};
-      const std::string vr(h.vr, 2);
-      if (std::find(std::begin(kShort), std::end(kShort), vr) != std::end(kShort)) {
+      h.vr[0] = vr[0];
+      h.vr[1] = vr[1];
+      if (is_short) {
         length = u16(at + 6, little);
         h.value = at + 8;
       } else {  // the long VRs, and an unknown VR, which PS3.5 7.1.2 (and GDCM) read like UN
-        // No letters in the data set's first element: an implicit VR data set under an explicit
-        // syntax, which GDCM detects there and copes with. Further on, GDCM too reads any
-        // unknown VR as a long one.
-        if (at == dataset_start_ && (!std::isalpha(b_[at + 4]) || !std::isalpha(b_[at + 5]))) return false;
         if (at + 12 > b_.size()) return false;
         length = u32(at + 8, little);
         h.value = at + 12;
@@ -336,7 +347,7 @@ class LengthWalk {
 
   std::span<const uint8_t> b_;
   std::string found_, media_sop_class_;
-  size_t dataset_start_ = std::string::npos;
+  bool mixed_ = false;
 };
 
 // A first pass with a plain gdcm::Reader up to Pixel Data: the meta header's transfer syntax
@@ -493,6 +504,29 @@ DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) 
       throw ScanError("truncated pixel data: " + std::to_string(columns) + "x" + std::to_string(rows) + "x" +
                       std::to_string(frames) + " needs " + std::to_string(expected) + " bytes, the file has " +
                       std::to_string(have));
+  }
+  // GDCM 3.0.24's JPEG codec retries a frame whose precision its 8-bit libjpeg refuses with the
+  // 12- or 16-bit one, and has none past 16: its codec pointer is then null and JPEGCodec::Decode
+  // dereferences it (SEGV, found by fuzz_dicom). Refuse such a precision first: SOF markers
+  // (FFC0-FFCF but DHT C4, JPG C8, DAC CC) cannot occur inside entropy-coded data.
+  const bool jpeg = syntax == "1.2.840.10008.1.2.4.50" || syntax == "1.2.840.10008.1.2.4.51" ||
+                    syntax == "1.2.840.10008.1.2.4.57" || syntax == "1.2.840.10008.1.2.4.70";
+  if (jpeg && encapsulated) {
+    const gdcm::SequenceOfFragments* fragments = pixel_data.GetSequenceOfFragments();
+    for (unsigned f = 0; f < fragments->GetNumberOfFragments(); ++f) {
+      const gdcm::ByteValue* bv = fragments->GetFragment(f).GetByteValue();
+      if (!bv) continue;
+      const auto* p = reinterpret_cast<const uint8_t*>(bv->GetPointer());
+      const size_t n = bv->GetLength();
+      for (size_t i = 0; i + 4 < n; ++i) {
+        const uint8_t m = p[i + 1];
+        if (p[i] != 0xFF || m < 0xC0 || m > 0xCF || m == 0xC4 || m == 0xC8 || m == 0xCC) continue;
+        const unsigned precision = p[i + 4];
+        if (precision < 2 || precision > 16)
+          throw ScanError("JPEG data precision " + std::to_string(precision) + " is not supported (2 to 16 bits; " +
+                          known->name + ")");
+      }
+    }
   }
   std::vector<char> raw(image.GetBufferLength());
   bool decoded = false;

@@ -92,6 +92,12 @@ TEST_CASE("DICOM element declaring more bytes than the file holds is refused bef
                  std::to_string(follow) + " follow");
 }
 
+TEST_CASE("DICOM JPEG with a precision past 16 bits is refused (GDCM would dereference a null codec)") {
+  CHECK(dicom_error("errors/jpeg_precision_230.dcm") ==
+        "JPEG data precision 230 is not supported (2 to 16 bits; JPEG Lossless, Non-Hierarchical, First-Order "
+        "Prediction (Process 14 [Selection Value 1]))");
+}
+
 TEST_CASE("NIfTI hostile sizes and truncated data are refused, naming the problem") {
   const std::string dims = nifti_error("errors/huge_dims.nii.gz");
   CAPTURE(dims);
