@@ -37,10 +37,11 @@ void check_volume(const nl::scans::Volume& v) {
 // bv->SetLength(vl);` and return false without deleting it when the value is cut short (the
 // 48-byte ByteValue and its declared-length buffer stay allocated). Inlined, the report's top
 // GDCM frame is one of those or FileMetaInformation::ReadCompatInternal. And
-// JPEGLSCodec::Decode (gdcmJPEGLSCodec.cxx) returns false without delete[] of the fragment copy
-// it made when CharLS cannot decode it. GDCM's, not ours: reported, and suppressed here only.
+// JPEGLSCodec::Decode and ::GetHeaderInfo (gdcmJPEGLSCodec.cxx) return false without delete[]
+// of the fragment copy they made when CharLS cannot read it. GDCM's, not ours: reported, and suppressed here only.
 extern "C" const char* __lsan_default_suppressions() {
   return "leak:gdcm::JPEGLSCodec::Decode\n"
+         "leak:gdcm::JPEGLSCodec::GetHeaderInfo\n"
          "leak:gdcm::ReadExplicitDataElement\n"
          "leak:gdcm::ReadImplicitDataElement\n"
          "leak:gdcm::FileMetaInformation::ReadCompatInternal\n";
