@@ -500,6 +500,21 @@ def make_errors(out, base, grey):
     set_pixels(ds, np.arange(16, dtype=np.uint8))
     ds.NumberOfFrames = 4000  # each side and the frame count within limits, the product not
     save(ds, os.path.join(d, "huge_frames.dcm"))
+    # An element declaring 1.7 GB in a 27 kB file (GDCM would allocate it before reading).
+    ds = new_dataset("overlong_element", MR, H, W)
+    set_pixels(ds, grey)
+    ds.add_new(0x0040A160, "UT", "abcd")
+    path = os.path.join(d, "overlong_element.dcm")
+    save(ds, path)
+    data = bytearray(open(path, "rb").read())
+    at = data.index(b"\x40\x00\x60\xa1UT\x00\x00\x04\x00\x00\x00abcd")
+    data[at + 8:at + 12] = (0x6708006D).to_bytes(4, "little")
+    open(path, "wb").write(bytes(data))
+    # JPEG lossless whose SOF says 230-bit precision (GDCM 3.0.24 dereferences a null codec).
+    data = bytearray(open(os.path.join(out, "dicom", "ts", "jpeg_lossless_sv1.dcm"), "rb").read())
+    at = data.index(b"\xff\xc3")
+    data[at + 4] = 230
+    open(os.path.join(d, "jpeg_precision_230.dcm"), "wb").write(bytes(data))
     # Short native pixel data (a consistent file otherwise).
     ds = new_dataset("short_pixels", MR, H, W)
     set_pixels(ds, grey[: H // 2])

@@ -10,7 +10,9 @@
 #include <gdcmUIDs.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <istream>
 #include <limits>
@@ -170,6 +172,185 @@ bool decoded_as_rgb(const std::string& photometric) {
   return photometric == "RGB" || photometric == "YBR_RCT" || photometric == "YBR_ICT";
 }
 
+// GDCM allocates (and zero-fills) the length an element declares before it reads the value, and
+// copies the element into the exception it throws when the value is cut short: a few kB whose
+// damaged element claims 1.7 GB cost gigabytes (seen by fuzz_dicom). This walk checks declared
+// lengths against the bytes that are really there before GDCM sees the file. It refuses only an
+// element header whose defined length runs past the end of the file, which GDCM would allocate
+// (an unknown VR is read like UN, as PS3.5 7.1.2 says and GDCM does); anything it does not
+// understand (undefined length other than SQ or Pixel Data, an implicit length that looks like
+// explicit VR letters, deflate, a bare data set not starting with group 0002/0008, deep
+// nesting) ends the walk and GDCM decides. An explicit syntax whose data set turns out
+// implicit is walked the way GDCM then reads it (known VR: explicit, else implicit).
+class LengthWalk {
+ public:
+  explicit LengthWalk(std::span<const uint8_t> bytes) : b_(bytes) {}
+
+  // The meta header's Media Storage SOP Class UID, once check() has run ("" without one).
+  const std::string& media_sop_class() const { return media_sop_class_; }
+
+  // "" when nothing was found to refuse.
+  std::string check() {
+    size_t pos = 0;
+    bool little = true, explicit_vr = true;
+    if (b_.size() >= 132 && std::memcmp(b_.data() + 128, "DICM", 4) == 0) {
+      pos = 132;
+      std::string syntax;
+      // Meta header: explicit VR little endian, group 0002.
+      while (pos + 8 <= b_.size() && u16(pos, true) == 0x0002) {
+        Header h;
+        if (!header(pos, true, true, h)) return "";
+        if (h.defined && h.length > b_.size() - h.value) return overlong(h);
+        const std::string value = h.defined ? std::string(reinterpret_cast<const char*>(b_.data()) + h.value, h.length) : "";
+        if (h.element == 0x0010) syntax = trimmed(value);
+        if (h.element == 0x0002) media_sop_class_ = trimmed(value);
+        if (!h.defined) return "";
+        pos = h.value + h.length;
+      }
+      if (syntax == "1.2.840.10008.1.2.1.99" || syntax.empty()) return "";  // deflated; or no syntax
+      little = syntax != "1.2.840.10008.1.2.2";
+      explicit_vr = syntax != "1.2.840.10008.1.2";
+    } else {
+      // A bare data set: walked only when it starts like one in little endian (group 0002 or
+      // 0008, as sniff() wants), explicit VR when VR letters follow the first tag.
+      if (b_.size() < 8 || (u16(0, true) != 0x0002 && u16(0, true) != 0x0008)) return "";
+      explicit_vr = std::isupper(b_[4]) && std::isupper(b_[5]);
+    }
+    // An explicit syntax whose first element has no VR letters: GDCM reads the data set with
+    // ExplicitImplicitDataElement (each element explicit when its VR is known, else implicit).
+    mixed_ = explicit_vr && pos + 6 <= b_.size() && !(std::isalpha(b_[pos + 4]) && std::isalpha(b_[pos + 5]));
+    const size_t walked = dataset(pos, b_.size(), little, explicit_vr, 0, false);
+    // When its explicit reading fails, GDCM reads the data set again that mixed way: so does
+    // this walk when the explicit one could not finish.
+    if (walked == std::string::npos && found_.empty() && explicit_vr && !mixed_) {
+      mixed_ = true;
+      dataset(pos, b_.size(), little, explicit_vr, 0, false);
+    }
+    return found_;
+  }
+
+ private:
+  struct Header {
+    uint16_t group = 0, element = 0;
+    char vr[2] = {0, 0};
+    bool defined = true;
+    size_t length = 0, value = 0;  // value: offset of the value
+  };
+
+  uint16_t u16(size_t at, bool little) const {
+    return little ? static_cast<uint16_t>(b_[at] | b_[at + 1] << 8) : static_cast<uint16_t>(b_[at] << 8 | b_[at + 1]);
+  }
+  uint32_t u32(size_t at, bool little) const {
+    const uint32_t lo = u16(at, little), hi = u16(at + 2, little);
+    return little ? lo | hi << 16 : lo << 16 | hi;
+  }
+
+  // Reads an element (or item) header at `at`; false when it is not understood.
+  bool header(size_t at, bool little, bool explicit_vr, Header& h) const {
+    if (at + 8 > b_.size()) return false;
+    h.group = u16(at, little);
+    h.element = u16(at + 2, little);
+    uint32_t length;
+    static constexpr const char* kShort[] = {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO",
+                                             "LT", "PN", "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US"};
+    static constexpr const char* kLong[] = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR",
+                                            "UT", "UV"};
+    const std::string vr(reinterpret_cast<const char*>(b_.data()) + at + 4, 2);
+    const bool is_short = std::find(std::begin(kShort), std::end(kShort), vr) != std::end(kShort);
+    const bool is_long = std::find(std::begin(kLong), std::end(kLong), vr) != std::end(kLong);
+    // Items and delimiters have no VR; in a mixed data set (GDCM's ExplicitImplicitDataElement)
+    // an element without a known VR is implicit.
+    if (h.group == 0xFFFE || !explicit_vr || (mixed_ && !is_short && !is_long)) {
+      length = u32(at + 4, little);
+      h.value = at + 8;
+      if (h.group != 0xFFFE && (!explicit_vr || mixed_) && std::isupper(b_[at + 4]) && std::isupper(b_[at + 5]) &&
+          length > b_.size())
+        return false;  // explicit VR letters in an implicit data set: GDCM's guesswork, not ours
+    } else {
+      h.vr[0] = vr[0];
+      h.vr[1] = vr[1];
+      if (is_short) {
+        length = u16(at + 6, little);
+        h.value = at + 8;
+      } else {  // the long VRs, and an unknown VR, which PS3.5 7.1.2 (and GDCM) read like UN
+        if (at + 12 > b_.size()) return false;
+        length = u32(at + 8, little);
+        h.value = at + 12;
+      }
+    }
+    h.defined = length != 0xFFFFFFFFu;
+    h.length = h.defined ? length : 0;
+    return true;
+  }
+
+  std::string overlong(const Header& h) const {
+    char tag[16];
+    std::snprintf(tag, sizeof tag, "(%04X,%04X)", h.group, h.element);
+    const std::string what = h.group == 0x7FE0 && h.element == 0x0010 ? "truncated pixel data: Pixel Data "
+                                                                       : "truncated or damaged DICOM file: element ";
+    return what + tag + " declares " + std::to_string(h.length) + " bytes, only " +
+           std::to_string(b_.size() - std::min(h.value, b_.size())) + " follow";
+  }
+
+  // Walks elements in [pos, end). Returns the position after the walk, or npos to stop.
+  size_t dataset(size_t pos, size_t end, bool little, bool explicit_vr, int depth, bool in_undefined_item) {
+    static constexpr size_t npos = std::string::npos;
+    if (depth > 16) return npos;
+    while (pos + 8 <= end && found_.empty()) {
+      Header h;
+      if (!header(pos, little, explicit_vr, h)) return npos;
+      if (h.group == 0xFFFE) return in_undefined_item && h.element == 0xE00D ? h.value : npos;
+      if (h.defined) {
+        if (h.length > b_.size() - std::min(h.value, b_.size())) {
+          found_ = overlong(h);
+          return npos;
+        }
+        const bool sequence = explicit_vr ? std::string(h.vr, 2) == "SQ" : false;
+        if (sequence && items(h.value, h.value + h.length, little, explicit_vr, depth, false) == npos) return npos;
+        pos = h.value + h.length;
+        continue;
+      }
+      // Undefined length: a sequence, or encapsulated Pixel Data (fragments); UN and the rest: stop.
+      const bool pixel_data = h.group == 0x7FE0 && h.element == 0x0010;
+      const bool sequence = explicit_vr ? std::string(h.vr, 2) == "SQ" : !pixel_data;
+      if (!sequence && !pixel_data) return npos;
+      pos = items(h.value, end, little, explicit_vr, depth, pixel_data);
+      if (pos == npos) return npos;
+    }
+    return in_undefined_item ? npos : pos;
+  }
+
+  // Walks items (or fragments) from `pos` to `end` or to a sequence delimiter.
+  size_t items(size_t pos, size_t end, bool little, bool explicit_vr, int depth, bool fragments) {
+    static constexpr size_t npos = std::string::npos;
+    while (pos + 8 <= end && found_.empty()) {
+      Header h;
+      if (!header(pos, little, false, h) || h.group != 0xFFFE) return npos;
+      if (h.element == 0xE0DD) return h.value;  // sequence delimiter
+      if (h.element != 0xE000) return npos;
+      if (h.defined) {
+        if (h.length > b_.size() - std::min(h.value, b_.size())) {
+          found_ = overlong(h);
+          return npos;
+        }
+        if (!fragments && dataset(h.value, h.value + h.length, little, explicit_vr, depth + 1, false) == npos &&
+            !found_.empty())
+          return npos;
+        pos = h.value + h.length;
+      } else {
+        if (fragments) return npos;
+        pos = dataset(h.value, end, little, explicit_vr, depth + 1, true);
+        if (pos == npos) return npos;
+      }
+    }
+    return pos <= end ? pos : npos;
+  }
+
+  std::span<const uint8_t> b_;
+  std::string found_, media_sop_class_;
+  bool mixed_ = false;
+};
+
 // A first pass with a plain gdcm::Reader up to Pixel Data: the meta header's transfer syntax
 // and SOP class, whether the data set parses at all (ImageReader also fails, without saying
 // why, on a complete file that holds no image), and where Pixel Data's value starts in `bytes`
@@ -240,6 +421,13 @@ DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) 
   if (bytes.empty()) throw ScanError("empty file");
   check_deflated_size(bytes);  // before any GDCM read: they inflate a deflated data set unbounded
   DicomObject obj;
+  LengthWalk walk(bytes);
+  const std::string overlong = walk.check();
+  if (walk.media_sop_class() == "1.2.840.10008.1.3.10") {  // a DICOMDIR, even a damaged one: skipped
+    obj.is_directory = true;
+    return obj;
+  }
+  if (!overlong.empty()) throw ScanError(overlong);
   const FirstPass first = read_up_to_pixel_data(bytes);
   if (first.sop_class == "1.2.840.10008.1.3.10") {  // Media Storage Directory (DICOMDIR)
     obj.is_directory = true;
@@ -336,6 +524,29 @@ DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) 
       throw ScanError("truncated pixel data: " + std::to_string(columns) + "x" + std::to_string(rows) + "x" +
                       std::to_string(frames) + " needs " + std::to_string(expected) + " bytes, the file has " +
                       std::to_string(have));
+  }
+  // GDCM 3.0.24's JPEG codec retries a frame whose precision its 8-bit libjpeg refuses with the
+  // 12- or 16-bit one, and has none past 16: its codec pointer is then null and JPEGCodec::Decode
+  // dereferences it (SEGV, found by fuzz_dicom). Refuse such a precision first: SOF markers
+  // (FFC0-FFCF but DHT C4, JPG C8, DAC CC) cannot occur inside entropy-coded data.
+  const bool jpeg = syntax == "1.2.840.10008.1.2.4.50" || syntax == "1.2.840.10008.1.2.4.51" ||
+                    syntax == "1.2.840.10008.1.2.4.57" || syntax == "1.2.840.10008.1.2.4.70";
+  if (jpeg && encapsulated) {
+    const gdcm::SequenceOfFragments* fragments = pixel_data.GetSequenceOfFragments();
+    for (unsigned f = 0; f < fragments->GetNumberOfFragments(); ++f) {
+      const gdcm::ByteValue* bv = fragments->GetFragment(f).GetByteValue();
+      if (!bv) continue;
+      const auto* p = reinterpret_cast<const uint8_t*>(bv->GetPointer());
+      const size_t n = bv->GetLength();
+      for (size_t i = 0; i + 4 < n; ++i) {
+        const uint8_t m = p[i + 1];
+        if (p[i] != 0xFF || m < 0xC0 || m > 0xCF || m == 0xC4 || m == 0xC8 || m == 0xCC) continue;
+        const unsigned precision = p[i + 4];
+        if (precision < 2 || precision > 16)
+          throw ScanError("JPEG data precision " + std::to_string(precision) + " is not supported (2 to 16 bits; " +
+                          known->name + ")");
+      }
+    }
   }
   std::vector<char> raw(image.GetBufferLength());
   bool decoded = false;

@@ -50,10 +50,13 @@ Kind ScanSet::add(std::string name, std::span<const uint8_t> bytes) {
       case Kind::dicomdir:
         result_.skipped.push_back(name);
         break;
-      case Kind::nifti:
+      case Kind::nifti: {
+        // order_ pairs with result_.volumes: only once the file has been read.
+        Volume v = read_nifti(bytes, name);
         order_.push_back(order);
-        result_.volumes.push_back(read_nifti(bytes, name));
+        result_.volumes.push_back(std::move(v));
         break;
+      }
       case Kind::dicom: {
         DicomObject obj = read_dicom_object(bytes, name);
         if (obj.is_directory) {

@@ -80,6 +80,24 @@ TEST_CASE("DICOM hostile sizes are refused from the header, naming the budget") 
   CHECK(mentions(frames, "134217728-voxel limit"));
 }
 
+TEST_CASE("DICOM element declaring more bytes than the file holds is refused before GDCM allocates it") {
+  // (0040,A160) UT, its length patched to 0x6708006D; its value starts 12 bytes after the tag.
+  const std::vector<uint8_t> bytes = read_bytes(fixture("errors/overlong_element.dcm"));
+  const uint8_t tag[] = {0x40, 0x00, 0x60, 0xA1, 'U', 'T'};
+  const auto at = std::search(bytes.begin(), bytes.end(), std::begin(tag), std::end(tag));
+  REQUIRE(at != bytes.end());
+  const size_t follow = bytes.size() - static_cast<size_t>(at - bytes.begin()) - 12;
+  const std::string e = dicom_error("errors/overlong_element.dcm");
+  CHECK(e == "truncated or damaged DICOM file: element (0040,A160) declares 1728577645 bytes, only " +
+                 std::to_string(follow) + " follow");
+}
+
+TEST_CASE("DICOM JPEG with a precision past 16 bits is refused (GDCM would dereference a null codec)") {
+  CHECK(dicom_error("errors/jpeg_precision_230.dcm") ==
+        "JPEG data precision 230 is not supported (2 to 16 bits; JPEG Lossless, Non-Hierarchical, First-Order "
+        "Prediction (Process 14 [Selection Value 1]))");
+}
+
 TEST_CASE("NIfTI hostile sizes and truncated data are refused, naming the problem") {
   const std::string dims = nifti_error("errors/huge_dims.nii.gz");
   CAPTURE(dims);

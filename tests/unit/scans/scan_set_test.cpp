@@ -153,3 +153,16 @@ TEST_CASE("ScanSet: a slice whose size differs from its series is left out as a 
   CHECK(mentions(r.problems[0].message, "173x151"));
   }
 }
+
+TEST_CASE("ScanSet: volumes keep the order their files were added in, after a NIfTI that failed") {
+  ScanSet set;
+  for (const char* f : {"errors/truncated.nii", "dicom/base8.dcm", "nifti/head_uint8_RAS.nii", "dicom/mono1.dcm"})
+    set.add(fixture(f), read_bytes(fixture(f)));
+  const ScanResult r = set.finish();
+  REQUIRE(r.volumes.size() == 3);
+  CHECK(r.volumes[0].source == fixture("dicom/base8.dcm"));
+  CHECK(r.volumes[1].source == fixture("nifti/head_uint8_RAS.nii"));
+  CHECK(r.volumes[2].source == fixture("dicom/mono1.dcm"));
+  REQUIRE(r.problems.size() == 1);
+  CHECK(r.problems[0].file == fixture("errors/truncated.nii"));
+}
