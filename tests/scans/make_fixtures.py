@@ -26,6 +26,7 @@ With --seeds DIR: DIR/fuzz_dicom and DIR/fuzz_nifti get tiny versions (a few kB 
 import gzip
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -515,6 +516,19 @@ def make_errors(out, base, grey):
     at = data.index(b"\xff\xc3")
     data[at + 4] = 230
     open(os.path.join(d, "jpeg_precision_230.dcm"), "wb").write(bytes(data))
+    # RLE fragments whose 64-byte headers claim 655,361 segments and none: GDCM 3.0.24 read past
+    # the header for the first (cmake/patches/gdcm-rle-segments.patch) and divided by zero for
+    # the second.
+    for name, segments in (("rle_segments_655361", 655361), ("rle_segments_0", 0)):
+        ds = new_dataset(name, MR, 5, 4)
+        ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.5"
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+        header = struct.pack("<16I", segments, 64, *([0] * 14))
+        ds.PixelData = encapsulate([header + bytes([19] + list(range(20)))])
+        ds["PixelData"].VR = "OB"
+        ds["PixelData"].is_undefined_length = True
+        save(ds, os.path.join(d, name + ".dcm"))
     # Short native pixel data (a consistent file otherwise).
     ds = new_dataset("short_pixels", MR, H, W)
     set_pixels(ds, grey[: H // 2])

@@ -98,6 +98,15 @@ TEST_CASE("DICOM JPEG with a precision past 16 bits is refused (GDCM would deref
         "Prediction (Process 14 [Selection Value 1]))");
 }
 
+TEST_CASE("DICOM RLE fragments claiming more than 15 segments, or none, are refused, not read past") {
+  // GDCM 3.0.24 trusted the count (a read past the 64-byte header; a division by zero):
+  // cmake/patches/gdcm-rle-segments.patch refuses both.
+  for (const char* file : {"errors/rle_segments_655361.dcm", "errors/rle_segments_0.dcm"}) {
+    CAPTURE(file);
+    CHECK(dicom_error(file) == "could not decode the pixel data (RLE Lossless)");
+  }
+}
+
 TEST_CASE("NIfTI hostile sizes and truncated data are refused, naming the problem") {
   const std::string dims = nifti_error("errors/huge_dims.nii.gz");
   CAPTURE(dims);
