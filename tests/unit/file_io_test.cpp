@@ -13,22 +13,11 @@
 #include <unistd.h>
 
 #include "formats/file_io.h"
+#include "temp_dir.h"
 
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() : path(fs::temp_directory_path() / ("neurolens-file-io-" + std::to_string(getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-};
 
 std::vector<uint8_t> pattern(size_t n) {
   std::vector<uint8_t> v(n);
@@ -44,7 +33,7 @@ void write_plain(const fs::path& p, const std::vector<uint8_t>& bytes) {
 }  // namespace
 
 TEST_CASE("read_file_bytes: exact bytes at odd sizes, around the 64 KiB chunk") {
-  TempDir tmp;
+  TempDir tmp("neurolens-file-io");
   for (size_t n : {size_t{0}, size_t{1}, size_t{17}, size_t{65535}, size_t{65536}, size_t{65537},
                    size_t{3 * 65536 + 11}}) {
     CAPTURE(n);
@@ -56,7 +45,7 @@ TEST_CASE("read_file_bytes: exact bytes at odd sizes, around the 64 KiB chunk") 
 }
 
 TEST_CASE("read_file_bytes: errors name the file, its kind and the reason") {
-  TempDir tmp;
+  TempDir tmp("neurolens-file-io");
   const std::string dir = tmp.path.string();
   CHECK_THROWS_WITH_AS(nl::read_file_bytes(dir), ("cannot open '" + dir + "': it is a directory").c_str(),
                        std::runtime_error);
@@ -83,7 +72,7 @@ TEST_CASE("read_file_bytes: errors name the file, its kind and the reason") {
 }
 
 TEST_CASE("write_file_atomic: writes, replaces, leaves no tmp; failures remove the tmp") {
-  TempDir tmp;
+  TempDir tmp("neurolens-file-io");
   const std::string path = (tmp.path / "out.bin").string();
   nl::write_file_atomic(path, pattern(70001));
   CHECK(nl::read_file_bytes(path) == pattern(70001));

@@ -26,6 +26,7 @@
 #include "train/image_folder.h"
 #include "train/metrics.h"
 #include "train/trainer.h"
+#include "temp_dir.h"
 #include "train_synthetic.h"
 
 #include "stb_write.h"
@@ -66,23 +67,6 @@ std::vector<std::string> write_shape_folder(const fs::path& dir, size_t per_clas
     }
   return classes;
 }
-
-namespace {
-
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() / (name + "-" + std::to_string(getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-};
-
-}  // namespace
 
 TEST_CASE("image folder: classes from folders, twins hashed alike, bad files skipped with a count") {
   TempDir tmp("neurolens-folder-test");

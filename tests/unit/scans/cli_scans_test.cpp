@@ -16,24 +16,12 @@
 #include <nlohmann/json.hpp>
 
 #include "../stb_write.h"
+#include "../temp_dir.h"
 #include "scan_fixtures.h"
 
 namespace {
 
 namespace fs = std::filesystem;
-
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() / (name + "-" + std::to_string(getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-};
 
 fs::path cli() {
   std::error_code ec;
