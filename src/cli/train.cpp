@@ -59,6 +59,10 @@ const std::vector<Option> kOptions = {
     {"--split-seed", "N", "seed of the split alone (default: --seed), so that models trained with\n"
                           "                        other seeds can be compared on the same validation images"},
     {"--val-fraction", "X", "fraction of each class held out for validation (default 0.2)"},
+    {"--folds", "K", "cross-validation: split into K stratified folds (twins kept together)\n"
+                     "                        and hold out fold --fold; the held-out fold is not used to pick\n"
+                     "                        an epoch (the last is kept) and not evaluated while training"},
+    {"--fold", "I", "the held-out fold with --folds, 0..K-1"},
     {"--threads", "N", "threads (0 = one per core; default 0)"},
     {"--init", "FILE", "fine-tune: start from this model (its architecture, classes, weights)"},
     {"--trainable-layers", "K", "fine-tune only the last K layers with parameters (default: all)"},
@@ -135,6 +139,15 @@ TrainSettings parse_settings(const Args& args) {
   s.checkpoint_path = args.get("--checkpoint", s.stem + ".ckpt");
   s.arch_name = args.get("--arch", "resnet-s");
   s.val_fraction = get_number(args, "--val-fraction", 0.2, 0.0, 0.9);
+  if (args.has("--folds") != args.has("--fold"))
+    throw UsageError("--folds K and --fold I go together");
+  if (args.has("--folds")) {
+    if (args.has("--val-fraction"))
+      throw UsageError("--val-fraction and --folds both choose the held-out images: give one");
+    s.folds = args.get_size("--folds", 0, 2, 20);
+    s.fold = args.get_size("--fold", 0, 0, s.folds - 1);
+    s.val_fraction = 0.0;
+  }
   s.options = parse_train_options(args);
   const std::string weights_name = args.get("--weights", "f32");
   if (weights_name != "f32" && weights_name != "f16")
@@ -183,6 +196,8 @@ int run_train(const CommandArgs& argv) {
                      .data_dir = s.data_dir,
                      .split = split.split,
                      .split_fraction = split.fraction,
+                     .folds = split.folds,
+                     .fold = split.fold,
                      .split_seed = split.seed,
                      .split_digest = split.digest,
                      .model = model,

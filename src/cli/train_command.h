@@ -28,6 +28,9 @@ struct TrainSettings {
   std::optional<std::string> init_path, val_dir;  // --init, --val-dir
   bool resume = false;
   double val_fraction = 0.2;
+  // Cross-validation (--folds K --fold I): fold I of K is held out, only to be evaluated
+  // afterwards; it does not pick an epoch, so the last one is kept. folds 0: off.
+  size_t folds = 0, fold = 0;
   uint64_t split_seed = 1;  // as asked; a resumed run keeps its checkpoint's
   Dtype weights = Dtype::f32;
   size_t threads = 0;
@@ -48,6 +51,7 @@ Dataset load_data(Runtime& rt, const TrainSettings& s, const Model* base,
 struct SplitChoice {
   Split split;
   double fraction = 0.0;
+  size_t folds = 0, fold = 0;
   uint64_t seed = 0, digest = 0;
 };
 // The train/validation split, written beside the model (and as --val-dir links). When
@@ -74,6 +78,7 @@ struct TrainRun {
   std::string data_dir;
   const Split& split;
   double split_fraction = 0.0;
+  size_t folds = 0, fold = 0;               // cross-validation fold (folds 0: a plain split)
   uint64_t split_seed = 0, split_digest = 0;
   Model& model;
   std::string arch_label;                   // "resnet-s", "fine-tuned from base.safetensors", ...

@@ -135,6 +135,8 @@ class RunOutputs {
     cb.on_checkpoint = [this] {
       const nlohmann::json extra = {{"arch", run_.arch_label},
                                     {"val_fraction", run_.split_fraction},
+                                    {"folds", run_.folds},
+                                    {"fold", run_.fold},
                                     {"split_seed", run_.split_seed},
                                     {"split_digest", run_.split_digest},
                                     {"seconds", elapsed()}};
@@ -210,6 +212,7 @@ class RunOutputs {
                  {"duplicate_groups", split.duplicate_groups},
                  {"duplicate_files", split.duplicate_files},
                  {"cross_class_duplicate_groups", split.cross_class_groups}};
+    if (run_.folds) r["data"]["cross_validation"] = {{"folds", run_.folds}, {"held_out_fold", run_.fold}};
     if (trainer_.best_epoch() > 0) r["best"] = to_json(trainer_.history()[trainer_.best_epoch() - 1]);
     return r;
   }
@@ -235,7 +238,11 @@ const std::atomic<bool>& stop_requested() { return g_stop; }
 
 int train_and_write(const TrainRun& run) {
   const TrainOptions& opt = run.options;
-  Trainer trainer(run.rt, run.model, run.data, run.split.train, run.split.validation, opt);
+  // A cross-validation fold's held-out images are evaluated afterwards, never while training:
+  // seen every epoch they would choose the epoch and flatter the cross-validated figure.
+  const std::vector<size_t> no_validation;
+  Trainer trainer(run.rt, run.model, run.data, run.split.train,
+                  run.folds ? no_validation : run.split.validation, opt);
   if (run.resumed_from) trainer.resume(*run.resumed_from);
   std::fprintf(stderr, "training %zu epochs of %zu batches of %zu with %s on %zu thread%s\n",
                opt.epochs, trainer.batches_per_epoch(), std::min(opt.batch_size, run.split.train.size()),

@@ -81,6 +81,10 @@ std::optional<Checkpoint> open_checkpoint(const TrainSettings& s) {
   nlohmann::json asked = to_json(s.options), made = to_json(checkpoint->options);
   asked["val_fraction"] = s.val_fraction;
   made["val_fraction"] = checkpoint->extra.value("val_fraction", s.val_fraction);
+  asked["folds"] = s.folds;
+  made["folds"] = checkpoint->extra.value("folds", size_t{0});
+  asked["fold"] = s.fold;
+  made["fold"] = checkpoint->extra.value("fold", size_t{0});
   asked["split_seed"] = s.split_seed;
   made["split_seed"] = checkpoint->extra.value("split_seed", checkpoint->options.seed);
   if (!s.init_path) {
@@ -138,19 +142,27 @@ SplitChoice split_data(const Dataset& data, const TrainSettings& s, const Checkp
   SplitChoice c;
   c.seed = checkpoint ? checkpoint->extra.value("split_seed", checkpoint->options.seed) : s.split_seed;
   c.fraction = checkpoint ? checkpoint->extra.value("val_fraction", s.val_fraction) : s.val_fraction;
-  c.split = split_dataset(data, c.fraction, c.seed);
+  c.folds = s.folds;  // open_checkpoint refused a checkpoint of another fold
+  c.fold = s.fold;
+  c.split = c.folds ? split_fold(data, c.folds, c.fold, c.seed) : split_dataset(data, c.fraction, c.seed);
   c.digest = split_digest(data, c.split);
   if (checkpoint && checkpoint->extra.value("split_digest", uint64_t{0}) != c.digest)
     throw std::runtime_error("cannot resume: the data in '" + s.data_dir +
                              "' no longer splits as it did when the checkpoint was made "
                              "(files added, removed or changed); start afresh without --resume");
   const Split& split = c.split;
-  const nlohmann::json split_json = split_to_json(data, split, c.fraction, c.seed);
+  nlohmann::json split_json = split_to_json(data, split, c.fraction, c.seed);
+  if (c.folds) {
+    split_json["folds"] = c.folds;
+    split_json["held_out_fold"] = c.fold;
+  }
   write_text_atomic(s.stem + ".split.json", split_json.dump(1) + "\n");
+  const std::string held_out = c.folds ? "fold " + std::to_string(c.fold) + " of " + std::to_string(c.folds)
+                                      : std::to_string(std::lround(100.0 * c.fraction)) + "%";
   std::fprintf(stderr,
-               "split: %zu train, %zu validation (%.0f%%, seed %llu); %zu groups of byte-identical "
+               "split: %zu train, %zu %s (%s, seed %llu); %zu groups of byte-identical "
                "files (%zu files) kept on one side%s\n",
-               split.train.size(), split.validation.size(), 100.0 * c.fraction,
+               split.train.size(), split.validation.size(), c.folds ? "held out" : "validation", held_out.c_str(),
                static_cast<unsigned long long>(c.seed), split.duplicate_groups, split.duplicate_files,
                split.cross_class_groups
                    ? (", " + std::to_string(split.cross_class_groups) + " of them under several classes").c_str()

@@ -96,12 +96,11 @@ void Dataset::pixel_statistics(std::span<const size_t> indices, double& mean,
   if (stddev < 1e-6) stddev = 1.0;  // a constant data set: leave the scale alone
 }
 
-Split split_dataset(const Dataset& data, double val_fraction, uint64_t seed) {
-  if (!(val_fraction >= 0.0 && val_fraction <= 0.9))
-    throw std::invalid_argument("validation fraction " + std::to_string(val_fraction) +
-                                " is outside [0, 0.9]");
-  // Groups of identical files, in order of first appearance (deterministic for a given
-  // item order; the folder loader sorts paths).
+namespace {
+
+// Items grouped as byte-identical twins, in order of first appearance (deterministic for a
+// given item order; the folder loader sorts paths), with the split's twin counts filled in.
+std::vector<std::vector<size_t>> twin_groups(const Dataset& data, Split& split) {
   std::map<uint64_t, size_t> group_of_hash;
   std::vector<std::vector<size_t>> groups;
   for (size_t i = 0; i < data.size(); ++i) {
@@ -109,39 +108,82 @@ Split split_dataset(const Dataset& data, double val_fraction, uint64_t seed) {
     if (inserted) groups.emplace_back();
     groups[it->second].push_back(i);
   }
-  Split split;
-  std::vector<std::vector<size_t>> groups_of_class(data.classes().size());
-  for (size_t g = 0; g < groups.size(); ++g) {
-    const std::vector<size_t>& members = groups[g];
-    if (members.size() > 1) {
-      ++split.duplicate_groups;
-      split.duplicate_files += members.size();
-      for (size_t i : members)
-        if (data.item(i).label != data.item(members[0]).label) {
-          ++split.cross_class_groups;
-          break;
-        }
-    }
-    groups_of_class[data.item(members[0]).label].push_back(g);
+  for (const std::vector<size_t>& members : groups) {
+    if (members.size() < 2) continue;
+    ++split.duplicate_groups;
+    split.duplicate_files += members.size();
+    for (size_t i : members)
+      if (data.item(i).label != data.item(members[0]).label) {
+        ++split.cross_class_groups;
+        break;
+      }
   }
+  return groups;
+}
+
+// Per class (a group belongs to the class of its first item), the class's groups in an order
+// shuffled by a generator seeded from (seed, class).
+std::vector<std::vector<size_t>> shuffled_groups_of_class(const Dataset& data,
+                                                          const std::vector<std::vector<size_t>>& groups,
+                                                          uint64_t seed) {
+  std::vector<std::vector<size_t>> groups_of_class(data.classes().size());
+  for (size_t g = 0; g < groups.size(); ++g)
+    groups_of_class[data.item(groups[g][0]).label].push_back(g);
+  for (size_t c = 0; c < groups_of_class.size(); ++c)
+    Rng(derive_seed(seed, {0x5B117ull, c})).shuffle(groups_of_class[c]);
+  return groups_of_class;
+}
+
+Split split_by_validation_mask(const std::vector<bool>& in_validation, Split split) {
+  for (size_t i = 0; i < in_validation.size(); ++i)
+    (in_validation[i] ? split.validation : split.train).push_back(i);
+  return split;
+}
+
+}  // namespace
+
+Split split_dataset(const Dataset& data, double val_fraction, uint64_t seed) {
+  if (!(val_fraction >= 0.0 && val_fraction <= 0.9))
+    throw std::invalid_argument("validation fraction " + std::to_string(val_fraction) +
+                                " is outside [0, 0.9]");
+  Split split;
+  const std::vector<std::vector<size_t>> groups = twin_groups(data, split);
   std::vector<bool> in_validation(data.size(), false);
-  for (size_t c = 0; c < groups_of_class.size(); ++c) {
-    std::vector<size_t>& cg = groups_of_class[c];
+  for (const std::vector<size_t>& class_groups : shuffled_groups_of_class(data, groups, seed)) {
     size_t class_size = 0;
-    for (size_t g : cg) class_size += groups[g].size();
+    for (size_t g : class_groups) class_size += groups[g].size();
     const auto target = static_cast<size_t>(std::llround(val_fraction * class_size));
-    Rng rng(derive_seed(seed, {0x5B117ull, c}));
-    rng.shuffle(cg);
     size_t taken = 0;
-    for (size_t g : cg) {
+    for (size_t g : class_groups) {
       if (taken >= target) break;
       for (size_t i : groups[g]) in_validation[i] = true;
       taken += groups[g].size();
     }
   }
-  for (size_t i = 0; i < data.size(); ++i)
-    (in_validation[i] ? split.validation : split.train).push_back(i);
-  return split;
+  return split_by_validation_mask(in_validation, std::move(split));
+}
+
+Split split_fold(const Dataset& data, size_t folds, size_t fold, uint64_t seed) {
+  if (folds < 2 || folds > 20)
+    throw std::invalid_argument("fold count " + std::to_string(folds) + " is outside 2..20");
+  if (fold >= folds)
+    throw std::invalid_argument("fold " + std::to_string(fold) + " is outside 0.." +
+                                std::to_string(folds - 1));
+  Split split;
+  const std::vector<std::vector<size_t>> groups = twin_groups(data, split);
+  std::vector<bool> in_validation(data.size(), false);
+  for (const std::vector<size_t>& class_groups : shuffled_groups_of_class(data, groups, seed)) {
+    // Each group (in shuffled order) goes to the fold holding the fewest of this class's
+    // files so far, the lowest-numbered on a tie: folds differ by less than one group.
+    std::vector<size_t> filled(folds, 0);
+    for (size_t g : class_groups) {
+      const size_t k = static_cast<size_t>(std::min_element(filled.begin(), filled.end()) - filled.begin());
+      filled[k] += groups[g].size();
+      if (k == fold)
+        for (size_t i : groups[g]) in_validation[i] = true;
+    }
+  }
+  return split_by_validation_mask(in_validation, std::move(split));
 }
 
 nlohmann::json split_to_json(const Dataset& data, const Split& split, double val_fraction,

@@ -87,6 +87,12 @@ struct Split {
 // less than one group). val_fraction in [0, 0.9], else std::invalid_argument.
 Split split_dataset(const Dataset& data, double val_fraction, uint64_t seed);
 
+// Cross-validation: the same twin groups and per-class shuffle, each class's groups dealt in
+// turn to the fold with the fewest of that class's files; fold `fold` of `folds` is the
+// validation side. folds in 2..20 and fold < folds, else std::invalid_argument. Over
+// fold = 0..folds-1 every item is in validation exactly once.
+Split split_fold(const Dataset& data, size_t folds, size_t fold, uint64_t seed);
+
 // {"seed","val_fraction","classes","counts":{...},"duplicate_groups",...,
 //  "train":[paths],"validation":[paths]}: written next to a trained model so the
 // validation files can be found again.

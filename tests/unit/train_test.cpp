@@ -505,6 +505,43 @@ TEST_CASE("split: stratified, byte-identical files on one side, reproducible") {
                        std::invalid_argument);
 }
 
+TEST_CASE("split_fold: stratified folds that keep twins together and cover every item once") {
+  Dataset data({"a", "b", "c"}, 2, 2, false);
+  const std::vector<float> px(4, 0.5f);
+  const size_t sizes[3] = {40, 23, 61};
+  uint64_t next_hash = 1;
+  for (int c = 0; c < 3; ++c)
+    for (size_t k = 0; k < sizes[c]; ++k) {
+      const uint64_t hash = (k % 5 == 4) ? next_hash - 1 : next_hash++;  // every 5th a twin
+      data.add_decoded(std::string(1, "abc"[c]) + std::to_string(k), c, hash * 1000 + c, px);
+    }
+  const size_t folds = 3;
+  std::vector<int> times_in_validation(data.size(), 0);
+  std::map<uint64_t, std::set<size_t>> folds_of_hash;
+  for (size_t f = 0; f < folds; ++f) {
+    const Split s = split_fold(data, folds, f, 7);
+    CHECK(s.train.size() + s.validation.size() == data.size());
+    std::vector<size_t> per_class(3, 0);
+    for (size_t i : s.validation) {
+      ++times_in_validation[i];
+      ++per_class[data.item(i).label];
+      folds_of_hash[data.item(i).hash].insert(f);
+    }
+    for (int c = 0; c < 3; ++c) {  // a third of each class, give or take one twin pair
+      CHECK(per_class[c] + 2 >= sizes[c] / folds);
+      CHECK(per_class[c] <= sizes[c] / folds + 2);
+    }
+    CHECK(split_fold(data, folds, f, 7).validation == s.validation);
+  }
+  for (size_t i = 0; i < data.size(); ++i) CHECK_MESSAGE(times_in_validation[i] == 1, data.item(i).path);
+  for (const auto& [hash, in] : folds_of_hash) CHECK_MESSAGE(in.size() == 1, "hash " << hash);
+  CHECK(split_fold(data, folds, 0, 8).validation != split_fold(data, folds, 0, 7).validation);
+  CHECK_THROWS_WITH_AS(split_fold(data, 3, 3, 1), doctest::Contains("fold 3 is outside 0..2"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(split_fold(data, 1, 0, 1), doctest::Contains("fold count 1"),
+                       std::invalid_argument);
+}
+
 TEST_CASE("content hash: equal bytes equal hashes, any change differs") {
   std::vector<uint8_t> a = {1, 2, 3, 4}, b = a, c = {1, 2, 3, 5}, d = {1, 2, 3, 4, 0};
   CHECK(content_hash(a) == content_hash(b));
