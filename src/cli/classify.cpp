@@ -40,7 +40,12 @@ void print_help() {
       "if the model's preprocessing says so and resized to the model's input. Prints one line per\n"
       "image or slice (class, every class's probability, time: decoding excluded for scans), and\n"
       "for each scan of several slices a summary: slices per class, the most tumour-like slice\n"
-      "and the verdict (rule: README, \"Scanner formats\"). Files that fail are reported and the\n"
+      "and the verdict (rule: README, \"Scanner formats\"). Probabilities are calibrated with the\n"
+      "model's temperature; with a calibrated model (`neurolens calibrate`), an answer whose top\n"
+      "probability is below the model's threshold is marked uncertain, and an input unlike the\n"
+      "training images (outlier score above the model's threshold) gets a warning that it does\n"
+      "not look like a brain MRI slice (in --json: \"uncertain\", \"out_of_distribution\",\n"
+      "\"outlier_score\"). Files that fail are reported and the\n"
       "rest still run; the exit status is 1 if any failed, 2 on a usage error. No patient data is\n"
       "printed.\n\n"
       "options:\n%s",
@@ -54,6 +59,9 @@ struct Result {
   std::optional<size_t> slice;  // for a slice of a scan
   std::vector<float> probabilities;
   size_t best = 0;  // the predicted class
+  bool uncertain = false;
+  std::optional<double> outlier_score;  // when the model has a detector
+  bool out_of_distribution = false;
   double ms = 0;
   std::string error;
 };
@@ -79,6 +87,9 @@ class Classifier {
       Classification c = classify();
       r.probabilities = std::move(c.probabilities);
       r.best = c.class_index;
+      r.uncertain = c.uncertain;
+      if (c.has_outlier_score) r.outlier_score = c.outlier_score;
+      r.out_of_distribution = c.out_of_distribution;
     } catch (const std::exception& e) {
       fail(r, e.what());
     }
@@ -90,6 +101,12 @@ class Classifier {
       for (size_t i = 0; i < classes().size(); ++i)
         std::printf("%s%s %.4f", i ? ", " : "  (", classes()[i].c_str(), r.probabilities[i]);
       std::printf(")  %.1f ms\n", r.ms);
+      if (r.out_of_distribution)
+        std::printf("  warning: this does not look like a brain MRI slice (outlier score %.4g, threshold %.4g); "
+                    "the class above means little\n", *r.outlier_score, model_.confidence().ood_threshold);
+      else if (r.uncertain)
+        std::printf("  uncertain: the top probability is below %.2f; look at the second class too\n",
+                    model_.confidence().uncertain_below);
       std::fflush(stdout);
     }
     results_.push_back(std::move(r));
@@ -105,10 +122,12 @@ class Classifier {
 
   void volume(const scans::Volume& v) {
     std::vector<std::vector<float>> probabilities;
+    size_t outliers = 0;
     for (size_t z = 0; z < v.slices(); ++z) {
       const Result& r = run(v.source, v.single_image ? std::nullopt : std::optional<size_t>(z),
                             [&] { return classify_grey(rt_, model_, cli::slice_image(v, z)); });
       if (r.error.empty()) probabilities.push_back(r.probabilities);
+      outliers += r.out_of_distribution;
     }
     if (v.single_image || probabilities.size() != v.slices()) return;
     const VolumeSummary s = summarize_volume(probabilities, classes());
@@ -121,6 +140,7 @@ class Classifier {
                         {"most_tumour_like_score", s.most_tumour_like_score},
                         {"tumour_slices", s.tumour_slices},
                         {"verdict", classes()[s.verdict]},
+                        {"out_of_distribution_slices", outliers},
                         {"scan", scans::to_json(v.info)}});
     if (json_) return;
     std::printf("%s: %zu slices:", v.source.c_str(), s.slices);
@@ -128,14 +148,19 @@ class Classifier {
       std::printf("%s %s %zu", c ? "," : "", classes()[c].c_str(), s.slices_per_class[c]);
     std::printf("; most tumour-like slice %zu (1 - p(notumor) = %.4f); verdict: %s\n", s.most_tumour_like,
                 s.most_tumour_like_score, classes()[s.verdict].c_str());
+    if (outliers > 0)
+      std::printf("  warning: %zu of the %zu slices do not look like brain MRI slices\n", outliers, s.slices);
     std::fflush(stdout);
   }
 
   bool any_failed() const { return any_failed_; }
 
   nlohmann::json report(const std::string& model_path, const std::vector<std::string>& passed_over) const {
-    nlohmann::json out = {{"model", model_path}, {"classes", classes()}, {"results", nlohmann::json::array()},
-                          {"volumes", volumes_}};
+    const Confidence& conf = model_.confidence();
+    nlohmann::json confidence = {{"temperature", conf.temperature}, {"uncertain_below", conf.uncertain_below}};
+    if (conf.has_detector()) confidence["outlier_threshold"] = conf.ood_threshold;
+    nlohmann::json out = {{"model", model_path}, {"classes", classes()}, {"confidence", confidence},
+                          {"results", nlohmann::json::array()}, {"volumes", volumes_}};
     if (!passed_over.empty()) out["passed_over"] = passed_over;
     for (const Result& r : results_) {
       nlohmann::json entry = {{"file", r.file}};
@@ -145,6 +170,9 @@ class Classifier {
       } else {
         entry["class"] = classes()[r.best];
         entry["probabilities"] = probabilities_json(classes(), r.probabilities);
+        entry["uncertain"] = r.uncertain;
+        entry["out_of_distribution"] = r.out_of_distribution;
+        if (r.outlier_score) entry["outlier_score"] = *r.outlier_score;
       }
       entry["ms"] = r.ms;
       out["results"].push_back(entry);

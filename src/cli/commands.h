@@ -14,6 +14,7 @@ int run_bench(const CommandArgs& args);
 int run_demo_model(const CommandArgs& args);
 int run_train(const CommandArgs& args);
 int run_evaluate(const CommandArgs& args);
+int run_calibrate(const CommandArgs& args);
 int run_bench_train(const CommandArgs& args);
 int run_ensemble(const CommandArgs& args);
 int run_inspect(const CommandArgs& args);

@@ -26,6 +26,7 @@ const Subcommand kSubcommands[] = {
     {"demo-model", "write the built-in demo model (untrained, seeded weights) to a file", nl::cli::run_demo_model},
     {"train", "train a model on a folder of labelled images", nl::cli::run_train},
     {"evaluate", "accuracy, confusion matrix and errors of a model on labelled images", nl::cli::run_evaluate},
+    {"calibrate", "fit a model's temperature and outlier detector from held-out predictions", nl::cli::run_calibrate},
     {"bench-train", "training throughput and the XNNPACK / own-code time split", nl::cli::run_bench_train},
     {"ensemble", "merge trained models into one that averages their logits", nl::cli::run_ensemble},
     {"bench-scan", "read a scan and classify every slice, timed (slices per second)", nl::cli::run_bench_scan},

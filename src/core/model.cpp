@@ -120,6 +120,7 @@ Model::~Model() = default;
 Model Model::clone() const {
   Model copy(arch_, classes_, pre_);
   copy.training_record_ = training_record_;
+  copy.confidence_ = confidence_;
   for (size_t i = 0; i < layer_count(); ++i) {
     const Layer& from = layer(i);
     Layer& to = copy.layer(i);
@@ -128,6 +129,27 @@ Model Model::clone() const {
     to.params_changed();
   }
   return copy;
+}
+
+void Model::set_confidence(Confidence c) {
+  if (c.has_detector()) {
+    auto fail = [](const std::string& what) { throw std::invalid_argument("confidence: " + what); };
+    auto it = graph_->index.find(c.feature_layer);
+    if (it == graph_->index.end()) fail("the feature layer '" + c.feature_layer + "' is not in the model");
+    const Shape& out = graph_->nodes[it->second].shape;
+    if (out.size() != 2) fail("the feature layer '" + c.feature_layer + "' outputs " + to_string(out) + ", not [N, D]");
+    const size_t d = out[1];
+    if (c.class_means.shape() != Shape{classes_.size(), d})
+      fail("class_means has shape " + to_string(c.class_means.shape()) + ", expected [" +
+           std::to_string(classes_.size()) + ", " + std::to_string(d) + "]");
+    if (c.precision.shape() != Shape{d, d})
+      fail("precision has shape " + to_string(c.precision.shape()) + ", expected [" + std::to_string(d) +
+           ", " + std::to_string(d) + "]");
+    for (const Tensor* t : {&c.class_means, &c.precision})
+      for (float v : t->values())
+        if (!std::isfinite(v)) fail("a class mean or precision value is not finite");
+  }
+  confidence_ = std::move(c);
 }
 
 void Model::init_params(uint64_t seed) {

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/architecture.h"
+#include "core/confidence.h"
 #include "core/layer.h"
 
 namespace nl {
@@ -46,6 +47,13 @@ class Model {
   const Architecture& architecture() const { return arch_; }
   const std::vector<std::string>& classes() const { return classes_; }
   const Preprocessing& preprocessing() const { return pre_; }
+  // Temperature, uncertainty threshold and outlier detector (core/confidence.h); the default
+  // (T = 1, no detector) for a model that has not been calibrated.
+  const Confidence& confidence() const { return confidence_; }
+  // Throws std::invalid_argument naming what does not fit this model: the feature layer is
+  // unknown or does not output [N, D], the tensors' shapes are not [classes, D] and [D, D],
+  // or a value is not finite.
+  void set_confidence(Confidence c);
   nlohmann::json& training_record() { return training_record_; }
   const nlohmann::json& training_record() const { return training_record_; }
 
@@ -91,6 +99,7 @@ class Model {
   std::vector<std::string> classes_;
   Preprocessing pre_;
   nlohmann::json training_record_ = nlohmann::json::object();
+  Confidence confidence_;
   std::unique_ptr<Graph> graph_;
 };
 

@@ -94,6 +94,7 @@ Model Model::folded() const {
 
   Model out(arch, classes_, pre_);
   out.training_record_ = training_record_;
+  out.confidence_ = confidence_;  // folding keeps every layer that outputs [N, D]
   for (size_t i = 0; i < out.layer_count(); ++i) {
     Layer& to = out.layer(i);
     const Layer& from = layer(layer_index(to.spec().name));

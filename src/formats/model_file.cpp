@@ -69,6 +69,35 @@ std::vector<std::string> classes_from_json(const nlohmann::json& j) {
 
 std::string param_name(const Layer& layer, const Param& p) { return layer.spec().name + "." + p.name; }
 
+// The outlier detector's tensors: always F32 (a precision matrix's entries span more than
+// F16's range), named apart from every "<layer>.<param>" by the reserved prefix.
+constexpr const char* kClassMeans = "confidence.class_means";
+constexpr const char* kPrecision = "confidence.precision";
+
+void load_confidence(const SafetensorsFile& file, Model& model, std::set<std::string>& used) {
+  auto it = file.metadata.find("confidence");
+  if (it == file.metadata.end()) return;
+  Confidence c;
+  try {
+    c = confidence_from_json(parse_untrusted_json(it->second, 8, "'confidence'"));
+  } catch (const std::invalid_argument& e) {
+    fail(e.what());
+  }
+  if (c.has_detector()) {
+    for (const char* name : {kClassMeans, kPrecision}) {
+      const SafetensorsEntry* entry = file.find(name);
+      if (entry == nullptr) fail(std::string("confidence: missing tensor '") + name + "'");
+      (name == kClassMeans ? c.class_means : c.precision) = entry->to_tensor();
+      used.insert(name);
+    }
+  }
+  try {
+    model.set_confidence(std::move(c));
+  } catch (const std::invalid_argument& e) {
+    fail(e.what());
+  }
+}
+
 }  // namespace
 
 std::vector<uint8_t> serialize_model(const Model& model, Dtype weights) {
@@ -77,13 +106,20 @@ std::vector<uint8_t> serialize_model(const Model& model, Dtype weights) {
     const Layer& layer = model.layer(i);
     for (const Param& p : layer.params()) tensors.push_back({param_name(layer, p), &p.value, weights});
   }
-  const std::map<std::string, std::string> metadata{
+  const Confidence& confidence = model.confidence();
+  if (confidence.has_detector()) {
+    tensors.push_back({kClassMeans, &confidence.class_means, Dtype::f32});
+    tensors.push_back({kPrecision, &confidence.precision, Dtype::f32});
+  }
+  std::map<std::string, std::string> metadata{
       {"format", kFormat},
       {"architecture", to_json(model.architecture()).dump()},
       {"classes", nlohmann::json(model.classes()).dump()},
       {"preprocessing", to_json(model.preprocessing()).dump()},
       {"training", model.training_record().dump()},
   };
+  if (confidence.temperature != 1.0 || confidence.uncertain_below != 0.0 || confidence.has_detector())
+    metadata["confidence"] = to_json(confidence).dump();
   return write_safetensors(std::move(tensors), metadata);
 }
 
@@ -157,6 +193,7 @@ Model load_model(std::span<const uint8_t> bytes) {
              ") at index " + std::to_string(i));
     used.insert(ref.name);
   }
+  load_confidence(file, model, used);
   for (const auto& t : file.tensors)
     if (!used.count(t.name)) fail("unexpected tensor '" + t.name + "' (not a parameter of the architecture)");
   model.params_changed();

@@ -1,8 +1,10 @@
 #include "train/evaluate.h"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
+#include "features/classify.h"
 #include "train/batches.h"
 #include "train/loss.h"
 
@@ -16,7 +18,6 @@ Evaluation evaluate(Runtime& rt, Model& model, const Dataset& data, std::span<co
   Evaluation ev;
   ev.confusion.assign(classes, std::vector<size_t>(classes, 0));
   Tensor input;
-  std::vector<int> labels;
   double loss_sum = 0.0;
   size_t correct = 0;
   for (size_t begin = 0; begin < items.size(); begin += batch_size) {
@@ -28,17 +29,22 @@ Evaluation evaluate(Runtime& rt, Model& model, const Dataset& data, std::span<co
     make_batch(rt, model, data, chunk, nullptr, 0, 0, input);
     model.forward(rt, input, /*training=*/false);
     const Tensor& logits = model.logits();
-    labels.clear();
-    for (size_t i : chunk) labels.push_back(data.item(i).label);
-    loss_sum += softmax_cross_entropy(logits, labels) * static_cast<double>(chunk.size());
-    const Tensor probs = softmax_rows(logits);
-    const std::vector<int> predicted = argmax_rows(probs);
     for (size_t k = 0; k < chunk.size(); ++k) {
+      Classification answer;
+      read_answer(model, k, answer);
+      const int label = data.item(chunk[k]).label;
+      const int predicted = static_cast<int>(answer.class_index);
+      loss_sum -= std::log(std::max(static_cast<double>(answer.probabilities[label]), 1e-30));
       ev.items.push_back(chunk[k]);
-      ev.predicted.push_back(predicted[k]);
-      ev.probabilities.emplace_back(probs.data() + k * classes, probs.data() + (k + 1) * classes);
-      ++ev.confusion[labels[k]][predicted[k]];
-      correct += predicted[k] == labels[k];
+      ev.predicted.push_back(predicted);
+      ev.logits.emplace_back(logits.data() + k * classes, logits.data() + (k + 1) * classes);
+      ev.probabilities.push_back(std::move(answer.probabilities));
+      if (answer.has_outlier_score) {
+        ev.outlier_scores.push_back(answer.outlier_score);
+        ev.out_of_distribution += answer.out_of_distribution;
+      }
+      ++ev.confusion[label][predicted];
+      correct += predicted == label;
     }
   }
   if (!ev.items.empty()) {
@@ -46,6 +52,28 @@ Evaluation evaluate(Runtime& rt, Model& model, const Dataset& data, std::span<co
     ev.accuracy = static_cast<double>(correct) / static_cast<double>(ev.items.size());
   }
   return ev;
+}
+
+Tensor collect_features(Runtime& rt, Model& model, const Dataset& data, std::span<const size_t> items,
+                        const std::string& layer, size_t batch_size) {
+  check_model_fits(model, data, "collect features");
+  if (batch_size == 0) throw std::invalid_argument("collect features: batch size 0");
+  const size_t index = model.layer_index(layer);
+  const Shape shape = model.output_shape(index, 1);
+  if (shape.size() != 2)
+    throw std::invalid_argument("collect features: layer '" + layer + "' outputs " + to_string(shape) +
+                                ", not [N, D]");
+  const size_t d = shape[1];
+  Tensor features(Shape{items.size(), d});
+  Tensor input;
+  for (size_t begin = 0; begin < items.size(); begin += batch_size) {
+    const std::span<const size_t> chunk = items.subspan(begin, std::min(batch_size, items.size() - begin));
+    make_batch(rt, model, data, chunk, nullptr, 0, 0, input);
+    model.forward(rt, input, /*training=*/false);
+    const Tensor& out = model.activation(index);
+    std::copy(out.data(), out.data() + chunk.size() * d, features.data() + begin * d);
+  }
+  return features;
 }
 
 size_t recalibrate_batch_norm(Runtime& rt, Model& model, const Dataset& data,

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstddef>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "core/model.h"
@@ -16,8 +17,13 @@ namespace nl {
 struct Evaluation {
   std::vector<size_t> items;               // dataset indices, in the order evaluated
   std::vector<int> predicted;              // per item
-  std::vector<std::vector<float>> probabilities;  // per item, softmax over the classes
-  double loss = 0.0;                       // mean cross-entropy (no smoothing)
+  std::vector<std::vector<float>> logits;         // per item
+  // Per item: softmax over the classes of the logits / the model's temperature (1 unless it
+  // was calibrated, core/confidence.h), as classify shows them.
+  std::vector<std::vector<float>> probabilities;
+  std::vector<double> outlier_scores;      // per item, when the model has an outlier detector
+  size_t out_of_distribution = 0;          // items whose score is above its threshold
+  double loss = 0.0;                       // mean cross-entropy of `probabilities` (no smoothing)
   double accuracy = 0.0;
   std::vector<std::vector<size_t>> confusion;  // [true class][predicted class]
   bool cancelled = false;
@@ -27,6 +33,11 @@ struct Evaluation {
 // Checks cancel (if given) between batches and then returns with cancelled = true.
 Evaluation evaluate(Runtime& rt, Model& model, const Dataset& data, std::span<const size_t> items,
                     size_t batch_size = 64, const std::atomic<bool>* cancel = nullptr);
+
+// The output of `layer` (which must output [N, D]) for each item, as [items, D], in
+// inference mode: the features the outlier detector is fitted on.
+Tensor collect_features(Runtime& rt, Model& model, const Dataset& data, std::span<const size_t> items,
+                        const std::string& layer, size_t batch_size = 64);
 
 // Sets the running statistics of every batch-norm layer that is not frozen to its average
 // batch statistics over the given items (un-augmented, in consecutive batches of batch_size;

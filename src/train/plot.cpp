@@ -157,4 +157,50 @@ std::string training_curves_svg(const std::vector<EpochRecord>& history, const s
   return s;
 }
 
+std::string reliability_diagram_svg(const std::vector<CalibrationFigures>& panels, const std::string& title) {
+  const double pw = 320, ph = 260, top = 70, left = 60, gap = 90;
+  const double width = left + panels.size() * (pw + gap);
+  std::string s = "<svg xmlns='http://www.w3.org/2000/svg' width='" + fmt("%.0f", width) + "' height='400' viewBox='0 0 " +
+                  fmt("%.0f", width) + " 400' font-family='sans-serif' font-size='12'>\n"
+                  "<rect width='100%' height='100%' fill='white'/>\n";
+  s += "<text x='" + fmt("%.1f", width / 2) + "' y='22' text-anchor='middle' font-size='15'>" + escape_xml(title) + "</text>\n";
+  for (size_t k = 0; k < panels.size(); ++k) {
+    const CalibrationFigures& f = panels[k];
+    const double x0 = left + k * (pw + gap), y0 = top;
+    auto px = [&](double v) { return x0 + v * pw; };
+    auto py = [&](double v) { return y0 + (1.0 - v) * ph; };
+    s += "<text x='" + fmt("%.1f", x0 + pw / 2) + "' y='" + fmt("%.1f", y0 - 24) +
+         "' text-anchor='middle' font-weight='bold'>" + escape_xml("temperature " + fmt("%.3f", f.temperature)) + "</text>\n";
+    s += "<text x='" + fmt("%.1f", x0 + pw / 2) + "' y='" + fmt("%.1f", y0 - 8) + "' text-anchor='middle'>" +
+         escape_xml("ECE " + fmt("%.2f", 100.0 * f.ece) + "%, NLL " + fmt("%.4f", f.nll) + ", " +
+                    std::to_string(f.images) + " images") + "</text>\n";
+    s += "<rect x='" + fmt("%.1f", x0) + "' y='" + fmt("%.1f", y0) + "' width='" + fmt("%.1f", pw) + "' height='" +
+         fmt("%.1f", ph) + "' fill='none' stroke='#444'/>\n";
+    for (int t = 0; t <= 5; ++t) {
+      const double v = t / 5.0;
+      s += "<text x='" + fmt("%.1f", x0 - 6) + "' y='" + fmt("%.1f", py(v) + 4) + "' text-anchor='end'>" + fmt("%.1f", v) + "</text>\n";
+      s += "<text x='" + fmt("%.1f", px(v)) + "' y='" + fmt("%.1f", y0 + ph + 16) + "' text-anchor='middle'>" + fmt("%.1f", v) + "</text>\n";
+    }
+    s += "<text x='" + fmt("%.1f", x0 + pw / 2) + "' y='" + fmt("%.1f", y0 + ph + 34) +
+         "' text-anchor='middle'>top probability (confidence)</text>\n";
+    s += "<text x='" + fmt("%.1f", x0 - 40) + "' y='" + fmt("%.1f", y0 + ph / 2) + "' text-anchor='middle' transform='rotate(-90 " +
+         fmt("%.1f", x0 - 40) + " " + fmt("%.1f", y0 + ph / 2) + ")'>accuracy</text>\n";
+    for (const ReliabilityBin& b : f.bins) {
+      if (b.count == 0) continue;
+      const double bx = px(b.low) + 1, bw = (b.high - b.low) * pw - 2;
+      s += "<rect x='" + fmt("%.1f", bx) + "' y='" + fmt("%.1f", py(b.accuracy)) + "' width='" + fmt("%.1f", bw) +
+           "' height='" + fmt("%.1f", b.accuracy * ph) + "' fill='#4a7bd0' fill-opacity='0.75'><title>" +
+           escape_xml(fmt("%.3f", b.low) + "-" + fmt("%.3f", b.high) + ": " + std::to_string(b.count) + " images, accuracy " +
+                      fmt("%.4f", b.accuracy) + ", mean confidence " + fmt("%.4f", b.confidence)) + "</title></rect>\n";
+      s += "<line x1='" + fmt("%.1f", bx) + "' x2='" + fmt("%.1f", bx + bw) + "' y1='" + fmt("%.1f", py(b.confidence)) +
+           "' y2='" + fmt("%.1f", py(b.confidence)) + "' stroke='#d04a4a' stroke-width='2'/>\n";
+    }
+    s += "<line x1='" + fmt("%.1f", px(0)) + "' y1='" + fmt("%.1f", py(0)) + "' x2='" + fmt("%.1f", px(1)) + "' y2='" +
+         fmt("%.1f", py(1)) + "' stroke='#888' stroke-dasharray='4 3'/>\n";
+  }
+  s += "<text x='" + fmt("%.1f", left) + "' y='390'>bars: accuracy per bin; red: mean confidence in the bin; dashed: perfect calibration</text>\n";
+  s += "</svg>\n";
+  return s;
+}
+
 }  // namespace nl
