@@ -9,9 +9,11 @@
 // Engine methods (all synchronous; the page calls them from its Web Worker):
 //   loadModel(Uint8Array) -> info      info(), hasModel(), threads(), saveModel() -> Uint8Array
 //     info = {classes, input: {height, width, channels}, layers: [{name, type, inputs,
-//             outputShape, params}], parameterCount, flops, training, preprocessing}
-//   classify(Uint8Array, {gradcam?}) -> {probabilities: Float32Array, classIndex, className,
-//             classes, milliseconds, region, heatmap?: {layer, width, height, data: Float32Array}}
+//             outputShape, params}], parameterCount, flops, training, preprocessing,
+//             confidence: {temperature, uncertainBelow, hasOutlierDetector, outlierThreshold?}}
+//   classify(Uint8Array, {gradcam?}) -> {probabilities: Float32Array (calibrated), classIndex,
+//             className, classes, milliseconds, uncertain, outOfDistribution, outlierScore?,
+//             region, heatmap?: {layer, width, height, data: Float32Array}}
 //   classifyGrey(width, height, Uint8Array grey levels, {gradcam?}) -> the same, for a scan slice
 //             already through its window (the scan module's slice())
 //   summarizeVolume([probabilities per slice]) -> {slicesPerClass, mostTumourLike,
@@ -211,6 +213,9 @@ class Engine {
     out.set("className", model_->classes().at(c.class_index));
     out.set("classes", string_array(model_->classes()));
     out.set("milliseconds", ms);
+    out.set("uncertain", c.uncertain);
+    out.set("outOfDistribution", c.out_of_distribution);
+    if (c.has_outlier_score) out.set("outlierScore", c.outlier_score);
     val where = val::object();
     where.set("imageWidth", static_cast<double>(region.image_width));
     where.set("imageHeight", static_cast<double>(region.image_height));
@@ -400,6 +405,13 @@ class Engine {
     out.set("flops", m.flops_per_image());
     out.set("training", val::global("JSON").call<val>("parse", m.training_record().dump()));
     out.set("preprocessing", val::global("JSON").call<val>("parse", nl::to_json(m.preprocessing()).dump()));
+    const nl::Confidence& c = m.confidence();
+    val confidence = val::object();
+    confidence.set("temperature", c.temperature);
+    confidence.set("uncertainBelow", c.uncertain_below);
+    confidence.set("hasOutlierDetector", c.has_detector());
+    if (c.has_detector()) confidence.set("outlierThreshold", c.ood_threshold);
+    out.set("confidence", confidence);
     return out;
   }
 
