@@ -16,7 +16,10 @@
 #include "core/runtime.h"
 #include "train/image_folder.h"
 #include "train/metrics.h"
+#include "train/calibration.h"
 #include "train/evaluate.h"
+#include "train/plot.h"
+#include "formats/file_io.h"
 
 namespace nl::cli {
 
@@ -28,11 +31,13 @@ const std::vector<Option> kOptions = {
     {"--json", "", "print one JSON object instead of the report"},
     {"--threads", "N", "threads (0 = one per core; default 0)"},
     {"--batch", "N", "images per forward pass (default 64)"},
+    {"--calibration-svg", "FILE", "also write the reliability diagram (15 bins) of these images"},
 };
 
 void print_help() {
   std::printf(
-      "usage: neurolens evaluate --model FILE --data DIR [--json] [--threads N] [--batch N]\n\n"
+      "usage: neurolens evaluate --model FILE --data DIR [--json] [--threads N] [--batch N]\n"
+      "                          [--calibration-svg FILE]\n\n"
       "Classifies every image under DIR and compares with its class: that of the nearest\n"
       "enclosing folder named after one of the model's classes (DIR/glioma/a.jpg, DIR/Testing/\n"
       "No Tumor/b.png, ...; case, spaces and punctuation aside, readable names and aliases such\n"
@@ -41,10 +46,14 @@ void print_help() {
       "the confusion matrix (rows = true class), per-class precision, recall and F1, and the\n"
       "misclassified files with the predicted class and its probability. The accuracy comes with\n"
       "its 95%% Wilson interval: the range the true accuracy plausibly lies in, given how many\n"
-      "images were tested.\n\n"
+      "images were tested. Probabilities are the model's calibrated ones (its temperature); the\n"
+      "expected calibration error (15 bins of the top probability) and the negative\n"
+      "log-likelihood say how far they can be trusted on these images. With an outlier detector\n"
+      "in the model, the images it flags as unlike brain MRI slices are counted.\n\n"
       "--json prints {\"accuracy\", \"accuracy_interval95\": [low, high], \"loss\", \"images\",\n"
       "\"classes\", \"confusion\", \"per_class\", \"misclassified\": [{\"path\", \"true\",\n"
-      "\"predicted\", \"confidence\"}], \"skipped\"}.\n\n"
+      "\"predicted\", \"confidence\"}], \"skipped\", \"calibration\": {\"temperature\", \"ece\", \"nll\"},\n"
+      "\"out_of_distribution\": number of flagged images (when the model has a detector)}.\n\n"
       "options:\n%s",
       describe_options(kOptions).c_str());
 }
@@ -88,6 +97,14 @@ int run_evaluate(const CommandArgs& argv) {
   size_t correct = 0;
   for (size_t c = 0; c < classes.size(); ++c) correct += ev.confusion[c][c];
   const Interval interval = wilson_interval(correct, ev.items.size());
+  std::vector<int> labels;
+  for (size_t i : ev.items) labels.push_back(data.item(i).label);
+  const CalibrationFigures calibration =
+      calibration_figures(ev.logits, labels, model.confidence().temperature);
+  if (args.has("--calibration-svg"))
+    write_text_atomic(args.get("--calibration-svg"),
+                      reliability_diagram_svg({calibration}, "NeuroLens: reliability on " + data_dir));
+  const bool detector = model.confidence().has_detector();
   auto full_path = [&](size_t item) {
     return (std::filesystem::path(data_dir) / data.item(item).path).string();
   };
@@ -108,7 +125,7 @@ int run_evaluate(const CommandArgs& argv) {
                        {"predicted", classes[pred]},
                        {"confidence", ev.probabilities[k][pred]}});
     }
-    const nlohmann::json out = {{"model", model_path},
+    nlohmann::json out = {{"model", model_path},
                                 {"data", data_dir},
                                 {"images", ev.items.size()},
                                 {"accuracy", ev.accuracy},
@@ -118,16 +135,26 @@ int run_evaluate(const CommandArgs& argv) {
                                 {"confusion", ev.confusion},
                                 {"per_class", per_class},
                                 {"misclassified", wrong},
-                                {"skipped", data.skipped()}};
+                                {"skipped", data.skipped()},
+                                {"calibration", {{"temperature", calibration.temperature},
+                                                 {"ece", calibration.ece},
+                                                 {"nll", calibration.nll}}}};
+    if (detector) out["out_of_distribution"] = ev.out_of_distribution;
     std::printf("%s\n", out.dump(2).c_str());
     return 0;
   }
 
   std::printf("%s on %s: %zu images", model_path.c_str(), data_dir.c_str(), ev.items.size());
   if (!data.skipped().empty()) std::printf(" (%zu files skipped)", data.skipped().size());
-  std::printf("\naccuracy  %.2f%% (%zu/%zu; 95%% interval %.2f%% to %.2f%%)\nmean loss %.4f\n\n",
+  std::printf("\naccuracy  %.2f%% (%zu/%zu; 95%% interval %.2f%% to %.2f%%)\nmean loss %.4f\n",
               100.0 * ev.accuracy, correct, ev.items.size(), 100.0 * interval.low,
               100.0 * interval.high, ev.loss);
+  std::printf("calibration: ECE %.2f%% (15 bins), NLL %.4f, temperature %.3f\n", 100.0 * calibration.ece,
+              calibration.nll, calibration.temperature);
+  if (detector)
+    std::printf("flagged as not looking like brain MRI slices: %zu of %zu (%.2f%%)\n", ev.out_of_distribution,
+                ev.items.size(), 100.0 * ev.out_of_distribution / static_cast<double>(ev.items.size()));
+  std::printf("\n");
   size_t w = 10;
   for (const std::string& c : classes) w = std::max(w, c.size() + 1);
   std::printf("confusion (rows = true class, columns = predicted)\n%*s", static_cast<int>(w), "");
