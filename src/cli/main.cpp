@@ -28,7 +28,7 @@ const Subcommand kSubcommands[] = {
     {"evaluate", "accuracy, confusion matrix and errors of a model on labelled images", nl::cli::run_evaluate},
     {"calibrate", "fit a model's temperature and outlier detector from held-out predictions", nl::cli::run_calibrate},
     {"bench-train", "training throughput and the XNNPACK / own-code time split", nl::cli::run_bench_train},
-    {"ensemble", "merge trained models into one that averages their logits", nl::cli::run_ensemble},
+    {"ensemble", "merge trained models (--flip: and their mirror images) into one that averages their logits", nl::cli::run_ensemble},
     {"bench-scan", "read a scan and classify every slice, timed (slices per second)", nl::cli::run_bench_scan},
     {"export", "write a model as an ONNX file (for onnxruntime, Netron, ...)", nl::cli::run_export},
     {"inspect", "what the reader sees in an image, DICOM file or series, or NIfTI volume (no patient data)", nl::cli::run_inspect},

@@ -50,6 +50,7 @@ const std::vector<TypeFields>& type_fields() {
       {"add", {"activation"}},
       {"dropout", {"rate"}},
       {"softmax", {}},
+      {"flip", {}},
   };
   return table;
 }

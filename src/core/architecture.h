@@ -18,7 +18,7 @@ enum class Activation { none, relu };
 struct LayerSpec {
   std::string name;
   std::string type;  // conv2d, dense, relu, max_pool, avg_pool, global_avg_pool,
-                     // batch_norm, add, dropout, softmax
+                     // batch_norm, add, dropout, softmax, flip
   std::vector<std::string> inputs;  // node names; "input" is the image batch;
                                     // empty = the previous layer (the input for the first)
   size_t filters = 0;               // conv2d output channels

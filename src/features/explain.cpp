@@ -14,6 +14,20 @@ void check_single_image(const Model& model, const Tensor& input, const char* wha
                                 to_string(model.input_shape(1)));
 }
 
+// For each layer, whether its output is mirrored left to right relative to the image: an odd
+// number of flip layers lies on its path from the input (a flip-averaged ensemble's second
+// branch). A layer with two inputs follows its first.
+std::vector<bool> mirrored_layers(const Model& model) {
+  const Architecture named = explicit_inputs(model.architecture());
+  std::vector<bool> mirrored(named.layers.size(), false);
+  for (size_t i = 0; i < named.layers.size(); ++i) {
+    const std::string& from = named.layers[i].inputs.at(0);
+    const bool in_mirrored = from != "input" && mirrored[model.layer_index(from)];
+    mirrored[i] = in_mirrored != (named.layers[i].type == "flip");
+  }
+  return mirrored;
+}
+
 }  // namespace
 
 std::vector<size_t> gradcam_layers(const Model& model) {
@@ -50,6 +64,7 @@ Heatmap grad_cam(Runtime& rt, Model& model, const Tensor& input, size_t target) 
     throw std::invalid_argument("Grad-CAM: class index " + std::to_string(target) +
                                 " is not below the class count " + std::to_string(classes));
   const std::vector<size_t> layers = gradcam_layers(model);
+  const std::vector<bool> mirrored = mirrored_layers(model);
 
   model.forward(rt, input, /*training=*/false);
   Tensor dlogits(model.logits().shape(), 0.0f);
@@ -69,8 +84,12 @@ Heatmap grad_cam(Runtime& rt, Model& model, const Tensor& input, size_t target) 
       for (size_t k = 0; k < c; ++k) weight[k] += g[p * c + k];
     for (double& v : weight) v /= static_cast<double>(pixels);
     cam.resize(pixels, 0.0);
-    for (size_t p = 0; p < pixels; ++p)
-      for (size_t k = 0; k < c; ++k) cam[p] += weight[k] * a[p * c + k];
+    // A branch that sees the image mirrored has its map mirrored back onto the image.
+    for (size_t y = 0; y < h; ++y)
+      for (size_t x = 0; x < w; ++x) {
+        const size_t p = y * w + x, at = mirrored[layer] ? y * w + (w - 1 - x) : p;
+        for (size_t k = 0; k < c; ++k) cam[at] += weight[k] * a[p * c + k];
+      }
     map.layer += (map.layer.empty() ? "" : "+") + model.architecture().layers[layer].name;
     map.height = h;
     map.width = w;

@@ -27,9 +27,11 @@ struct Heatmap {
 // Grad-CAM (Selvaraju et al. 2017) for class `target` of a single image input [1,H,W,C]:
 // A = activations of a gradcam_layers layer, g = d(logit_target)/dA; each channel k is
 // weighted by the spatial mean of g_k; cam = ReLU(sum over those layers and their channels
-// of w_k A_k), scaled by its maximum. Runs an inference
-// forward pass (dropout off, batch-norm running statistics) and a backward pass on `model`;
-// parameter gradients accumulated on the way are cleared again.
+// of w_k A_k), scaled by its maximum. The map of a layer behind a flip layer (a branch of a
+// flip-averaged model, features/ensemble.h) is mirrored back before it is added, so that every
+// branch's map lies on the image as given. Runs an inference forward pass (dropout off,
+// batch-norm running statistics) and a backward pass on `model`; parameter gradients
+// accumulated on the way are cleared again.
 Heatmap grad_cam(Runtime& rt, Model& model, const Tensor& input, size_t target);
 
 struct FeatureMaps {

@@ -11,6 +11,7 @@
 #include "layers/conv2d.h"
 #include "layers/dense.h"
 #include "layers/dropout.h"
+#include "layers/flip.h"
 #include "layers/global_avg_pool.h"
 #include "layers/max_pool.h"
 #include "layers/relu.h"
@@ -39,6 +40,7 @@ const std::vector<std::pair<std::string, Factory>>& factories() {
       {"add", factory<Add>()},
       {"dropout", factory<Dropout>()},
       {"softmax", factory<Softmax>()},
+      {"flip", factory<Flip>()},
   };
   return table;
 }

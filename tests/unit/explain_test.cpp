@@ -187,3 +187,46 @@ TEST_CASE("grad_cam of an ensemble weighs every branch's last feature maps") {
     CHECK_MESSAGE(ref::mismatch(map.values, expected, 1e-5, 1e-4) == "", ref::mismatch(map.values, expected, 1e-5, 1e-4));
   }
 }
+
+TEST_CASE("grad_cam of a flip-averaged model mirrors the mirrored branch's map back onto the image") {
+  // Member 2 sees the image mirrored, so its relu output A_2 is in mirrored columns: its map
+  // lands at (y, W-1-x). Then the map of an image is the mirror of the map of its mirror image.
+  Runtime rt(1);
+  Model a = small_model(false, 23);
+  Model tta = nl::flip_averaged(a);
+  const std::vector<size_t> layers = nl::gradcam_layers(tta);
+  REQUIRE(layers.size() == 2);
+  CHECK(tta.architecture().layers[layers[1]].name == "m2_relu");
+  const size_t h = 9, w = 7;
+  const Tensor input = ref::random_tensor(tta.input_shape(1), 14);
+  Tensor flipped(input.shape());
+  const std::vector<double> f = ref::flip_width(1, h, w, 2, ref::to_double(input.values()));
+  for (size_t i = 0; i < f.size(); ++i) flipped[i] = static_cast<float>(f[i]);
+  a.forward(rt, input, false);
+  const Tensor act = a.activation(a.layer_index("relu"));
+  a.forward(rt, flipped, false);
+  const Tensor act_mirror = a.activation(a.layer_index("relu"));
+  const Tensor& fc = a.layer(a.layer_index("fc")).params()[0].value;
+  for (size_t target = 0; target < 3; ++target) {
+    CAPTURE(target);
+    std::vector<double> expected(h * w, 0.0);
+    for (size_t y = 0; y < h; ++y)
+      for (size_t x = 0; x < w; ++x)
+        for (size_t k = 0; k < 5; ++k) {
+          const double scale = fc[target * 5 + k] / (2.0 * double(h * w));
+          expected[y * w + x] += scale * act[(y * w + x) * 5 + k];
+          expected[y * w + (w - 1 - x)] += scale * act_mirror[(y * w + x) * 5 + k];
+        }
+    double peak = 0.0;
+    for (double& v : expected) peak = std::max(peak, v = std::max(v, 0.0));
+    if (peak > 0)
+      for (double& v : expected) v /= peak;
+    const nl::Heatmap map = nl::grad_cam(rt, tta, input, target);
+    CHECK(map.layer == "m1_relu+m2_relu");
+    CHECK_MESSAGE(ref::mismatch(map.values, expected, 1e-5, 1e-4) == "", ref::mismatch(map.values, expected, 1e-5, 1e-4));
+    // The mirror image's map is this map mirrored.
+    const nl::Heatmap map_mirror = nl::grad_cam(rt, tta, flipped, target);
+    const std::vector<double> back = ref::flip_width(1, h, w, 1, ref::to_double(map_mirror.values));
+    CHECK(ref::mismatch(map.values, back, 1e-5, 1e-4) == "");
+  }
+}

@@ -1,5 +1,5 @@
 // The non-convolution layers against naive loops (reference.h): relu, max_pool, avg_pool,
-// global_avg_pool, batch_norm (both modes), add, dropout, softmax. Forward at odd sizes,
+// global_avg_pool, batch_norm (both modes), add, dropout, softmax, flip. Forward at odd sizes,
 // strides and paddings, re-run at other batch sizes (the reshape path); every gradient by
 // finite differences of the double-precision reference; error messages; the registry.
 #include <doctest/doctest.h>
@@ -14,6 +14,7 @@
 #include "layers/avg_pool.h"
 #include "layers/batch_norm.h"
 #include "layers/dropout.h"
+#include "layers/flip.h"
 #include "layers/global_avg_pool.h"
 #include "layers/max_pool.h"
 #include "layers/registry.h"
@@ -516,6 +517,65 @@ TEST_CASE("softmax forward and backward over the last dimension") {
   CHECK(std::isfinite(out[2]));
 }
 
+TEST_CASE("flip mirrors left to right: forward against a naive loop, backward by finite differences") {
+  Runtime rt(1);
+  nl::Flip flip(make_spec("flip", "mirror"));
+  // Odd widths (the middle column stays), channels > 1, batch > 1, a single column, and batch
+  // sizes changing between runs; inference and training alike.
+  for (const Shape& shape : {Shape{2, 3, 5, 3}, Shape{1, 1, 1, 1}, Shape{3, 4, 6, 2}, Shape{1, 7, 1, 4},
+                             Shape{4, 2, 9, 1}, Shape{2, 3, 5, 3}}) {
+    for (const bool training : {false, true}) {
+      CAPTURE(nl::to_string(shape));
+      CAPTURE(training);
+      const Tensor x = ref::random_tensor(shape, 41);
+      const Tensor r = ref::random_tensor(shape, 42);
+      Tensor out;
+      const Tensor dx = forward_backward(flip, rt, {&x}, out, training, r);
+      REQUIRE(out.shape() == shape);
+      const auto mirror = [&](const std::vector<double>& v) {
+        return ref::flip_width(shape[0], shape[1], shape[2], shape[3], v);
+      };
+      // A permutation: exact.
+      CHECK(ref::mismatch(out.values(), mirror(doubles(x)), 0.0, 0.0) == "");
+      CHECK(ref::mismatch(dx.values(), mirror(doubles(r)), 0.0, 0.0) == "");
+      const auto numeric = ref::numeric_gradient(doubles(x), doubles(r), mirror, no_kinks, 1e-3);
+      const std::string bwd = ref::gradient_mismatch(dx.values(), numeric, 1e-6, 1e-5);
+      CHECK_MESSAGE(bwd.empty(), bwd);
+      // Flipping twice gives the input back.
+      Tensor twice;
+      flip.forward(rt, {&out}, twice, training);
+      CHECK(doubles(twice) == doubles(x));
+    }
+  }
+  // The N=2, H=3, W=5, C=3 case by hand: pixel (n, y, x) holds 100n + 10y + x in channel c,
+  // plus c / 10.
+  Tensor x({2, 3, 5, 3});
+  for (size_t n = 0; n < 2; ++n)
+    for (size_t y = 0; y < 3; ++y)
+      for (size_t col = 0; col < 5; ++col)
+        for (size_t c = 0; c < 3; ++c) x[((n * 3 + y) * 5 + col) * 3 + c] = float(100 * n + 10 * y + col) + 0.1f * float(c);
+  Tensor out;
+  flip.forward(rt, {&x}, out, false);
+  for (size_t n = 0; n < 2; ++n)
+    for (size_t y = 0; y < 3; ++y)
+      for (size_t col = 0; col < 5; ++col)
+        for (size_t c = 0; c < 3; ++c)
+          CHECK(out[((n * 3 + y) * 5 + col) * 3 + c] == float(100 * n + 10 * y + (4 - col)) + 0.1f * float(c));
+
+  CHECK(flip.flops({{1, 8, 8, 3}}) == 0.0);
+  CHECK(flip.param_shapes({{1, 8, 8, 3}}).empty());
+  CHECK(flip.training_state().is_null());
+  CHECK_THROWS_WITH_AS(flip.output_shape({{2, 3}}), "layer 'mirror' (flip): input must have 4 dimensions, got [2,3]",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(flip.output_shape({{1, 2, 2, 1}, {1, 2, 2, 1}}), "layer 'mirror' (flip): takes 1 input, got 2",
+                       std::invalid_argument);
+  const Tensor wrong({2, 3, 4, 3});
+  Tensor dx;
+  CHECK_THROWS_WITH_AS(flip.backward(rt, {&x}, out, wrong, {&dx}),
+                       "layer 'mirror' (flip): backward: gradient shape [2,3,4,3] differs from output shape [2,3,5,3]",
+                       std::invalid_argument);
+}
+
 TEST_CASE("backward checks the gradient's shape") {
   Runtime rt(1);
   nl::ReLU relu(make_spec("relu", "act"));
@@ -529,7 +589,7 @@ TEST_CASE("backward checks the gradient's shape") {
 
 TEST_CASE("make_layer builds every type and names an unknown one") {
   const char* types[] = {"conv2d", "dense", "relu", "max_pool", "avg_pool", "global_avg_pool",
-                         "batch_norm", "add", "dropout", "softmax"};
+                         "batch_norm", "add", "dropout", "softmax", "flip"};
   for (const char* type : types) {
     LayerSpec s = make_spec(type, "x");
     s.filters = s.units = 2;
@@ -540,7 +600,7 @@ TEST_CASE("make_layer builds every type and names an unknown one") {
   }
   CHECK_THROWS_WITH_AS(nl::make_layer(make_spec("lstm", "rnn")),
                        "layer 'rnn': unknown layer type 'lstm' (known: conv2d, dense, relu, max_pool, avg_pool, "
-                       "global_avg_pool, batch_norm, add, dropout, softmax)",
+                       "global_avg_pool, batch_norm, add, dropout, softmax, flip)",
                        std::invalid_argument);
 }
 

@@ -159,8 +159,10 @@ TEST_CASE("architecture JSON round trip") {
   drop.rate = 0.25f;
   a.layers.insert(a.layers.begin() + 9, drop);
   a.layers[10].bias = false;
+  a.layers.insert(a.layers.begin(), layer("mirror", "flip", {"input"}));  // conv1 reads the mirrored image
 
   const json j = nl::to_json(a);
+  CHECK(j["layers"][0] == json({{"name", "mirror"}, {"type", "flip"}, {"inputs", {"input"}}}));
   const Architecture b = nl::architecture_from_json(j);
   CHECK(nl::to_json(b) == j);
   CHECK(nl::architecture_from_json(json::parse(j.dump())).layers.size() == a.layers.size());
@@ -214,7 +216,7 @@ TEST_CASE("architecture JSON rejects bad input, naming the field") {
 
   CHECK(parse_error(arch_json({conv1, {{"name", "x"}, {"type", "lstm"}}})) ==
         "architecture.layers[1] ('x').type: unknown layer type 'lstm' (known: conv2d, dense, relu, max_pool, "
-        "avg_pool, global_avg_pool, batch_norm, add, dropout, softmax)");
+        "avg_pool, global_avg_pool, batch_norm, add, dropout, softmax, flip)");
   CHECK(parse_error(arch_json({conv1, {{"name", "r"}, {"type", "relu"}, {"inputs", {"nope"}}}})) ==
         "architecture.layers[1] ('r').inputs[0]: unknown input 'nope' (must be 'input' or the name of an earlier "
         "layer)");
@@ -245,6 +247,8 @@ TEST_CASE("architecture JSON rejects bad input, naming the field") {
         "architecture.layers[0] ('conv1'): missing field 'filters'");
   CHECK(parse_error(arch_json({{{"name", "r"}, {"type", "relu"}, {"activation", "relu"}}})) ==
         "architecture.layers[0] ('r'): unknown field 'activation' for a relu layer (allowed: inputs, name, type)");
+  CHECK(parse_error(arch_json({{{"name", "f"}, {"type", "flip"}, {"kernel", 3}}})) ==
+        "architecture.layers[0] ('f'): unknown field 'kernel' for a flip layer (allowed: inputs, name, type)");
   CHECK(parse_error(arch_json({conv1, conv1})) == "architecture.layers[1] ('conv1').name: duplicate layer name 'conv1'");
   CHECK(parse_error(arch_json({{{"name", "input"}, {"type", "relu"}}})) ==
         "architecture.layers[0] ('input').name: 'input' is reserved for the image");

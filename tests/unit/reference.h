@@ -285,6 +285,17 @@ inline std::vector<double> global_avg_pool(size_t n, size_t pixels, size_t c, st
   return y;
 }
 
+// Mirrors [N,H,W,C] left to right: y[n,y,x,c] = x[n,y,W-1-x,c].
+inline std::vector<double> flip_width(size_t n, size_t h, size_t w, size_t c, std::span<const double> x) {
+  std::vector<double> y(x.size());
+  for (size_t b = 0; b < n; ++b)
+    for (size_t row = 0; row < h; ++row)
+      for (size_t col = 0; col < w; ++col)
+        for (size_t ch = 0; ch < c; ++ch)
+          y[((b * h + row) * w + col) * c + ch] = x[((b * h + row) * w + (w - 1 - col)) * c + ch];
+  return y;
+}
+
 inline std::vector<double> relu(std::span<const double> x) {
   std::vector<double> y(x.begin(), x.end());
   for (double& v : y) v = v > 0.0 ? v : 0.0;

@@ -379,6 +379,22 @@ TEST_CASE("CLI: neurolens train + evaluate end to end on a synthetic folder; int
               " --json >" + quote(report)) == 0);
   CHECK(read_json(report)["accuracy"].get<double>() == doctest::Approx(ev["accuracy"].get<double>()));
   CHECK(run(quote(exe) + " ensemble --out " + quote(twice) + " " + quote(out) + " 2>" + quote(log)) == 2);
+  // --flip: the model averaged with its mirror image, a flip layer in front of the second branch.
+  const fs::path flipped = tmp.path / "flipped.safetensors";
+  REQUIRE(run(quote(exe) + " ensemble --flip --out " + quote(flipped) + " " + quote(out) + " >" + quote(log)) == 0);
+  check_log("mean of 1 model and its mirror image");
+  const Model tta = load_model_file(flipped.string());
+  CHECK(tta.architecture().layers[tta.layer_index("flip_m2")].type == "flip");
+  const nlohmann::json tta_members = tta.training_record()["ensemble"];
+  REQUIRE(tta_members.size() == 2);
+  CHECK(tta_members[1]["file"] == out.string());
+  CHECK(tta_members[1]["input_flipped"] == true);
+  CHECK(tta_members[0]["status"] == "finished");
+  REQUIRE(run(quote(exe) + " evaluate --model " + quote(flipped) + " --data " + quote(tmp.path / "val") +
+              " --json >" + quote(report)) == 0);
+  CHECK(read_json(report)["confusion"].size() == 4);
+  CHECK(run(quote(exe) + " ensemble --flip --out " + quote(flipped) + " 2>" + quote(log)) == 2);
+  check_log("give at least one model to average with its mirror image");
   // The plain report too.
   CHECK(run(quote(exe) + " evaluate --model " + quote(out) + " --data " + quote(tmp.path / "val") +
             " >" + quote(tmp.path / "eval.txt")) == 0);

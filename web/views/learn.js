@@ -15,6 +15,7 @@ const TYPE_NOTES = {
   dropout: 'randomly silences units while training (off when classifying)',
   add: 'adds two paths (a residual connection)',
   softmax: 'turns scores into probabilities that sum to 1',
+  flip: 'mirrors the image left to right, so the network also sees its mirror image',
 };
 
 function shapeText(shape) {

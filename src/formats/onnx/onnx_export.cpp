@@ -4,6 +4,7 @@
 #include <onnx/onnx_pb.h>
 #include <onnx/shape_inference/implementation.h>
 
+#include <limits>
 #include <map>
 #include <stdexcept>
 
@@ -58,6 +59,15 @@ class GraphWriter {
     for (int64_t d : dims) t->add_dims(d);
     // raw_data is little-endian float32, which is this machine's layout (x86-64, wasm).
     t->set_raw_data(std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float)));
+  }
+
+  // An int64 vector initializer (Slice's starts, ends, axes and steps).
+  void int_initializer(const std::string& name, const std::vector<int64_t>& values) {
+    TensorProto* t = g_->add_initializer();
+    t->set_name(name);
+    t->set_data_type(TensorProto::INT64);
+    t->add_dims(static_cast<int64_t>(values.size()));
+    for (int64_t v : values) t->add_int64_data(v);
   }
 
   // A fused ReLU after `op` when the layer asks for one: op writes "<name>_linear", Relu "<name>".
@@ -197,6 +207,17 @@ std::string model_to_onnx(Model& model) {
       w.activation(spec);
     } else if (spec.type == "dropout") {
       w.node("Identity", spec.name, {x}, spec.name);  // inference: dropout passes through
+    } else if (spec.type == "flip") {
+      // Mirror left to right: the W axis of NCHW read backwards, from the last column (-1) past
+      // the first (INT64_MIN, ONNX's "to the start" for a negative step).
+      if (rank.at(x) != 4)
+        throw std::invalid_argument("ONNX export: flip layer '" + spec.name + "' needs an image input [N,C,H,W]");
+      const std::string prefix = spec.name + ".";
+      w.int_initializer(prefix + "starts", {-1});
+      w.int_initializer(prefix + "ends", {std::numeric_limits<int64_t>::min()});
+      w.int_initializer(prefix + "axes", {3});
+      w.int_initializer(prefix + "steps", {-1});
+      w.node("Slice", spec.name, {x, prefix + "starts", prefix + "ends", prefix + "axes", prefix + "steps"}, spec.name);
     } else if (spec.type == "softmax") {
       w.node("Identity", spec.name + "_logits", {x}, "logits");
       set_int(w.node("Softmax", spec.name, {x}, spec.name), "axis", -1);

@@ -7,9 +7,10 @@
 // The graph is the model as given (pass model.folded() for what classification runs): input
 // "input" [N, C, H, W] float (NCHW, as ONNX tools expect; N symbolic) holding the model's
 // already-preprocessed input, output "probabilities" [N, classes] (the final softmax) and
-// "logits". Opset 13. Weights are converted from the engine's NHWC/OHWI layouts. The model's
-// classes and preprocessing (mean, std, crop to head) are metadata_props, so a user of the file
-// can prepare an image as NeuroLens does (see README, "ONNX export").
+// "logits". Opset 13. Weights are converted from the engine's NHWC/OHWI layouts; a flip layer
+// is a Slice with step -1 on the width axis. The model's classes and preprocessing (mean, std,
+// crop to head) are metadata_props, so a user of the file can prepare an image as NeuroLens
+// does (see README, "ONNX export").
 #pragma once
 #include <string>
 
