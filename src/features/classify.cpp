@@ -18,7 +18,12 @@ void read_answer(const Model& model, size_t row, Classification& out) {
   const Confidence& conf = model.confidence();
   const Tensor& logits = model.logits();
   const size_t classes = logits.shape()[1];
-  out.probabilities = calibrated_softmax(logits.values().subspan(row * classes, classes), conf.temperature);
+  if (conf.temperature == 1.0) {  // the model's own softmax output, bit for bit
+    const std::span<const float> probs = model.activation(model.layer_count() - 1).values().subspan(row * classes, classes);
+    out.probabilities.assign(probs.begin(), probs.end());
+  } else {
+    out.probabilities = calibrated_softmax(logits.values().subspan(row * classes, classes), conf.temperature);
+  }
   out.class_index = argmax(out.probabilities);
   out.uncertain = out.probabilities[out.class_index] < conf.uncertain_below;
   out.has_outlier_score = conf.has_detector();
