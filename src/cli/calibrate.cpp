@@ -21,6 +21,7 @@
 #include "core/runtime.h"
 #include "formats/file_io.h"
 #include "formats/model_file.h"
+#include "features/ensemble.h"
 #include "train/calibration.h"
 #include "train/evaluate.h"
 #include "train/image_folder.h"
@@ -46,7 +47,11 @@ const std::vector<Option> kOptions = {
     {"--report", "FILE", "also write the figures as JSON"},
     {"--calibration-svg", "FILE", "also write the reliability diagram, before and after scaling"},
     {"--ood-rate", "X", "the share of held-out MRI slices the outlier detector may flag (default 0.01)"},
-    {"--feature-layer", "NAME", "the layer whose output the detector models (default gap)"},
+    {"--feature-layer", "NAME", "the layer whose output the detector models (default gap; m1_gap\n"
+                                "                        with --flip)"},
+    {"--flip", "", "calibrate the flip-averaged models (mean of x and x mirrored, one graph):\n"
+                   "                        the held-out models are judged that way too, and --out is\n"
+                   "                        --model made flip-averaged"},
     {"--threads", "N", "threads (0 = one per core; default 0)"},
 };
 
@@ -92,6 +97,7 @@ double median(std::vector<double> v) {
 struct HeldOut {
   std::string path;
   double accuracy = 0.0;
+  double plain_accuracy = 0.0;   // without flip averaging (the same as accuracy without --flip)
   size_t images = 0;
   double threshold_ratio = 0.0;  // (1 - rate) quantile of held-out scores / median training score
   std::vector<double> scores;    // held-out outlier scores
@@ -128,7 +134,8 @@ int run_calibrate(const CommandArgs& argv) {
     rate = std::stod(args.get("--ood-rate"));
     if (!(rate > 0.0 && rate < 0.5)) throw UsageError("--ood-rate must be in (0, 0.5)");
   }
-  const std::string layer = args.get("--feature-layer", "gap");
+  const bool flip = args.has("--flip");
+  const std::string layer = args.get("--feature-layer", flip ? "m1_gap" : "gap");
   Runtime rt(args.get_size("--threads", 0, 0, 256));
 
   Model final_model = load_model_file(args.get("--model"));
@@ -162,13 +169,18 @@ int run_calibrate(const CommandArgs& argv) {
     const std::vector<size_t> validation = items_of(split, "validation", index, split_path);
     if (validation.empty()) throw std::runtime_error(split_path + ": holds out no images");
     model.set_confidence({});  // raw logits: the temperature is what is being fitted
-    Model folded = model.folded();
+    Model folded = flip ? flip_averaged(model).folded() : model.folded();
+    if (flip) {
+      Model plain = model.folded();
+      h.plain_accuracy = evaluate(rt, plain, data, validation).accuracy;
+    }
     std::vector<double> train_scores;
     Confidence detector = fit_detector(rt, folded, data, train, layer, train_scores);
     h.train_median = median(train_scores);
     folded.set_confidence(detector);
     const Evaluation ev = evaluate(rt, folded, data, validation);
     h.accuracy = ev.accuracy;
+    if (!flip) h.plain_accuracy = ev.accuracy;
     h.images = ev.items.size();
     h.scores = ev.outlier_scores;
     h.threshold_ratio = outlier_threshold(h.scores, rate) / h.train_median;
@@ -177,8 +189,10 @@ int run_calibrate(const CommandArgs& argv) {
       oof_labels.push_back(data.item(ev.items[k]).label);
       oof_items.push_back(ev.items[k]);
     }
-    std::fprintf(stderr, "%s: held-out accuracy %.2f%% on %zu images; outlier threshold %.3f x the median training score\n",
-                 path.c_str(), 100.0 * h.accuracy, h.images, h.threshold_ratio);
+    std::fprintf(stderr, "%s: held-out accuracy %.2f%%%s on %zu images; outlier threshold %.3f x the median training score\n",
+                 path.c_str(), 100.0 * h.accuracy,
+                 flip ? (" flip-averaged, " + std::to_string(100.0 * h.plain_accuracy).substr(0, 5) + "% plain").c_str() : "",
+                 h.images, h.threshold_ratio);
     held.push_back(std::move(h));
   }
 
@@ -219,6 +233,7 @@ int run_calibrate(const CommandArgs& argv) {
     flagged_total += static_cast<double>(flagged);
     mean_accuracy += h.accuracy / static_cast<double>(held.size());
     folds.push_back({{"model", h.path}, {"images", h.images}, {"accuracy", h.accuracy},
+                     {"accuracy_without_flip", h.plain_accuracy},
                      {"threshold_ratio", h.threshold_ratio}, {"flagged", flagged},
                      {"flagged_fraction", static_cast<double>(flagged) / static_cast<double>(h.images)}});
   }
@@ -235,6 +250,7 @@ int run_calibrate(const CommandArgs& argv) {
     for (size_t i = 0; i < data.size(); ++i) final_train.push_back(i);
   }
   final_model.set_confidence({});
+  if (flip) final_model = flip_averaged(final_model);
   Model final_folded = final_model.folded();
   std::vector<double> final_scores;
   Confidence c = fit_detector(rt, final_folded, data, final_train, layer, final_scores);
@@ -255,7 +271,11 @@ int run_calibrate(const CommandArgs& argv) {
   auto figures_json = [](const CalibrationFigures& f) {
     return nlohmann::json{{"temperature", f.temperature}, {"accuracy", f.accuracy}, {"ece", f.ece}, {"nll", f.nll}};
   };
+  double plain_mean = 0.0;
+  for (const HeldOut& h : held) plain_mean += h.plain_accuracy / static_cast<double>(held.size());
   c.fitted = {{"held_out_models", held.size()},
+              {"flip_averaged", flip},
+              {"held_out_accuracy_mean_without_flip", plain_mean},
               {"held_out_images", oof_logits.size()},
               {"held_out_accuracy_mean", mean_accuracy},
               {"held_out_accuracy_sd", spread},
@@ -270,9 +290,14 @@ int run_calibrate(const CommandArgs& argv) {
   const std::string weights = final_model.training_record().value("weights", std::string("F32"));
   save_model_file(final_model, args.get("--out"), weights == "F16" ? Dtype::f16 : Dtype::f32);
 
-  std::printf("held-out accuracy: mean %.2f%%, sd %.2f points, over %zu model%s (%zu images)\n", 100.0 * mean_accuracy,
-              100.0 * spread, held.size(), held.size() == 1 ? "" : "s", oof_logits.size());
-  for (const HeldOut& h : held) std::printf("  %s: %.2f%% of %zu\n", h.path.c_str(), 100.0 * h.accuracy, h.images);
+  std::printf("held-out accuracy%s: mean %.2f%%, sd %.2f points, over %zu model%s (%zu images)\n",
+              flip ? " (flip-averaged)" : "", 100.0 * mean_accuracy, 100.0 * spread, held.size(),
+              held.size() == 1 ? "" : "s", oof_logits.size());
+  for (const HeldOut& h : held) {
+    std::printf("  %s: %.2f%% of %zu", h.path.c_str(), 100.0 * h.accuracy, h.images);
+    if (flip) std::printf(" (without flip averaging %.2f%%)", 100.0 * h.plain_accuracy);
+    std::printf("\n");
+  }
   std::printf("calibration (15 bins): before ECE %.2f%% NLL %.4f; temperature %.3f; after ECE %.2f%% NLL %.4f\n",
               100.0 * before.ece, before.nll, temperature, 100.0 * after.ece, after.nll);
   std::printf("uncertain below %.2f: %zu held-out answers (%.2f%%), %zu of them right\n", uncertain_below, uncertain,
