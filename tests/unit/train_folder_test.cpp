@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -465,6 +466,93 @@ TEST_CASE("CLI: neurolens train + evaluate end to end on a synthetic folder; int
   const Checkpoint ck = load_checkpoint(read_file_bytes((tmp.path / "long.ckpt").string()));
   CHECK(ck.options.epochs == 5000);
   check_log("rerun with --resume");
+}
+
+TEST_CASE("CLI: cross-validation folds, then neurolens calibrate writes a calibrated model and its report") {
+  const fs::path exe = cli_path();
+  REQUIRE_MESSAGE(fs::exists(exe), "the neurolens executable is not built at " << exe.string());
+  TempDir tmp("neurolens-cli-calibrate-test");
+  const fs::path data_dir = tmp.path / "data";
+  write_shape_folder(data_dir, 16, 32, 7);
+  const fs::path log = tmp.path / "log.txt";
+  auto said = [&] {
+    const std::vector<uint8_t> bytes = read_file_bytes(log.string());
+    return std::string(bytes.begin(), bytes.end());
+  };
+  const std::string train = quote(exe) + " train --data " + quote(data_dir) +
+                            " --arch tiny --input-size 16 --batch 8 --lr 0.01 --threads 1 --epochs 8 --seed 2";
+  std::vector<fs::path> folds;
+  std::set<std::string> held_out;
+  for (int fold = 0; fold < 2; ++fold) {
+    folds.push_back(tmp.path / ("fold-" + std::to_string(fold) + ".safetensors"));
+    REQUIRE(run(train + " --folds 2 --fold " + std::to_string(fold) + " --out " + quote(folds.back()) + " 2>" +
+                quote(log)) == 0);
+    CHECK_MESSAGE(said().find("held out (fold " + std::to_string(fold) + " of 2") != std::string::npos, said());
+    CHECK(said().find("val loss") == std::string::npos);  // the held-out fold is not looked at
+    const nlohmann::json split = read_json(tmp.path / ("fold-" + std::to_string(fold) + ".split.json"));
+    CHECK(split["folds"] == 2);
+    CHECK(split["held_out_fold"] == fold);
+    CHECK(split["validation"].size() == 32);
+    for (const auto& p : split["validation"]) CHECK(held_out.insert(p.get<std::string>()).second);
+    const Model m = load_model_file(folds.back().string());
+    CHECK(m.training_record()["data"]["cross_validation"]["held_out_fold"] == fold);
+    CHECK(m.training_record()["best_epoch"] == 8);  // the last epoch, not one picked on the held-out fold
+  }
+  CHECK(held_out.size() == 64);  // every image held out exactly once
+  CHECK(run(train + " --folds 2 --out " + quote(tmp.path / "x.safetensors") + " 2>" + quote(log)) == 2);
+  CHECK(run(train + " --folds 2 --fold 0 --val-fraction 0.2 --out " + quote(tmp.path / "x.safetensors") + " 2>" +
+            quote(log)) == 2);
+  CHECK(said().find("give one") != std::string::npos);
+
+  const fs::path final_model = tmp.path / "final.safetensors";
+  REQUIRE(run(train + " --val-fraction 0 --out " + quote(final_model) + " 2>" + quote(log)) == 0);
+  const fs::path out = tmp.path / "calibrated.safetensors", report = tmp.path / "report.json",
+                 svg = tmp.path / "reliability.svg";
+  const std::string calibrate = quote(exe) + " calibrate --data " + quote(data_dir) + " --model " +
+                                quote(final_model) + " --threads 1 --report " + quote(report) +
+                                " --calibration-svg " + quote(svg);
+  REQUIRE(run(calibrate + " --out " + quote(out) + " " + quote(folds[0]) + " " + quote(folds[1]) + " >" +
+              quote(log) + " 2>&1") == 0);
+  CHECK(said().find("held-out accuracy: mean") != std::string::npos);
+  const Model calibrated = load_model_file(out.string());
+  const Confidence& c = calibrated.confidence();
+  CHECK(c.temperature > 0.05);
+  CHECK(c.temperature < 20.0);
+  CHECK(c.feature_layer == "gap");
+  CHECK(c.ood_threshold > 0.0);
+  CHECK(c.uncertain_below >= 0.5);
+  const nlohmann::json r = read_json(report);
+  CHECK(r["folds"].size() == 2);
+  CHECK(r["held_out_images"] == 64);
+  CHECK(r["before_scaling"]["nll"].get<double>() >= r["after_scaling"]["nll"].get<double>() - 1e-9);
+  CHECK(r["reliability_after"].size() == 15);
+  CHECK(read_file_bytes(svg.string()).size() > 500);
+  // classify and evaluate show the calibrated model's verdicts.
+  const fs::path answer = tmp.path / "answer.json";
+  REQUIRE(run(quote(exe) + " classify --json --model " + quote(out) + " " + quote(data_dir / "disc" / "img0.png") +
+              " >" + quote(answer)) == 0);
+  const nlohmann::json a = read_json(answer);
+  CHECK(a["confidence"]["temperature"].get<double>() == doctest::Approx(c.temperature));
+  CHECK(a["results"][0].contains("outlier_score"));
+  CHECK(a["results"][0].contains("out_of_distribution"));
+  CHECK(a["results"][0].contains("uncertain"));
+  REQUIRE(run(quote(exe) + " evaluate --json --model " + quote(out) + " --data " + quote(data_dir) + " >" +
+              quote(answer)) == 0);
+  const nlohmann::json e = read_json(answer);
+  CHECK(e["calibration"]["temperature"].get<double>() == doctest::Approx(c.temperature));
+  CHECK(e["calibration"]["ece"].get<double>() >= 0.0);
+  CHECK(e["out_of_distribution"].get<size_t>() <= 64);
+  // --flip calibrates the flip-averaged graph, its detector on the unmirrored branch.
+  REQUIRE(run(calibrate + " --flip --out " + quote(tmp.path / "flip.safetensors") + " " + quote(folds[0]) + " " +
+              quote(folds[1]) + " >" + quote(log) + " 2>&1") == 0);
+  const Model flip = load_model_file((tmp.path / "flip.safetensors").string());
+  CHECK(flip.confidence().feature_layer == "m1_gap");
+  CHECK(flip.layer(flip.layer_index("flip_m2")).spec().type == "flip");
+  // A held-out model without its split file is refused, naming the file.
+  fs::copy_file(folds[0], tmp.path / "lonely.safetensors");
+  CHECK(run(calibrate + " --out " + quote(out) + " " + quote(tmp.path / "lonely.safetensors") + " 2>" +
+            quote(log)) == 1);
+  CHECK_MESSAGE(said().find("lonely.split.json") != std::string::npos, said());
 }
 
 }  // namespace nl::test
