@@ -534,7 +534,7 @@ TEST_CASE("split_fold: stratified folds that keep twins together and cover every
     CHECK(split_fold(data, folds, f, 7).validation == s.validation);
   }
   for (size_t i = 0; i < data.size(); ++i) CHECK_MESSAGE(times_in_validation[i] == 1, data.item(i).path);
-  for (const auto& [hash, in] : folds_of_hash) CHECK_MESSAGE(in.size() == 1, "hash " << hash);
+  for (const auto& entry : folds_of_hash) CHECK_MESSAGE(entry.second.size() == 1, "hash " << entry.first);
   CHECK(split_fold(data, folds, 0, 8).validation != split_fold(data, folds, 0, 7).validation);
   CHECK_THROWS_WITH_AS(split_fold(data, 3, 3, 1), doctest::Contains("fold 3 is outside 0..2"),
                        std::invalid_argument);
