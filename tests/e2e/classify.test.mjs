@@ -108,9 +108,15 @@ test('classify: good images get predictions, bad ones clear errors, all on our o
   assert.deepEqual(numbers, [...numbers].sort((a, b) => b - a), 'descending by confidence');
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('text=Export CSV')]);
   const csv = fs.readFileSync(await download.path(), 'utf8').trim().split(/\r\n/);
-  assert.equal(csv[0], `file,predicted_class,prediction,confidence,${info.classes.map((c) => `p_${c}`).join(',')},milliseconds,error`);
+  assert.equal(csv[0], `file,predicted_class,prediction,confidence,${info.classes.map((c) => `p_${c}`).join(',')},` +
+    'uncertain,out_of_distribution,outlier_score,milliseconds,error');
   assert.equal(csv.length, 1 + cards.length + 1);
   assert.ok(csv.some((line) => line.startsWith('empty.png,') && /empty/i.test(line)));
+  // The test model stores no confidence settings: never uncertain, no outlier detector.
+  const confidenceAt = 4 + info.classes.length;
+  for (const line of csv.slice(1).filter((l) => l.startsWith('slice-'))) {
+    assert.deepEqual(line.split(',').slice(confidenceAt, confidenceAt + 3), ['false', 'false', ''], line);
+  }
 
   await screenshot(page, 'classify');
   assert.deepEqual(foreignRequests(requests, server.origin), []);

@@ -195,15 +195,18 @@ test('a DICOM series folder and NIfTI volumes get slice viewers', async () => {
   assert.equal(download.suggestedFilename(), 'neurolens-series-slices.csv');
   const csvText = fs.readFileSync(await download.path(), 'utf8');
   const csv = csvText.trim().split(/\r\n/).map((line) => line.split(','));
-  assert.deepEqual(csv[0], ['file', 'slice', 'slice_file', 'predicted_class', 'prediction', 'confidence', ...classes.map((c) => `p_${c}`)]);
+  assert.deepEqual(csv[0], ['file', 'slice', 'slice_file', 'predicted_class', 'prediction', 'confidence', ...classes.map((c) => `p_${c}`),
+    'uncertain', 'out_of_distribution', 'outlier_score']);
   assert.equal(csv.length, 1 + SERIES_SLICES);
   csv.slice(1).forEach((row, z) => {
     assert.equal(row[0], 'series');
     assert.equal(row[1], String(z));
     assert.ok(files.series.files.includes(row[2].split('/').pop()), row[2]);
     assert.equal(row[3], strip[z].prediction);
-    const p = row.slice(6).map(Number);
+    const p = row.slice(6, 6 + classes.length).map(Number);
     assert.ok(Math.abs(p.reduce((a, b) => a + b, 0) - 1) < 1e-4);
+    // The test model stores no confidence settings: never uncertain, no outlier detector.
+    assert.deepEqual(row.slice(6 + classes.length), ['false', 'false', '']);
   });
   const notumor = 6 + classes.indexOf('notumor');
   const scores = csv.slice(1).map((row) => 1 - Number(row[notumor]));

@@ -1,12 +1,13 @@
 // The shipped model (model/neurolens.safetensors, served as /model/ by scripts/serve) in the
 // page: it loads, classifies with Grad-CAM, feeds the Learn view, and fine-tunes (last layers)
-// in the browser. Skipped only while the trained model has not been committed yet.
+// in the browser; an image of random pixels gets "This does not look like a brain MRI slice" from
+// the model's outlier detector. Skipped only while the trained model has not been committed yet.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ROOT, startServer, launchBrowser, openPage, foreignRequests, screenshot, chooseFiles, settledCards } from './helpers/harness.mjs';
-import { encodePng, syntheticShape, syntheticSlice } from './helpers/png.mjs';
+import { encodePng, rng, syntheticShape, syntheticSlice } from './helpers/png.mjs';
 
 const MODEL_DIR = path.join(ROOT, 'model');
 const present = fs.existsSync(path.join(MODEL_DIR, 'neurolens.safetensors'));
@@ -67,5 +68,58 @@ test('the shipped model classifies, explains and fine-tunes in the browser', { s
   assert.match(await page.textContent('#finetune-after'), /%/);
   await screenshot(page, 'finetune-shipped');
   assert.deepEqual(foreignRequests(requests, server.origin), []);
+  await context.close();
+});
+
+test('the shipped model: a noise image does not look like a brain MRI slice', { skip: !present && 'model/neurolens.safetensors is not there yet' }, async () => {
+  const { page, requests, errors, context } = await openPage(browser, server.origin);
+  const info = await page.evaluate(() => window.neurolens.model.info);
+  assert.equal(info.confidence.hasOutlierDetector, true, JSON.stringify(info.confidence));
+  assert.ok(info.confidence.temperature > 0 && info.confidence.outlierThreshold > 0, JSON.stringify(info.confidence));
+
+  // Random RGB pixels, dropped anywhere on the page.
+  const random = rng(20261214);
+  const size = 160;
+  const noise = [...encodePng(size, size, Float32Array.from({ length: size * size * 3 }, random), { channels: 3 })];
+  await page.evaluate((bytes) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([new Uint8Array(bytes)], 'noise.png', { type: 'image/png' }));
+    const anywhere = document.querySelector('#privacy');
+    anywhere.dispatchEvent(new DragEvent('dragenter', { bubbles: true, dataTransfer: dt }));
+    anywhere.dispatchEvent(new DragEvent('drop', { bubbles: true, cancelable: true, dataTransfer: dt }));
+  }, noise);
+  const [card] = await settledCards(page, 1, 120000);
+  assert.equal(card.state, 'done', card.error);
+  const selector = '#cards .card[data-file="noise.png"]';
+  assert.equal(await page.getAttribute(selector, 'data-flag'), 'ood');
+  const lead = page.locator(`${selector} .card-body > :nth-child(2)`);
+  assert.match(await lead.innerText(), /This does not look like a brain MRI slice/);
+  assert.match(await lead.innerText(), /trained on brain MRI slices/);
+  // No class in sight until the probabilities are asked for.
+  assert.equal(await page.locator(`${selector} .predicted`).isVisible(), false);
+  assert.equal(await page.locator(`${selector} .bars`).isVisible(), false);
+  await page.click(`${selector} details summary`);
+  assert.equal(await page.locator(`${selector} .bars`).isVisible(), true);
+  const bars = await page.$$eval(`${selector} .bars li .bar-value`, (all) => all.map((b) => parseFloat(b.textContent)));
+  assert.equal(bars.length, info.classes.length);
+  assert.ok(Math.abs(bars.reduce((a, b) => a + b, 0) - 100) < 0.5, String(bars));
+  assert.match(await page.locator(`${selector} .model-pick`).innerText(), /outlier score \d/);
+  await screenshot(page, 'classify-shipped-noise');
+
+  // The results table notes it; the CSV says so.
+  await page.waitForSelector('table.results tbody tr');
+  assert.match(await page.textContent('table.results tbody tr'), /Does not look like brain MRI/);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('text=Export CSV')]);
+  const csv = fs.readFileSync(await download.path(), 'utf8').trim().split(/\r\n/).map((line) => line.split(','));
+  const column = (name) => csv[0].indexOf(name);
+  assert.equal(csv[1][column('out_of_distribution')], 'true');
+  assert.ok(Number(csv[1][column('outlier_score')]) > info.confidence.outlierThreshold, csv[1].join(','));
+
+  // The Learn view names the model's confidence settings.
+  await page.goto(`${server.origin}/#learn`);
+  await page.waitForFunction(() => document.querySelector('#model-confidence')?.textContent, null, { timeout: 60000 });
+  assert.match(await page.textContent('#model-confidence'), /temperature of [\d.]+.*outlier detector flags/);
+  assert.deepEqual(foreignRequests(requests, server.origin), []);
+  assert.deepEqual(errors.filter((e) => !/Failed to load resource/.test(e)), []);
   await context.close();
 });

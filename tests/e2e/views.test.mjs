@@ -145,3 +145,102 @@ test('fine-tune: loose images can be given a class', async () => {
   assert.equal(await page.isEnabled('#finetune-start'), true);
   await context.close();
 });
+
+test('result card: uncertain, out-of-distribution and plain results from made-up results', async () => {
+  const { page, context } = await openPage(browser, server.origin);
+  const shown = await page.evaluate(async () => {
+    const { createCard, showResult } = await import('/views/result-card.js');
+    const { ResultsTable } = await import('/views/results-table.js');
+    const classes = ['glioma', 'meningioma', 'notumor', 'pituitary'];
+    const result = (probabilities, flags) => ({ probabilities: new Float32Array(probabilities), classes, milliseconds: 3.25,
+      classIndex: probabilities.indexOf(Math.max(...probabilities)), uncertain: false, outOfDistribution: false, ...flags,
+      className: classes[probabilities.indexOf(Math.max(...probabilities))],
+      region: { x: 0, y: 0, width: 10, height: 10, imageWidth: 10, imageHeight: 10 } });
+    const cards = {
+      uncertain: result([0.12, 0.52, 0.05, 0.31], { uncertain: true, outlierScore: 12.5 }),
+      ood: result([0.8, 0.1, 0.05, 0.05], { outOfDistribution: true, outlierScore: 4321.123456 }),
+      oodAndUncertain: result([0.4, 0.3, 0.2, 0.1], { outOfDistribution: true, uncertain: true, outlierScore: 999 }),
+      plain: result([0.05, 0.05, 0.85, 0.05], {}),
+    };
+    const grid = document.createElement('div');
+    grid.className = 'cards';
+    document.querySelector('main').prepend(grid);
+    const out = {};
+    const all = [];
+    for (const [name, r] of Object.entries(cards)) {
+      const card = createCard(`${name}.png`, null);
+      card.order = all.length + 1;
+      grid.append(card.root);
+      showResult(card, r);
+      all.push(card);
+      const root = card.root;
+      const visible = (sel) => [...root.querySelectorAll(sel)].filter((el) => el.checkVisibility()).map((el) => el.textContent);
+      out[name] = {
+        flag: root.dataset.flag ?? null, prediction: root.dataset.prediction,
+        text: root.querySelector('.card-body').innerText,
+        firstLine: root.querySelector('.card-body > :nth-child(2)').innerText,
+        second: root.querySelector('.second-class')?.textContent ?? null,
+        secondConfidence: root.querySelector('.second-confidence')?.textContent ?? null,
+        visibleBars: visible('.bars li').length,
+        visiblePredicted: visible('.predicted'),
+        summary: root.querySelector('details summary')?.textContent ?? null,
+      };
+      const details = root.querySelector('details');
+      if (details) {
+        details.querySelector('summary').click();
+        out[name].afterOpen = { open: details.open, text: root.querySelector('.card-body').innerText, visibleBars: visible('.bars li').length, visiblePredicted: visible('.predicted') };
+      }
+    }
+    const table = new ResultsTable();
+    table.update(all, classes);
+    out.csv = table.csv();
+    out.notes = [...table.table.querySelectorAll('tbody tr')].map((tr) => tr.children[8].textContent);
+    return out;
+  });
+  await screenshot(page, 'result-card-flags');
+
+  // Uncertain: says so first and names the second class with its probability.
+  assert.equal(shown.uncertain.flag, 'uncertain');
+  assert.equal(shown.uncertain.prediction, 'meningioma');
+  assert.match(shown.uncertain.firstLine, /^Uncertain: look at the second class too$/);
+  assert.match(shown.uncertain.text, /Meningioma 52\.0% or Pituitary tumor 31\.0%/);
+  assert.equal(shown.uncertain.second, 'Pituitary tumor');
+  assert.equal(shown.uncertain.secondConfidence, '31.0%');
+  assert.equal(shown.uncertain.visibleBars, 4);
+  assert.equal(shown.uncertain.summary, null);
+
+  // Out of distribution (also when uncertain too): leads with the warning, no class in sight
+  // until the probabilities are expanded.
+  for (const name of ['ood', 'oodAndUncertain']) {
+    const c = shown[name];
+    assert.equal(c.flag, 'ood', name);
+    assert.match(c.firstLine, /^⚠\s*This does not look like a brain MRI slice\s+The model was trained on brain MRI slices/, name);
+    assert.doesNotMatch(c.text, /Uncertain:/, name);
+    assert.deepEqual(c.visiblePredicted, [], name);
+    assert.equal(c.visibleBars, 0, name);
+    assert.equal(c.summary, 'Show the probabilities anyway', name);
+    assert.equal(c.afterOpen.open, true, name);
+    assert.equal(c.afterOpen.visibleBars, 4, name);
+    assert.deepEqual(c.afterOpen.visiblePredicted, ['Glioma'], name);
+  }
+  assert.doesNotMatch(shown.ood.text, /Glioma|outlier score/);
+  assert.match(shown.ood.afterOpen.text, /The model’s pick, for what it is worth: Glioma 80\.0% \(outlier score 4321\)/);
+
+  // Plain: unchanged, the class and its probability.
+  assert.equal(shown.plain.flag, null);
+  assert.equal(shown.plain.firstLine, 'No tumor 85.0%');
+  assert.equal(shown.plain.visibleBars, 4);
+  assert.equal(shown.plain.summary, null);
+
+  // The results table notes the flags; its CSV carries them.
+  assert.deepEqual(shown.notes, ['Uncertain', 'Does not look like brain MRI', 'Does not look like brain MRI', '']);
+  const csv = shown.csv.trim().split(/\r\n/).map((line) => line.split(','));
+  assert.deepEqual(csv[0].slice(8), ['uncertain', 'out_of_distribution', 'outlier_score', 'milliseconds', 'error']);
+  assert.deepEqual(csv.slice(1).map((row) => [row[0], ...row.slice(8, 11)]), [
+    ['uncertain.png', 'true', 'false', '12.5'],
+    ['ood.png', 'false', 'true', '4321.12'],
+    ['oodAndUncertain.png', 'true', 'true', '999'],
+    ['plain.png', 'false', 'false', ''],
+  ]);
+  await context.close();
+});

@@ -67,14 +67,16 @@ export function scanJobs(enginePromise) {
     },
 
     // Classifies slices (through the file's or the automatic window, as the model sees them)
-    // -> [{z, probabilities, classIndex, className}]; progress {done, total} after each.
+    // -> [{z, probabilities, classIndex, className, uncertain, outOfDistribution, outlierScore?}];
+    // progress {done, total} after each.
     async scanClassify({ set, volume, slices }, progress) {
       const { engine } = await enginePromise;
       const { reader, v } = volumeOf(set, volume);
       const results = [];
       for (const z of slices) {
         const r = classifySlice(engine, reader, v, volume, z, false);
-        results.push({ z, probabilities: r.probabilities, classIndex: r.classIndex, className: r.className });
+        results.push({ z, probabilities: r.probabilities, classIndex: r.classIndex, className: r.className,
+                       uncertain: r.uncertain, outOfDistribution: r.outOfDistribution, outlierScore: r.outlierScore });
         progress({ done: results.length, total: slices.length });
       }
       return results;

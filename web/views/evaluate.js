@@ -1,6 +1,7 @@
 // Evaluate view: a labelled folder (sub-folders named after the classes) is classified by the
 // model in use; the page shows accuracy, the confusion matrix, per-class precision / recall /
-// F1 and a gallery of the misclassified images with what was predicted.
+// F1, how many answers the model's confidence flagged (uncertain, unlike a brain MRI slice) and
+// a gallery of the misclassified images with what was predicted.
 import { h, clear, add, percent } from '../lib/dom.js';
 import { filesFromInput } from '../lib/files.js';
 import { labelledSet } from '../lib/dataset.js';
@@ -49,7 +50,8 @@ export function mount(section, app) {
       try {
         const bytes = new Uint8Array(await item.file.arrayBuffer());
         const r = await app.engine.request('classify', { bytes }, { transfer: [bytes.buffer] });
-        outcomes.push({ ...item, prediction: r.className, confidence: r.probabilities[r.classIndex] });
+        outcomes.push({ ...item, prediction: r.className, confidence: r.probabilities[r.classIndex],
+                        uncertain: Boolean(r.uncertain), outOfDistribution: Boolean(r.outOfDistribution) });
       } catch (error) {
         failures.push({ path: item.path, reason: error.message });
       }
@@ -68,6 +70,7 @@ export function mount(section, app) {
     const report = classificationReport(confusion, classes);
     const chart = h('canvas', { class: 'chart confusion', id: 'confusion-chart', style: { height: '320px', maxWidth: '520px' } });
     const wrong = outcomes.filter((o) => o.label !== o.prediction);
+    const flagged = flaggedNote(outcomes);
     add(results,
       h('div', { class: 'panel figures' },
         h('div', { class: 'figure', id: 'evaluate-accuracy', dataset: { accuracy: report.accuracy } },
@@ -80,6 +83,7 @@ export function mount(section, app) {
           }, `95% interval ${percent(report.accuracyInterval.low)} – ${percent(report.accuracyInterval.high)}`)),
         h('div', { class: 'figure' }, String(report.total), h('small', {}, 'images')),
         h('div', { class: 'figure' }, fmt(report.macroF1), h('small', {}, 'macro F1'))),
+      flagged,
       h('div', { class: 'two-col' },
         h('div', { class: 'panel' }, h('h3', {}, 'Confusion matrix'), chart),
         h('div', { class: 'panel' }, h('h3', {}, 'Per class'),
@@ -104,7 +108,23 @@ export function mount(section, app) {
     img.addEventListener('error', () => URL.revokeObjectURL(url), { once: true });
     return h('figure', { dataset: { label: o.label, prediction: o.prediction } }, img,
       h('figcaption', {}, h('strong', {}, o.path.split('/').pop()), h('br'),
-        `${readableClass(o.label)} → ${readableClass(o.prediction)} (${percent(o.confidence)})`));
+        `${readableClass(o.label)} → ${readableClass(o.prediction)} (${percent(o.confidence)})`,
+        o.outOfDistribution ? [h('br'), 'does not look like a brain MRI slice'] : o.uncertain ? [h('br'), 'uncertain'] : null));
+  }
+
+  // How many answers the model's confidence flagged, and how often those and the rest were right.
+  function flaggedNote(outcomes) {
+    const count = (f) => outcomes.filter(f);
+    const uncertain = count((o) => o.uncertain && !o.outOfDistribution);
+    const ood = count((o) => o.outOfDistribution);
+    const sure = count((o) => !o.uncertain && !o.outOfDistribution);
+    if (uncertain.length === 0 && ood.length === 0) return null;
+    const right = (list) => list.filter((o) => o.label === o.prediction).length;
+    const part = (list, what) => `${list.length} ${what} (${right(list)} right)`;
+    return h('p', { class: 'hint', id: 'evaluate-flagged', dataset: { uncertain: uncertain.length, outOfDistribution: ood.length } },
+      [uncertain.length ? part(uncertain, 'uncertain') : null,
+       ood.length ? part(ood, 'unlike a brain MRI slice') : null,
+       part(sure, 'confident')].filter(Boolean).join(' · ') + '.');
   }
 
   return { acceptFiles: run };

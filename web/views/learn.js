@@ -1,5 +1,6 @@
 // Learn view (teaching): the network drawn as a diagram of its layers with output shapes and
-// parameter counts, and the feature maps each layer produces for the current image.
+// parameter counts, the model's confidence settings (calibration temperature, uncertain
+// threshold, outlier detector), and the feature maps each layer produces for the current image.
 import { h, clear } from '../lib/dom.js';
 import { filesFromInput } from '../lib/files.js';
 import { drawFeatureMaps } from './feature-maps.js';
@@ -22,9 +23,22 @@ function shapeText(shape) {
   return shape.slice(1).join(' × ');
 }
 
+// The model's confidence settings in a line ('' for an engine that reports none).
+function confidenceText(c) {
+  if (!c) return '';
+  const parts = [c.temperature === 1 ? 'Probabilities as the network gives them (temperature 1)'
+    : `Probabilities calibrated: the scores are divided by a temperature of ${+c.temperature.toFixed(3)} before the softmax`];
+  if (c.uncertainBelow > 0) parts.push(`answers below ${Math.round(100 * c.uncertainBelow)}% are marked uncertain`);
+  parts.push(c.hasOutlierDetector
+    ? 'an outlier detector flags images that do not look like brain MRI slices'
+    : 'no outlier detector');
+  return `${parts.join('; ')}.`;
+}
+
 export function mount(section, app) {
   const diagram = h('ol', { class: 'layer-diagram', id: 'layer-diagram' });
   const totals = h('p', { class: 'summary' });
+  const confidence = h('p', { class: 'hint', id: 'model-confidence' });
   const layerSelect = h('select', { id: 'feature-layer' });
   const imageName = h('span', { class: 'image-name' }, 'no image yet');
   const picker = h('input', { type: 'file', id: 'learn-file', class: 'visually-hidden' });
@@ -36,7 +50,7 @@ export function mount(section, app) {
       h('p', {}, 'Each box is one layer, from the input image at the top to the four class ',
         'probabilities at the bottom. Pick a layer to see the feature maps it computes.')),
     h('div', { class: 'learn' },
-      h('div', { class: 'learn-diagram' }, totals, diagram),
+      h('div', { class: 'learn-diagram' }, totals, confidence, diagram),
       h('div', { class: 'learn-maps' },
         h('div', { class: 'toolbar' },
           h('label', {}, 'Layer ', layerSelect),
@@ -66,6 +80,7 @@ export function mount(section, app) {
     if (firstConv) layerSelect.value = firstConv.name;
     totals.textContent = `${info.layers.length} layers · ${info.parameterCount.toLocaleString('en')} parameters · ` +
       `${(info.flops / 1e6).toFixed(1)} MFLOP per image`;
+    confidence.textContent = confidenceText(info.confidence);
   }
 
   let shown = null;

@@ -1,8 +1,12 @@
 // The results of a batch as a table: sortable by any column (click its header), exportable
-// as CSV. Rows are the cards that finished (classified or failed).
+// as CSV. Rows are the cards that finished (classified or failed). The Note column and the
+// CSV's uncertain / out_of_distribution / outlier_score columns carry the model's confidence.
 import { h, clear, percent, download } from '../lib/dom.js';
 import { readableClass } from '../lib/labels.js';
-import { toCsv } from '../lib/csv.js';
+import { toCsv, CONFIDENCE_COLUMNS, confidenceFields } from '../lib/csv.js';
+import { resultFlag } from './result-card.js';
+
+const NOTES = { ood: 'Does not look like brain MRI', uncertain: 'Uncertain' };
 
 export class ResultsTable {
   constructor() {
@@ -26,6 +30,7 @@ export class ResultsTable {
         show: (v) => (v < 0 ? '' : percent(v)) },
       ...this.classes.map((name, i) => ({ key: `p:${name}`, label: readableClass(name), numeric: true,
         value: (c) => (c.result ? c.result.probabilities[i] : -1), show: (v) => (v < 0 ? '' : percent(v)) })),
+      { key: 'note', label: 'Note', value: (c) => NOTES[resultFlag(c.result)] ?? '' },
       { key: 'ms', label: 'Time (ms)', numeric: true, value: (c) => (c.result ? c.result.milliseconds : -1),
         show: (v) => (v < 0 ? '' : v.toFixed(1)) },
       { key: 'error', label: 'Error', value: (c) => c.error ?? '' },
@@ -71,12 +76,12 @@ export class ResultsTable {
 
   csv() {
     const header = ['file', 'predicted_class', 'prediction', 'confidence',
-                    ...this.classes.map((c) => `p_${c}`), 'milliseconds', 'error'];
+                    ...this.classes.map((c) => `p_${c}`), ...CONFIDENCE_COLUMNS, 'milliseconds', 'error'];
     const rows = this.sorted().map((c) => {
       const r = c.result;
-      if (!r) return [c.name, '', '', '', ...this.classes.map(() => ''), '', c.error];
+      if (!r) return [c.name, '', '', '', ...this.classes.map(() => ''), ...confidenceFields(null), '', c.error];
       return [c.name, r.className, readableClass(r.className), r.probabilities[r.classIndex].toFixed(6),
-              ...Array.from(r.probabilities, (p) => p.toFixed(6)), r.milliseconds.toFixed(2), ''];
+              ...Array.from(r.probabilities, (p) => p.toFixed(6)), ...confidenceFields(r), r.milliseconds.toFixed(2), ''];
     });
     return toCsv(header, rows);
   }

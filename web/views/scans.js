@@ -8,8 +8,11 @@
 //     and the automatic windows as presets (the window changes only what is shown: slices are
 //     classified through the file's window, else the automatic one);
 //   - per-slice class probabilities as a strip chart along the slices (click: show that
-//     slice), the most tumour-like slice, Grad-CAM on the slice shown, a summary and a CSV
-//     with one row per slice.
+//     slice), the most tumour-like slice, Grad-CAM on the slice shown, a summary (with how many
+//     slices the model's outlier detector found unlike a brain MRI slice) and a CSV with one
+//     row per slice.
+// The slice shown gets the classify card's verdict (result-card.js resultVerdict): a slice
+// unlike a brain MRI slice or an uncertain answer says so.
 // Slices are classified in the worker a few at a time, so slice and window requests get in
 // between and the page stays responsive; a progress bar follows.
 // Shown about a scan: only the scan module's `info` (modality, series description,
@@ -18,11 +21,12 @@
 // (pending | done | error), data-slices, data-slice (the slice shown, 0-based), data-window
 // ("center,width" of the window shown, once drawn), data-verdict; every per-slice result
 // (.slice-result for the slice shown, .strip-slice in the chart) has data-file, data-slice and,
-// once classified, data-prediction.
+// once classified, data-prediction and (as on a classify card) data-flag="ood" | "uncertain"
+// when the model's confidence says so.
 import { h, clear, add, percent, download } from '../lib/dom.js';
 import { readableClass, classColour } from '../lib/labels.js';
-import { toCsv } from '../lib/csv.js';
-import { classBars, heatmapCanvas } from './result-card.js';
+import { toCsv, CONFIDENCE_COLUMNS, confidenceFields } from '../lib/csv.js';
+import { resultVerdict, resultFlag, setFlag, heatmapCanvas } from './result-card.js';
 
 // This view's styles come with it (the page's style.css has none of them).
 const styles = new Promise((resolve) => {
@@ -418,12 +422,10 @@ class ScanViewer {
     const el = this.sliceResult;
     el.dataset.slice = String(r.z);
     el.dataset.prediction = r.className;
+    setFlag(el, r);
     const file = this.volume.sliceFiles?.[r.z];
     clear(el,
-      h('p', { class: 'verdict' }, `Slice ${r.z + 1}: `,
-        h('strong', { class: 'predicted' }, readableClass(r.className)), ' ',
-        h('span', { class: 'confidence' }, percent(r.probabilities[r.classIndex]))),
-      classBars(r),
+      resultVerdict(r, { lead: `Slice ${r.z + 1}: ` }),
       file ? h('p', { class: 'timing' }, file.split('/').pop()) : null);
     this.stage.querySelector('canvas.heatmap')?.remove();
     if (r.heatmap) this.stage.append(heatmapCanvas(r));
@@ -447,10 +449,14 @@ class ScanViewer {
   }
 
   setResult(z, r) {
-    this.results[z] = { probabilities: Array.from(r.probabilities), classIndex: r.classIndex, className: r.className };
+    this.results[z] = { probabilities: Array.from(r.probabilities), classIndex: r.classIndex, className: r.className,
+                        uncertain: Boolean(r.uncertain), outOfDistribution: Boolean(r.outOfDistribution),
+                        outlierScore: r.outlierScore };
     const column = this.strip.children[z];
     column.dataset.prediction = r.className;
-    column.title = `Slice ${z + 1}: ${readableClass(r.className)} ` +
+    setFlag(column, r);
+    const flag = { ood: ' (does not look like a brain MRI slice)', uncertain: ' (uncertain)' }[resultFlag(r)] ?? '';
+    column.title = `Slice ${z + 1}: ${readableClass(r.className)}${flag} ` +
       this.classes.map((c, i) => `${readableClass(c)} ${percent(r.probabilities[i])}`).join(', ');
     clear(column, this.stackOrder.map((i) => h('span', {
       class: 'segment', style: { height: percent(r.probabilities[i], 2), background: classColour(this.classes[i], i) } })));
@@ -525,11 +531,16 @@ class ScanViewer {
         (summary.tumourSlices > counts[summary.verdictIndex] ? ` (${summary.tumourSlices} slices predicted as some tumour).` : '.');
     this.mostTumour = most;
     this.root.dataset.verdict = verdict;
+    const outliers = this.results.filter((r) => r?.outOfDistribution).length;
+    this.root.dataset.outOfDistributionSlices = String(outliers);
     clear(this.summary,
       h('p', { class: 'scan-verdict', dataset: { verdict } }, h('strong', {}, 'Verdict: '), verdictText),
       h('ul', { class: 'scan-counts' }, this.classes.map((c, i) => h('li', { dataset: { class: c, count: counts[i] } },
         h('span', { class: 'swatch', style: { background: classColour(c, i) } }), `${readableClass(c)}: ${counts[i]}`))),
       most ? h('p', { class: 'hint' }, `Most tumour-like: slice ${most.z + 1} (${percent(most.score)} not “no tumour”).`) : null,
+      outliers > 0 ? h('p', { class: 'notice scan-outliers' },
+        h('span', { class: 'notice-icon', 'aria-hidden': 'true' }, '⚠ '),
+        `${outliers} of the ${this.slices} slices do not look like brain MRI slices: their classes mean little.`) : null,
       h('p', { class: 'hint' }, 'A research and teaching tool, not a diagnosis.'));
     this.mostButton.disabled = !most;
     this.mostButton.title = most ? `Slice ${most.z + 1}` : 'The model has no "no tumor" class';
@@ -543,10 +554,12 @@ class ScanViewer {
   }
 
   csv() {
-    const header = ['file', 'slice', 'slice_file', 'predicted_class', 'prediction', 'confidence', ...this.classes.map((c) => `p_${c}`)];
+    const header = ['file', 'slice', 'slice_file', 'predicted_class', 'prediction', 'confidence', ...this.classes.map((c) => `p_${c}`),
+                    ...CONFIDENCE_COLUMNS];
     const rows = this.results.map((r, z) => [
       this.name, z, this.volume.sliceFiles?.[z] ?? '', r?.className ?? '', r ? readableClass(r.className) : '',
-      r ? r.probabilities[r.classIndex].toFixed(6) : '', ...this.classes.map((c, i) => (r ? r.probabilities[i].toFixed(6) : ''))]);
+      r ? r.probabilities[r.classIndex].toFixed(6) : '', ...this.classes.map((c, i) => (r ? r.probabilities[i].toFixed(6) : '')),
+      ...confidenceFields(r)]);
     return toCsv(header, rows);
   }
 
