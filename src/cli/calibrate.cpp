@@ -129,22 +129,13 @@ int run_calibrate(const CommandArgs& argv) {
   for (const char* required : {"--data", "--model", "--out"})
     if (!args.has(required)) throw UsageError(std::string(required) + " is required");
   if (args.positional().empty()) throw UsageError("name at least one HELD_OUT_MODEL");
-  double rate = 0.01;
-  if (args.has("--ood-rate")) {
-    rate = std::stod(args.get("--ood-rate"));
-    if (!(rate > 0.0 && rate < 0.5)) throw UsageError("--ood-rate must be in (0, 0.5)");
-  }
+  const double rate = get_number(args, "--ood-rate", 0.01, 0.0001, 0.5);
   const bool flip = args.has("--flip");
   const std::string layer = args.get("--feature-layer", flip ? "m1_gap" : "gap");
   Runtime rt(args.get_size("--threads", 0, 0, 256));
 
   Model final_model = load_model_file(args.get("--model"));
-  ImageFolderOptions load;
-  load.width = final_model.architecture().width;
-  load.height = final_model.architecture().height;
-  load.classes = final_model.classes();
-  load.crop_to_head = final_model.preprocessing().crop_to_head;
-  load.decode = decode_image_or_dicom;
+  const ImageFolderOptions load = folder_options_for(final_model);
   const std::string data_dir = args.get("--data");
   const Dataset data = load_image_folder(rt, data_dir, load);
   std::map<std::string, size_t> index;

@@ -75,14 +75,7 @@ int run_evaluate(const CommandArgs& argv) {
 
   const std::string model_path = args.get("--model"), data_dir = args.get("--data");
   const Model loaded = load_model_file(model_path);
-  const Architecture& arch = loaded.architecture();
-  ImageFolderOptions load;
-  load.width = arch.width;
-  load.height = arch.height;
-  load.classes = loaded.classes();
-  load.crop_to_head = loaded.preprocessing().crop_to_head;
-  load.decode = decode_image_or_dicom;  // single-frame DICOM files beside the images
-  const Dataset data = load_image_folder(rt, data_dir, load);
+  const Dataset data = load_image_folder(rt, data_dir, folder_options_for(loaded));
   for (const std::string& s : data.skipped()) std::fprintf(stderr, "skipped %s\n", s.c_str());
   if (data.size() == 0)
     throw std::runtime_error("no readable images under '" + data_dir + "' (" +

@@ -118,4 +118,14 @@ GreyImage decode_image_or_dicom(std::span<const uint8_t> bytes) {
   return slice_image(v, 0);
 }
 
+ImageFolderOptions folder_options_for(const Model& model) {
+  ImageFolderOptions load;
+  load.width = model.architecture().width;
+  load.height = model.architecture().height;
+  load.classes = model.classes();
+  load.crop_to_head = model.preprocessing().crop_to_head;
+  load.decode = decode_image_or_dicom;  // single-frame DICOM files beside the images
+  return load;
+}
+
 }  // namespace nl::cli

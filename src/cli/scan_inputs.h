@@ -9,7 +9,9 @@
 #include <vector>
 
 #include "formats/image.h"
+#include "core/model.h"
 #include "formats/scans/scan.h"
+#include "train/image_folder.h"
 
 namespace nl::cli {
 
@@ -37,5 +39,9 @@ GreyImage slice_image(const scans::Volume& volume, size_t slice);
 // An image file or a single-frame DICOM file to grey: the decoder `evaluate` and `train` load
 // their class folders with.
 GreyImage decode_image_or_dicom(std::span<const uint8_t> bytes);
+
+// How to load a labelled folder for `model`: its input size, classes and cropping, with
+// decode_image_or_dicom (evaluate, calibrate).
+ImageFolderOptions folder_options_for(const Model& model);
 
 }  // namespace nl::cli
