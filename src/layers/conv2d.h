@@ -4,8 +4,9 @@
 //
 // Forward: xnn_convolution2d_nhwc_f32, created (weights packed) when the parameters are
 // dirty, reshaped when batch or spatial size change.
-// Backward: im2col of the input (plain loops, written transposed: one row per kernel tap
-// and channel), then on XNNPACK (gemm.h)
+// Backward: im2col of the input, written transposed (one row per kernel tap and channel,
+// copied from a channel-major copy of the input made by XNNPACK's transpose), then on
+// XNNPACK (gemm.h)
 //   dWᵀ += colsᵀ·dY,  dcols = dY·W,  and col2im scatter-add of dcols into dX;
 // processed a few images at a time so the im2col buffers stay small.
 // Why colsᵀ·dY rather than dYᵀ·cols: XNNPACK's dynamic fully-connected operator packs its
@@ -36,7 +37,7 @@ class Conv2D : public Layer {
   void create_operator();
   // The input columns of images [first, first+count), transposed: [k*k*C, count*OH*OW]
   // (row (kh*k + kw)*C + c holds that tap and channel for every output position).
-  void im2col_transposed(Runtime& rt, const Tensor& x, size_t first, size_t count, float* cols_t) const;
+  void im2col_transposed(Runtime& rt, const Tensor& x, size_t first, size_t count, float* cols_t);
   // Scatter-adds columns of images [first, first+count) into dx (already zeroed there).
   void col2im(Runtime& rt, const float* cols, size_t first, size_t count, Tensor& dx) const;
   bool is_pointwise() const;  // 1x1, stride 1, no padding: dcols is dX itself
@@ -50,6 +51,8 @@ class Conv2D : public Layer {
   // Backward scratch, kept between steps to avoid re-allocation.
   Tensor masked_dout_;  // dY·[Y>0] for the fused ReLU
   Tensor cols_t_, dcols_;
+  Tensor planes_;                 // an im2col chunk channel-major, [C, images*H*W]
+  Transposer cols_transposer_;    // NHWC chunk -> planes_ (or colsᵀ itself when pointwise)
   Tensor weight_grad_t_;                // dWᵀ [KK,F], summed over chunks
   MatMul weight_grad_{MatMulForm::nn};  // dWᵀ[KK,F] += colsᵀ[KK,M] · dY[M,F]
   MatMul input_grad_{MatMulForm::nn};   // dcols[M,KK] = dY[M,F] · W[F,KK]
