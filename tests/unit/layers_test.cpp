@@ -313,6 +313,61 @@ TEST_CASE("batch_norm training: batch statistics, running statistics, full backw
   }
 }
 
+TEST_CASE("batch_norm training at large odd sizes: blocked sums match double loops, same bits on 1 and 2 threads") {
+  // Many row blocks and tasks, a partial last one, channels not a multiple of the vector
+  // width, and an offset mean (values around 50 with spread 1: a one-pass variance in float
+  // would lose most digits).
+  for (const Shape& shape : {Shape{5, 23, 19, 13}, Shape{3, 37, 41, 2}, Shape{1029, 7}}) {
+    CAPTURE(nl::to_string(shape));
+    const size_t c = shape.back(), rows = nl::numel(shape) / c;
+    const Tensor x = ref::random_tensor(shape, 71, 49.0f, 51.0f);
+    const Tensor r = ref::random_tensor(shape, 72);
+    std::vector<double> outs[2], dxs[2], stats[2];
+    for (size_t t = 0; t < 2; ++t) {
+      Runtime rt(t + 1);
+      LayerSpec spec = make_spec("batch_norm", "bn");
+      spec.momentum = 0.5f;
+      nl::BatchNorm bn(spec);
+      Shape one = shape;
+      one[0] = 1;
+      bn.create_params({one});
+      ref::fill_uniform(bn.params()[0].value.values(), 73, 0.5f, 1.5f);
+      ref::fill_uniform(bn.params()[1].value.values(), 74);
+      const auto gamma = doubles(bn.params()[0].value), beta = doubles(bn.params()[1].value);
+      Tensor out;
+      const Tensor dx = forward_backward(bn, rt, {&x}, out, true, r);
+      const std::string fwd =
+          ref::mismatch(out.values(), ref::batch_norm_train(rows, c, doubles(x), gamma, beta, spec.epsilon), 1e-4, 1e-4);
+      CHECK_MESSAGE(fwd.empty(), fwd);
+      std::vector<double> mean, var, want_mean(c), want_var(c);
+      ref::channel_stats(rows, c, doubles(x), mean, var);
+      for (size_t ch = 0; ch < c; ++ch) {
+        want_mean[ch] = 0.5 * 0.0 + 0.5 * mean[ch];
+        want_var[ch] = 0.5 * 1.0 + 0.5 * var[ch] * rows / (rows - 1.0);
+      }
+      const std::string st = ref::mismatch(bn.params()[2].value.values(), want_mean, 1e-6, 1e-6) +
+                             ref::mismatch(bn.params()[3].value.values(), want_var, 1e-6, 1e-5);
+      CHECK_MESSAGE(st.empty(), st);
+      const ref::BatchNormGrads want = ref::batch_norm_train_backward(rows, c, doubles(x), gamma, doubles(r), spec.epsilon);
+      const std::string edx = ref::mismatch(dx.values(), want.dx, 1e-4, 1e-3);
+      CHECK_MESSAGE(edx.empty(), edx);
+      const std::string edg = ref::mismatch(bn.params()[0].grad.values(), want.dgamma, 1e-3, 1e-4) +
+                              ref::mismatch(bn.params()[1].grad.values(), want.dbeta, 1e-3, 1e-4);
+      CHECK_MESSAGE(edg.empty(), edg);
+      outs[t] = doubles(out);
+      dxs[t] = doubles(dx);
+      for (const nl::Param& p : bn.params()) {
+        const std::vector<double> v = doubles(p.value), g = doubles(p.grad);
+        stats[t].insert(stats[t].end(), v.begin(), v.end());
+        stats[t].insert(stats[t].end(), g.begin(), g.end());
+      }
+    }
+    CHECK(outs[0] == outs[1]);
+    CHECK(dxs[0] == dxs[1]);
+    CHECK(stats[0] == stats[1]);
+  }
+}
+
 TEST_CASE("batch_norm statistics average: batches averaged, output unchanged, abandon keeps the old") {
   Runtime rt(1);
   LayerSpec spec = make_spec("batch_norm", "bn");
