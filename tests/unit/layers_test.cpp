@@ -176,6 +176,37 @@ TEST_CASE("max_pool backward: finite differences, and ties go to the first maxim
   CHECK_MESSAGE(err.empty(), err);
 }
 
+TEST_CASE("max_pool backward with many ties matches the first-maximum reference, same bits on 1 and 2 threads") {
+  // Values on a coarse grid (ties in most windows), -inf among them, channels not a multiple
+  // of the vector width, every pool case: dx against the naive argmax scatter.
+  for (const PoolCase& pc : kPoolCases) {
+    CAPTURE(label(pc));
+    Shape shape = pc.input;
+    shape[0] += 2;
+    Tensor x = ref::random_tensor(shape, 31, -2.0f, 2.0f);
+    for (size_t i = 0; i < x.size(); ++i) {
+      x[i] = std::round(x[i] * 2.0f) / 2.0f;
+      if (i % 13 == 5) x[i] = -INFINITY;
+    }
+    const ref::PoolGeometry g = geometry(pc, shape[0]);
+    const Tensor r = ref::random_tensor({g.n, g.out_h(), g.out_w(), g.c}, 32);
+    std::vector<double> xd = doubles(x), expected(x.size(), 0.0);
+    const auto argmax = ref::max_pool_argmax(g, xd);
+    for (size_t o = 0; o < argmax.size(); ++o) expected[argmax[o]] += r[o];
+    std::vector<double> dxs[2];
+    for (size_t t = 0; t < 2; ++t) {
+      Runtime rt(t + 1);
+      nl::MaxPool pool(pool_spec("max_pool", pc.kernel, pc.stride, pc.padding));
+      Tensor out;
+      const Tensor dx = forward_backward(pool, rt, {&x}, out, true, r);
+      const std::string err = ref::mismatch(dx.values(), expected, 1e-6, 1e-6);
+      CHECK_MESSAGE(err.empty(), err);
+      dxs[t] = doubles(dx);
+    }
+    CHECK(dxs[0] == dxs[1]);
+  }
+}
+
 TEST_CASE("avg_pool forward excludes padding from the average, like XNNPACK") {
   Runtime rt(1);
   for (const PoolCase& pc : kPoolCases) {
