@@ -1,7 +1,7 @@
 // neurolens bench-train: training throughput (images per second) of an architecture at one or
 // more thread counts, on seeded synthetic images, and where the time goes: XNNPACK operator
-// runs, XNNPACK convolution creation (weight packing after each optimizer step), and our own
-// code (batch assembly and augmentation, im2col/col2im and other backward loops, loss, AdamW).
+// runs, XNNPACK (de)convolution creation (weight packing after each optimizer step), and our own
+// code (batch assembly and augmentation, im2col and other backward loops, loss, AdamW).
 //
 // XNNPACK calls are timed by wrapping them at link time (-Wl,--wrap=..., set for the
 // `neurolens` executable in CMakeLists.txt): every call from any layer goes through the
@@ -61,6 +61,25 @@ enum xnn_status __wrap_xnn_create_convolution2d_nhwc_f32(
   const auto t = Clock::now();
   const enum xnn_status s = __real_xnn_create_convolution2d_nhwc_f32(
       pt, pr, pb, pl, kh, kw, sh, sw, dh, dw, groups, gic, goc, ics, ocs, kernel, bias, out_min,
+      out_max, flags, code_cache, weights_cache, out);
+  if (g_measuring.load(std::memory_order_relaxed)) g_create_ns += ns_since(t);
+  return s;
+}
+
+// The convolutions' input gradients are deconvolutions with the same weights, re-created
+// after each step like the forward operators: their packing counts as convolution creation.
+enum xnn_status __real_xnn_create_deconvolution2d_nhwc_f32(
+    uint32_t, uint32_t, uint32_t, uint32_t, uint32_t, uint32_t, uint32_t, uint32_t, uint32_t, uint32_t,
+    uint32_t, size_t, size_t, size_t, size_t, const float*, const float*, float, float, uint32_t,
+    xnn_code_cache_t, xnn_weights_cache_t, xnn_operator_t*);
+enum xnn_status __wrap_xnn_create_deconvolution2d_nhwc_f32(
+    uint32_t pt, uint32_t pr, uint32_t pb, uint32_t pl, uint32_t kh, uint32_t kw, uint32_t sh,
+    uint32_t sw, uint32_t dh, uint32_t dw, uint32_t groups, size_t gic, size_t goc, size_t ips,
+    size_t ops, const float* kernel, const float* bias, float out_min, float out_max, uint32_t flags,
+    xnn_code_cache_t code_cache, xnn_weights_cache_t weights_cache, xnn_operator_t* out) {
+  const auto t = Clock::now();
+  const enum xnn_status s = __real_xnn_create_deconvolution2d_nhwc_f32(
+      pt, pr, pb, pl, kh, kw, sh, sw, dh, dw, groups, gic, goc, ips, ops, kernel, bias, out_min,
       out_max, flags, code_cache, weights_cache, out);
   if (g_measuring.load(std::memory_order_relaxed)) g_create_ns += ns_since(t);
   return s;

@@ -1,5 +1,6 @@
 #include "layers/batch_norm.h"
 
+#include <algorithm>
 #include <cmath>
 #include <iterator>
 #include <stdexcept>
@@ -85,7 +86,52 @@ double BatchNorm::flops(const std::vector<Shape>& inputs) const {
   return 2.0 * static_cast<double>(numel(inputs.at(0)));  // a multiply and an add per element
 }
 
-void BatchNorm::forward(Runtime&, const std::vector<const Tensor*>& in, Tensor& out, bool training) {
+namespace {
+
+// The statistics' sums run over blocks of kBlockRows rows: a block sums in float (the loops
+// over channels vectorise; 32 terms keep float's rounding near double's), the block sums are
+// added in double. Tasks of kTaskRows rows run on the thread pool and their sums are added in
+// task order; the partition depends only on the shape, so the result is the same bits on any
+// number of threads.
+constexpr size_t kBlockRows = 32;
+constexpr size_t kTaskRows = 32 * kBlockRows;
+
+size_t task_count(size_t rows) { return (rows + kTaskRows - 1) / kTaskRows; }
+
+// out[i] (i < width) = the sum over rows r of what add_row(r, acc) adds to acc[i].
+template <class AddRow>
+void blocked_sums(Runtime& rt, size_t rows, size_t width, std::vector<double>& partial,
+                  std::vector<double>& out, const AddRow& add_row) {
+  const size_t tasks = task_count(rows);
+  partial.assign(tasks * width, 0.0);
+  parallel_for(rt, tasks, [&](size_t t) {
+    std::vector<float> acc(width);
+    double* sum = partial.data() + t * width;
+    const size_t end = std::min(rows, (t + 1) * kTaskRows);
+    for (size_t r0 = t * kTaskRows; r0 < end; r0 += kBlockRows) {
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      const size_t r1 = std::min(end, r0 + kBlockRows);
+      for (size_t r = r0; r < r1; ++r) add_row(r, acc.data());
+      for (size_t i = 0; i < width; ++i) sum[i] += acc[i];
+    }
+  });
+  out.assign(width, 0.0);
+  for (size_t t = 0; t < tasks; ++t)
+    for (size_t i = 0; i < width; ++i) out[i] += partial[t * width + i];
+}
+
+// f(r) for every row r, a task per kTaskRows rows (element-wise passes: rows are independent).
+template <class RowFn>
+void for_rows(Runtime& rt, size_t rows, const RowFn& f) {
+  parallel_for(rt, task_count(rows), [&](size_t t) {
+    const size_t end = std::min(rows, (t + 1) * kTaskRows);
+    for (size_t r = t * kTaskRows; r < end; ++r) f(r);
+  });
+}
+
+}  // namespace
+
+void BatchNorm::forward(Runtime& rt, const std::vector<const Tensor*>& in, Tensor& out, bool training) {
   const Tensor& x = *in.at(0);
   const Shape shape = output_shape({x.shape()});
   const size_t c = shape.back(), rows = x.size() / c;
@@ -99,25 +145,29 @@ void BatchNorm::forward(Runtime&, const std::vector<const Tensor*>& in, Tensor& 
   // Keras: a few user images must not shift them, and its output becomes a fixed function.
   const bool batch_statistics = training && !frozen;
   if (batch_statistics) {
-    // Two passes in double: the mean, then the centred sum of squares (no cancellation).
-    std::vector<double> sum(c, 0.0), sq(c, 0.0);
-    for (size_t r = 0; r < rows; ++r) {
-      const float* xr = x.data() + r * c;
-      for (size_t ch = 0; ch < c; ++ch) sum[ch] += xr[ch];
+    // Two passes: the mean, then the centred sum of squares (no cancellation).
+    const float* xd = x.data();
+    std::vector<double> sum, sq;
+    blocked_sums(rt, rows, c, partial_, sum, [&](size_t r, float* acc) {
+      const float* xr = xd + r * c;
+      for (size_t ch = 0; ch < c; ++ch) acc[ch] += xr[ch];
+    });
+    for (size_t ch = 0; ch < c; ++ch) {
+      sum[ch] /= static_cast<double>(rows);
+      mean_[ch] = static_cast<float>(sum[ch]);
     }
-    for (size_t ch = 0; ch < c; ++ch) sum[ch] /= static_cast<double>(rows);
-    for (size_t r = 0; r < rows; ++r) {
-      const float* xr = x.data() + r * c;
+    const float* mean = mean_.data();
+    blocked_sums(rt, rows, c, partial_, sq, [&](size_t r, float* acc) {
+      const float* xr = xd + r * c;
       for (size_t ch = 0; ch < c; ++ch) {
-        const double d = xr[ch] - sum[ch];
-        sq[ch] += d * d;
+        const float d = xr[ch] - mean[ch];
+        acc[ch] += d * d;
       }
-    }
+    });
     const double m = spec_.momentum;
     for (size_t ch = 0; ch < c; ++ch) {
       const double var = sq[ch] / static_cast<double>(rows);
       const double unbiased = rows > 1 ? sq[ch] / static_cast<double>(rows - 1) : var;
-      mean_[ch] = static_cast<float>(sum[ch]);
       inv_std_[ch] = static_cast<float>(1.0 / std::sqrt(var + spec_.epsilon));
       if (averaging_) {
         mean_sum_[ch] += sum[ch];
@@ -141,32 +191,49 @@ void BatchNorm::forward(Runtime&, const std::vector<const Tensor*>& in, Tensor& 
     shift[ch] = beta[ch] - mean_[ch] * scale[ch];
   }
   out.reshape(shape);
-  for (size_t r = 0; r < rows; ++r) {
-    const float* xr = x.data() + r * c;
-    float* yr = out.data() + r * c;
-    for (size_t ch = 0; ch < c; ++ch) yr[ch] = xr[ch] * scale[ch] + shift[ch];
-  }
+  const float* xd = x.data();
+  float* yd = out.data();
+  const float* sc = scale.data();
+  const float* sh = shift.data();
+  for_rows(rt, rows, [&](size_t r) {
+    const float* xr = xd + r * c;
+    float* yr = yd + r * c;
+    for (size_t ch = 0; ch < c; ++ch) yr[ch] = xr[ch] * sc[ch] + sh[ch];
+  });
   last_training_ = batch_statistics;
   last_shape_ = shape;
 }
 
-void BatchNorm::backward(Runtime&, const std::vector<const Tensor*>& in, const Tensor& out,
+void BatchNorm::backward(Runtime& rt, const std::vector<const Tensor*>& in, const Tensor& out,
                          const Tensor& dout, const std::vector<Tensor*>& din) {
   const Tensor& x = *in.at(0);
   expect_shape(spec_, x.shape(), last_shape_, "input (compared with the last forward)");
   expect_shape(spec_, dout.shape(), out.shape(), "output gradient");
   const size_t c = x.shape().back(), rows = x.size() / c;
   const float* gamma = param(kGamma).value.data();
-  // Per channel: sum(dy) and sum(dy * x_hat), with x_hat = (x - mean) * inv_std.
-  std::vector<double> sum_dy(c, 0.0), sum_dy_xhat(c, 0.0);
-  for (size_t r = 0; r < rows; ++r) {
-    const float* xr = x.data() + r * c;
-    const float* gr = dout.data() + r * c;
-    for (size_t ch = 0; ch < c; ++ch) {
-      sum_dy[ch] += gr[ch];
-      sum_dy_xhat[ch] += static_cast<double>(gr[ch]) * (xr[ch] - mean_[ch]) * inv_std_[ch];
-    }
+  const float* xd = x.data();
+  const float* gd = dout.data();
+  const float* mean = mean_.data();
+  const float* inv_std = inv_std_.data();
+  const bool want_dx = !din.empty() && din[0] != nullptr;
+  // Per channel: sum(dy) and sum(dy * x_hat), with x_hat = (x - mean) * inv_std; the latter
+  // summed as sum(dy * (x - mean)) and scaled once. Not needed by a frozen layer's inference
+  // statistics (constants).
+  std::vector<double> sums;
+  if (!frozen || (want_dx && last_training_)) {
+    blocked_sums(rt, rows, 2 * c, partial_, sums, [&](size_t r, float* acc) {
+      const float* xr = xd + r * c;
+      const float* gr = gd + r * c;
+      float* acc_dy_xc = acc + c;
+      for (size_t ch = 0; ch < c; ++ch) {
+        acc[ch] += gr[ch];
+        acc_dy_xc[ch] += gr[ch] * (xr[ch] - mean[ch]);
+      }
+    });
+    for (size_t ch = 0; ch < c; ++ch) sums[c + ch] *= inv_std[ch];
   }
+  const double* sum_dy = sums.data();
+  const double* sum_dy_xhat = sums.data() + c;
   if (!frozen) {
     float* dgamma = param(kGamma).grad.data();
     float* dbeta = param(kBeta).grad.data();
@@ -175,35 +242,40 @@ void BatchNorm::backward(Runtime&, const std::vector<const Tensor*>& in, const T
       dbeta[ch] += static_cast<float>(sum_dy[ch]);
     }
   }
-  if (din.empty() || din[0] == nullptr) return;
+  if (!want_dx) return;
   Tensor& dx = *din[0];
   dx.reshape(x.shape());
+  float* dxd = dx.data();
   if (last_training_) {
     // Through the batch statistics:
-    //   dx = gamma * inv_std * (dy - mean(dy) - x_hat * mean(dy * x_hat)).
+    //   dx = gamma * inv_std * (dy - mean(dy) - x_hat * mean(dy * x_hat))
+    //      = k * (dy - mean(dy) - (x - mean) * q),  q = inv_std * mean(dy * x_hat).
     const double inv_rows = 1.0 / static_cast<double>(rows);
-    std::vector<float> k(c), mean_dy(c), mean_dy_xhat(c);
+    std::vector<float> k(c), mean_dy(c), q(c);
     for (size_t ch = 0; ch < c; ++ch) {
-      k[ch] = gamma[ch] * inv_std_[ch];
+      k[ch] = gamma[ch] * inv_std[ch];
       mean_dy[ch] = static_cast<float>(sum_dy[ch] * inv_rows);
-      mean_dy_xhat[ch] = static_cast<float>(sum_dy_xhat[ch] * inv_rows);
+      q[ch] = static_cast<float>(inv_std[ch] * sum_dy_xhat[ch] * inv_rows);
     }
-    for (size_t r = 0; r < rows; ++r) {
-      const float* xr = x.data() + r * c;
-      const float* gr = dout.data() + r * c;
-      float* dr = dx.data() + r * c;
-      for (size_t ch = 0; ch < c; ++ch) {
-        const float xhat = (xr[ch] - mean_[ch]) * inv_std_[ch];
-        dr[ch] = k[ch] * (gr[ch] - mean_dy[ch] - xhat * mean_dy_xhat[ch]);
-      }
-    }
+    const float* kp = k.data();
+    const float* mdy = mean_dy.data();
+    const float* qp = q.data();
+    for_rows(rt, rows, [&](size_t r) {
+      const float* xr = xd + r * c;
+      const float* gr = gd + r * c;
+      float* dr = dxd + r * c;
+      for (size_t ch = 0; ch < c; ++ch) dr[ch] = kp[ch] * (gr[ch] - mdy[ch] - (xr[ch] - mean[ch]) * qp[ch]);
+    });
   } else {
     // Inference statistics are constants: dx = gamma * inv_std * dy.
-    for (size_t r = 0; r < rows; ++r) {
-      const float* gr = dout.data() + r * c;
-      float* dr = dx.data() + r * c;
-      for (size_t ch = 0; ch < c; ++ch) dr[ch] = gamma[ch] * inv_std_[ch] * gr[ch];
-    }
+    std::vector<float> k(c);
+    for (size_t ch = 0; ch < c; ++ch) k[ch] = gamma[ch] * inv_std[ch];
+    const float* kp = k.data();
+    for_rows(rt, rows, [&](size_t r) {
+      const float* gr = gd + r * c;
+      float* dr = dxd + r * c;
+      for (size_t ch = 0; ch < c; ++ch) dr[ch] = kp[ch] * gr[ch];
+    });
   }
 }
 

@@ -3,8 +3,10 @@
 // Training: mean and (biased) variance of the batch over N,H,W per channel; the running
 // statistics move towards them with `momentum` (running_var towards the unbiased batch
 // variance, as PyTorch does). Inference, and training while frozen: the running statistics.
-// Per-channel element-wise loops: the work is light and the model folds batch norm into its
-// convolution for inference.
+// Per-channel element-wise loops over rows of C floats (they vectorise), on the thread pool in
+// fixed blocks of rows; statistics are summed per block in float and across blocks in double,
+// so they do not depend on the thread count. The model folds batch norm into its convolution
+// for inference.
 // Params: gamma, beta (trainable), running_mean, running_var (trainable = false), all [C].
 #pragma once
 #include <vector>
@@ -40,6 +42,7 @@ class BatchNorm : public Layer {
   size_t averaged_batches_ = 0;
   std::vector<double> mean_sum_, var_sum_;
   Shape last_shape_;
+  std::vector<double> partial_;  // per-task sums, kept between calls
 };
 
 }  // namespace nl

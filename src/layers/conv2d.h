@@ -4,10 +4,13 @@
 //
 // Forward: xnn_convolution2d_nhwc_f32, created (weights packed) when the parameters are
 // dirty, reshaped when batch or spatial size change.
-// Backward: im2col of the input (plain loops, written transposed: one row per kernel tap
-// and channel), then on XNNPACK (gemm.h)
-//   dWᵀ += colsᵀ·dY,  dcols = dY·W,  and col2im scatter-add of dcols into dX;
-// processed a few images at a time so the im2col buffers stay small.
+// Backward:
+//  - dX on XNNPACK's deconvolution (the transposed convolution) of dY with the same weights,
+//    created (weights packed) when they change, like the forward operator; a pointwise
+//    layer's dX is the product dY·W (gemm.h).
+//  - dWᵀ += colsᵀ·dY on XNNPACK (gemm.h) over im2col of the input, written transposed (one
+//    row per kernel tap and channel, copied from a channel-major copy of the input made by
+//    XNNPACK's transpose), a few images at a time so the im2col buffers stay small.
 // Why colsᵀ·dY rather than dYᵀ·cols: XNNPACK's dynamic fully-connected operator packs its
 // right operand on every run, so the small dY [rows,F] belongs there, not the large cols
 // [rows,k*k*C]; measured about 4x faster for the weight gradient.
@@ -36,10 +39,11 @@ class Conv2D : public Layer {
   void create_operator();
   // The input columns of images [first, first+count), transposed: [k*k*C, count*OH*OW]
   // (row (kh*k + kw)*C + c holds that tap and channel for every output position).
-  void im2col_transposed(Runtime& rt, const Tensor& x, size_t first, size_t count, float* cols_t) const;
-  // Scatter-adds columns of images [first, first+count) into dx (already zeroed there).
-  void col2im(Runtime& rt, const float* cols, size_t first, size_t count, Tensor& dx) const;
-  bool is_pointwise() const;  // 1x1, stride 1, no padding: dcols is dX itself
+  void im2col_transposed(Runtime& rt, const Tensor& x, size_t first, size_t count, float* cols_t);
+  void create_input_grad_operator();
+  // dx (already shaped like the input) = the deconvolution of g (dY, out_shape).
+  void input_gradient(Runtime& rt, const float* g, const Shape& out_shape, Tensor& dx);
+  bool is_pointwise() const;  // 1x1, stride 1, no padding: the columns are the input pixels
 
   XnnOp op_;
   size_t batch_ = 0, height_ = 0, width_ = 0;  // shape op_ is reshaped for
@@ -49,10 +53,17 @@ class Conv2D : public Layer {
 
   // Backward scratch, kept between steps to avoid re-allocation.
   Tensor masked_dout_;  // dY·[Y>0] for the fused ReLU
-  Tensor cols_t_, dcols_;
+  Tensor cols_t_;
+  Tensor planes_;                 // an im2col chunk channel-major, [C, images*H*W]
+  Transposer cols_transposer_;    // NHWC chunk -> planes_ (or colsᵀ itself when pointwise)
   Tensor weight_grad_t_;                // dWᵀ [KK,F], summed over chunks
-  MatMul weight_grad_{MatMulForm::nn};  // dWᵀ[KK,F] += colsᵀ[KK,M] · dY[M,F]
-  MatMul input_grad_{MatMulForm::nn};   // dcols[M,KK] = dY[M,F] · W[F,KK]
+  MatMul weight_grad_{MatMulForm::nn};            // dWᵀ[KK,F] += colsᵀ[KK,M] · dY[M,F]
+  MatMul pointwise_input_grad_{MatMulForm::nn};   // pointwise: dX[M,C] = dY[M,F] · W[F,C]
+  XnnOp input_grad_op_;                           // the deconvolution giving dX
+  bool input_grad_stale_ = true;                  // the forward operator was re-created since
+  Shape input_grad_shape_;                        // dX shape input_grad_op_ is reshaped for
+  pthreadpool_t input_grad_pool_ = nullptr;
+  Tensor input_grad_weights_;                     // W as [C, k, k, F]
 };
 
 }  // namespace nl

@@ -2,12 +2,40 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include "layers/layer_checks.h"
 #include "layers/pool_geometry.h"
 
 namespace nl {
+
+namespace {
+
+// Per channel: v replaces the best so far, and position its position, when strictly greater
+// (ties keep the earlier position). Selects, no branches, and restrict pointers (the buffers
+// never overlap).
+void max_step(const float* __restrict v, uint32_t position, float* __restrict best,
+              uint32_t* __restrict best_at, size_t c) {
+  for (size_t ch = 0; ch < c; ++ch) {
+    const float value = v[ch], old = best[ch];  // loaded unconditionally, so the loop vectorises
+    const uint32_t old_at = best_at[ch];
+    const uint32_t wins = value > old ? ~0u : 0u;  // a mask: GCC if-converts it, not a bool
+    best[ch] = value > old ? value : old;
+    best_at[ch] = (position & wins) | (old_at & ~wins);
+  }
+}
+
+// d += g where this window position won, per channel.
+void add_where_won(const float* __restrict g, const uint32_t* __restrict best_at, uint32_t position,
+                   float* __restrict d, size_t c) {
+  for (size_t ch = 0; ch < c; ++ch) {
+    const float grad = g[ch];  // loaded unconditionally, so the loop vectorises
+    d[ch] += best_at[ch] == position ? grad : 0.0f;
+  }
+}
+
+}  // namespace
 
 MaxPool::MaxPool(const LayerSpec& spec) : Layer(spec) { check_pool_spec(spec_); }
 
@@ -60,7 +88,7 @@ void MaxPool::forward(Runtime& rt, const std::vector<const Tensor*>& in, Tensor&
   check_xnn(xnn_run_operator(op_.get(), rt.threadpool()), "run max_pooling2d_nhwc_f32");
 }
 
-void MaxPool::backward(Runtime&, const std::vector<const Tensor*>& in, const Tensor& out,
+void MaxPool::backward(Runtime& rt, const std::vector<const Tensor*>& in, const Tensor& out,
                        const Tensor& dout, const std::vector<Tensor*>& din) {
   const Tensor& x = *in.at(0);
   expect_shape(spec_, out.shape(), output_shape({x.shape()}), "output");
@@ -71,10 +99,13 @@ void MaxPool::backward(Runtime&, const std::vector<const Tensor*>& in, const Ten
   dx.fill(0.0f);
   const size_t n_count = x.dim(0), h = x.dim(1), w = x.dim(2), c = x.dim(3);
   const size_t oh = out.dim(1), ow = out.dim(2);
-  // Per output pixel: scan its window once, keeping the first maximum of every channel.
-  std::vector<float> best(c);
-  std::vector<size_t> best_at(c);
-  for (size_t n = 0; n < n_count; ++n) {
+  // One task per image (each writes only its own gradient). Per output pixel: one pass over
+  // the window finds, per channel, the window position of the first maximum; then one pass
+  // per position adds the gradient where it won. Both are selects over channels (no
+  // data-dependent branch or scatter), so they vectorise.
+  parallel_for(rt, n_count, [&](size_t n) {
+    std::vector<float> best(c);
+    std::vector<uint32_t> best_at(c);
     const float* xn = x.data() + n * h * w * c;
     float* dxn = dx.data() + n * h * w * c;
     for (size_t oy = 0; oy < oh; ++oy) {
@@ -82,21 +113,21 @@ void MaxPool::backward(Runtime&, const std::vector<const Tensor*>& in, const Ten
       for (size_t ox = 0; ox < ow; ++ox) {
         const WindowRange rx = pool_window(spec_, ox, w);
         std::fill(best.begin(), best.end(), -INFINITY);
-        std::fill(best_at.begin(), best_at.end(), (ry.begin * w + rx.begin) * c);
+        std::fill(best_at.begin(), best_at.end(), 0u);  // all -inf or NaN: the first position
+        uint32_t position = 0;
         for (size_t iy = ry.begin; iy < ry.end; ++iy)
-          for (size_t ix = rx.begin; ix < rx.end; ++ix) {
-            const size_t base = (iy * w + ix) * c;
-            for (size_t ch = 0; ch < c; ++ch)
-              if (xn[base + ch] > best[ch]) {  // strict: ties keep the earlier position
-                best[ch] = xn[base + ch];
-                best_at[ch] = base;
-              }
+          for (size_t ix = rx.begin; ix < rx.end; ++ix, ++position) {
+            max_step(xn + (iy * w + ix) * c, position, best.data(), best_at.data(), c);
           }
         const float* g = dout.data() + ((n * oh + oy) * ow + ox) * c;
-        for (size_t ch = 0; ch < c; ++ch) dxn[best_at[ch] + ch] += g[ch];
+        position = 0;
+        for (size_t iy = ry.begin; iy < ry.end; ++iy)
+          for (size_t ix = rx.begin; ix < rx.end; ++ix, ++position) {
+            add_where_won(g, best_at.data(), position, dxn + (iy * w + ix) * c, c);
+          }
       }
     }
-  }
+  });
 }
 
 }  // namespace nl

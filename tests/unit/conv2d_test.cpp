@@ -230,6 +230,55 @@ TEST_CASE("conv2d re-packs weights after params_changed") {
   CHECK(nl::ref::mismatch(y.values(), before, 1e-5, 1e-4) != "");  // the change is visible
 }
 
+TEST_CASE("conv2d backward re-packs the input-gradient weights after params_changed") {
+  // dX comes from an XNNPACK deconvolution holding its own packed copy of the weights: a
+  // step that changes them must not leave dX computed with the old ones, whether or not a
+  // forward came in between.
+  Runtime rt(1);
+  for (bool forward_between : {true, false}) {
+    CAPTURE(forward_between);
+    const ConvCase& cc = kCases[0];
+    auto layer = make_conv(cc, 65);
+    const Tensor x = nl::ref::random_tensor(input_shape(cc.g), 66);
+    Tensor y, dx;
+    layer->forward(rt, {&x}, y, true);
+    const Tensor r = nl::ref::random_tensor(y.shape(), 67);
+    layer->backward(rt, {&x}, y, r, {&dx});
+    nl::ref::fill_uniform(layer->params()[0].value.values(), 68, -0.5f, 0.5f);
+    layer->params_changed();
+    if (forward_between) layer->forward(rt, {&x}, y, true);
+    layer->backward(rt, {&x}, y, r, {&dx});
+    const nl::ref::ConvGrads want = nl::ref::conv2d_backward(
+        cc.g, nl::ref::to_double(x.values()),
+        nl::ref::to_double(layer->params()[0].value.values()), nl::ref::to_double(r.values()));
+    CHECK(nl::ref::mismatch(dx.values(), want.dx, 1e-5, 1e-4) == "");
+  }
+}
+
+TEST_CASE("conv2d backward gives the same bits on one and two threads") {
+  // Training must not depend on the thread count: every gradient is summed in the same
+  // order whichever thread computes it.
+  for (const ConvCase& cc : {ConvCase{"s1", {3, 19, 17, 6, 9, 3, 1, 1}, true, true},
+                             ConvCase{"s2", {4, 20, 21, 8, 16, 3, 2, 1}, false, false},
+                             ConvCase{"k1 s2", {4, 20, 21, 8, 16, 1, 2, 0}, false, false}}) {
+    CAPTURE(cc.label);
+    std::vector<float> dx[2], dw[2];
+    for (size_t t = 0; t < 2; ++t) {
+      Runtime rt(t + 1);
+      auto layer = make_conv(cc, 81);
+      const Tensor x = nl::ref::random_tensor(input_shape(cc.g), 82);
+      Tensor y, d;
+      layer->forward(rt, {&x}, y, true);
+      const Tensor r = nl::ref::random_tensor(y.shape(), 83);
+      layer->backward(rt, {&x}, y, r, {&d});
+      dx[t].assign(d.values().begin(), d.values().end());
+      dw[t].assign(layer->params()[0].grad.values().begin(), layer->params()[0].grad.values().end());
+    }
+    CHECK(nl::ref::mismatch(dx[1], nl::ref::to_double(dx[0]), 0, 0) == "");
+    CHECK(nl::ref::mismatch(dw[1], nl::ref::to_double(dw[0]), 0, 0) == "");
+  }
+}
+
 TEST_CASE("conv2d reshapes when batch or image size changes") {
   Runtime rt(1);
   const ConvCase& cc = kCases[0];

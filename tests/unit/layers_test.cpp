@@ -176,6 +176,37 @@ TEST_CASE("max_pool backward: finite differences, and ties go to the first maxim
   CHECK_MESSAGE(err.empty(), err);
 }
 
+TEST_CASE("max_pool backward with many ties matches the first-maximum reference, same bits on 1 and 2 threads") {
+  // Values on a coarse grid (ties in most windows), -inf among them, channels not a multiple
+  // of the vector width, every pool case: dx against the naive argmax scatter.
+  for (const PoolCase& pc : kPoolCases) {
+    CAPTURE(label(pc));
+    Shape shape = pc.input;
+    shape[0] += 2;
+    Tensor x = ref::random_tensor(shape, 31, -2.0f, 2.0f);
+    for (size_t i = 0; i < x.size(); ++i) {
+      x[i] = std::round(x[i] * 2.0f) / 2.0f;
+      if (i % 13 == 5) x[i] = -INFINITY;
+    }
+    const ref::PoolGeometry g = geometry(pc, shape[0]);
+    const Tensor r = ref::random_tensor({g.n, g.out_h(), g.out_w(), g.c}, 32);
+    std::vector<double> xd = doubles(x), expected(x.size(), 0.0);
+    const auto argmax = ref::max_pool_argmax(g, xd);
+    for (size_t o = 0; o < argmax.size(); ++o) expected[argmax[o]] += r[o];
+    std::vector<double> dxs[2];
+    for (size_t t = 0; t < 2; ++t) {
+      Runtime rt(t + 1);
+      nl::MaxPool pool(pool_spec("max_pool", pc.kernel, pc.stride, pc.padding));
+      Tensor out;
+      const Tensor dx = forward_backward(pool, rt, {&x}, out, true, r);
+      const std::string err = ref::mismatch(dx.values(), expected, 1e-6, 1e-6);
+      CHECK_MESSAGE(err.empty(), err);
+      dxs[t] = doubles(dx);
+    }
+    CHECK(dxs[0] == dxs[1]);
+  }
+}
+
 TEST_CASE("avg_pool forward excludes padding from the average, like XNNPACK") {
   Runtime rt(1);
   for (const PoolCase& pc : kPoolCases) {
@@ -310,6 +341,61 @@ TEST_CASE("batch_norm training: batch statistics, running statistics, full backw
     const auto num_db = ref::numeric_gradient(beta, doubles(r), fb, no_kinks, 1e-3);
     const std::string edb = ref::gradient_mismatch(bn.params()[1].grad.values(), num_db, 1e-4, 1e-3);
     CHECK_MESSAGE(edb.empty(), edb);
+  }
+}
+
+TEST_CASE("batch_norm training at large odd sizes: blocked sums match double loops, same bits on 1 and 2 threads") {
+  // Many row blocks and tasks, a partial last one, channels not a multiple of the vector
+  // width, and an offset mean (values around 50 with spread 1: a one-pass variance in float
+  // would lose most digits).
+  for (const Shape& shape : {Shape{5, 23, 19, 13}, Shape{3, 37, 41, 2}, Shape{1029, 7}}) {
+    CAPTURE(nl::to_string(shape));
+    const size_t c = shape.back(), rows = nl::numel(shape) / c;
+    const Tensor x = ref::random_tensor(shape, 71, 49.0f, 51.0f);
+    const Tensor r = ref::random_tensor(shape, 72);
+    std::vector<double> outs[2], dxs[2], stats[2];
+    for (size_t t = 0; t < 2; ++t) {
+      Runtime rt(t + 1);
+      LayerSpec spec = make_spec("batch_norm", "bn");
+      spec.momentum = 0.5f;
+      nl::BatchNorm bn(spec);
+      Shape one = shape;
+      one[0] = 1;
+      bn.create_params({one});
+      ref::fill_uniform(bn.params()[0].value.values(), 73, 0.5f, 1.5f);
+      ref::fill_uniform(bn.params()[1].value.values(), 74);
+      const auto gamma = doubles(bn.params()[0].value), beta = doubles(bn.params()[1].value);
+      Tensor out;
+      const Tensor dx = forward_backward(bn, rt, {&x}, out, true, r);
+      const std::string fwd =
+          ref::mismatch(out.values(), ref::batch_norm_train(rows, c, doubles(x), gamma, beta, spec.epsilon), 1e-4, 1e-4);
+      CHECK_MESSAGE(fwd.empty(), fwd);
+      std::vector<double> mean, var, want_mean(c), want_var(c);
+      ref::channel_stats(rows, c, doubles(x), mean, var);
+      for (size_t ch = 0; ch < c; ++ch) {
+        want_mean[ch] = 0.5 * 0.0 + 0.5 * mean[ch];
+        want_var[ch] = 0.5 * 1.0 + 0.5 * var[ch] * rows / (rows - 1.0);
+      }
+      const std::string st = ref::mismatch(bn.params()[2].value.values(), want_mean, 1e-6, 1e-6) +
+                             ref::mismatch(bn.params()[3].value.values(), want_var, 1e-6, 1e-5);
+      CHECK_MESSAGE(st.empty(), st);
+      const ref::BatchNormGrads want = ref::batch_norm_train_backward(rows, c, doubles(x), gamma, doubles(r), spec.epsilon);
+      const std::string edx = ref::mismatch(dx.values(), want.dx, 1e-4, 1e-3);
+      CHECK_MESSAGE(edx.empty(), edx);
+      const std::string edg = ref::mismatch(bn.params()[0].grad.values(), want.dgamma, 1e-3, 1e-4) +
+                              ref::mismatch(bn.params()[1].grad.values(), want.dbeta, 1e-3, 1e-4);
+      CHECK_MESSAGE(edg.empty(), edg);
+      outs[t] = doubles(out);
+      dxs[t] = doubles(dx);
+      for (const nl::Param& p : bn.params()) {
+        const std::vector<double> v = doubles(p.value), g = doubles(p.grad);
+        stats[t].insert(stats[t].end(), v.begin(), v.end());
+        stats[t].insert(stats[t].end(), g.begin(), g.end());
+      }
+    }
+    CHECK(outs[0] == outs[1]);
+    CHECK(dxs[0] == dxs[1]);
+    CHECK(stats[0] == stats[1]);
   }
 }
 

@@ -345,6 +345,32 @@ inline std::vector<double> batch_norm_train(size_t rows, size_t c, std::span<con
   return batch_norm(rows, c, x, gamma, beta, mean, var, eps);
 }
 
+// Training-mode batch norm backward in closed form, given dy: dx, dgamma, dbeta.
+struct BatchNormGrads {
+  std::vector<double> dx, dgamma, dbeta;
+};
+inline BatchNormGrads batch_norm_train_backward(size_t rows, size_t c, std::span<const double> x,
+                                                std::span<const double> gamma, std::span<const double> dy,
+                                                double eps) {
+  std::vector<double> mean, var;
+  channel_stats(rows, c, x, mean, var);
+  BatchNormGrads g{std::vector<double>(rows * c), std::vector<double>(c, 0.0), std::vector<double>(c, 0.0)};
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t ch = 0; ch < c; ++ch) {
+      const double xhat = (x[r * c + ch] - mean[ch]) / std::sqrt(var[ch] + eps);
+      g.dbeta[ch] += dy[r * c + ch];
+      g.dgamma[ch] += dy[r * c + ch] * xhat;
+    }
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t ch = 0; ch < c; ++ch) {
+      const double inv_std = 1.0 / std::sqrt(var[ch] + eps);
+      const double xhat = (x[r * c + ch] - mean[ch]) * inv_std;
+      g.dx[r * c + ch] = gamma[ch] * inv_std *
+                         (dy[r * c + ch] - g.dbeta[ch] / rows - xhat * g.dgamma[ch] / rows);
+    }
+  return g;
+}
+
 // Softmax over the last dimension of x [rows, C].
 inline std::vector<double> softmax(size_t rows, size_t c, std::span<const double> x) {
   std::vector<double> y(rows * c);
