@@ -4,7 +4,7 @@
 import { EngineClient } from './lib/engine-client.js';
 import { filesFromDataTransfer } from './lib/files.js';
 import { loadActiveModel, saveActiveModel, clearActiveModel } from './lib/model-store.js';
-import { setUpOffline, setUpFileHandling, isolationHint } from './lib/offline.js';
+import { setUpOffline, setUpFileHandling, isolationHint, keepDownload } from './lib/offline.js';
 import * as classifyView from './views/classify.js';
 import * as finetuneView from './views/finetune.js';
 import * as evaluateView from './views/evaluate.js';
@@ -43,6 +43,7 @@ class App extends EventTarget {
   async fetchShippedModel({ signal } = {}) {
     const response = await fetch(SHIPPED_MODEL_URL, { signal });
     if (!response.ok) throw new Error(`the shipped model ${SHIPPED_MODEL_URL} could not be loaded (HTTP ${response.status})`);
+    if (!navigator.serviceWorker?.controller) keepDownload(response.url, response.clone());  // for offline use
     return new Uint8Array(await response.arrayBuffer());
   }
 
@@ -150,20 +151,21 @@ async function main() {
   const router = setUpViews(app);
   setUpDropAndPaste(router);
   setUpFileHandling((files) => router.active().acceptFiles?.(files));
-  // The engine (the worker started with App), the model and the service worker, all at once.
+  // The engine (the worker started with App) and the model at once; a built site's service
+  // worker (none on the development server) once the page has started.
   const model = findInitialModel(app);
-  const engineStatus = app.engine.request('status');
-  engineStatus.catch(() => {});  // surfaced below
-  const offline = setUpOffline(app);  // a built site's service worker (none on the dev server)
+  let started;
+  setUpOffline(app, { after: new Promise((resolve) => { started = resolve; }) });
   try {
-    await offline;
-    app.engineStatus = await engineStatus;
+    app.engineStatus = await app.engine.request('status');
     app.dispatchEvent(new CustomEvent('engine', { detail: app.engineStatus }));
     await loadInitialModel(app, model);
     document.body.dataset.ready = 'true';
   } catch (error) {
     app.showStatus(`NeuroLens could not start: ${error.message}`);
     document.body.dataset.ready = 'error';
+  } finally {
+    started();
   }
 }
 
