@@ -49,7 +49,7 @@ const WASM_URLS = {
 // Fetches and compiles a build's .wasm (streaming: compiled as it arrives, where the server
 // says application/wasm): -> a WebAssembly.Module, or null when it cannot (the glue then
 // fetches it itself, as it would have anyway).
-async function compileWasm(build) {
+export async function compileWasm(build) {
   const url = WASM_URLS[build.name]?.();
   if (!url) return null;
   try {
@@ -61,6 +61,15 @@ async function compileWasm(build) {
   } catch {
     return null;
   }
+}
+
+// The .wasm of the best build this browser can run, compiled: -> {name, module} (module null
+// when it could not be). The page starts this while its engine worker is still starting, and
+// hands the module over (lib/engine-client.js): the worker alone would ask for the .wasm only
+// once its own script has arrived and run.
+export async function compileBestBuild() {
+  const [best] = runnableBuilds().builds;
+  return { name: best.name, module: await compileWasm(best) };
 }
 
 // The builds this browser can run, best first, each {name, simd, label, threads},
@@ -82,8 +91,9 @@ export function runnableBuilds() {
 // Loads the first of `builds` that starts: {module, build, url, why}, where `why` says why
 // the builds before it were not used, after `whyNot` (why others were left out beforehand),
 // e.g. "not cross-origin isolated" or "threaded build not available yet". Throws an Error
-// with every reason when none starts.
-export async function loadEngine(builds, whyNot = '') {
+// with every reason when none starts. wasm: a promise of {name, module} compiled elsewhere
+// (compileBestBuild), used for the build of that name instead of compiling its own.
+export async function loadEngine(builds, whyNot = '', { wasm = null } = {}) {
   const missing = [], failed = [];
   const why = () => [whyNot,
     missing.length ? `${listed(missing)} build${missing.length > 1 ? 's' : ''} not available yet` : '',
@@ -92,7 +102,8 @@ export async function loadEngine(builds, whyNot = '') {
     const url = buildUrl(build);
     // The .wasm is fetched and compiled while the glue loads: left to itself, the glue would
     // ask for it only once it has arrived and run.
-    const compiled = compileWasm(build);
+    const given = build === builds[0] && wasm ? wasm.catch(() => null) : Promise.resolve(null);
+    const compiled = given.then((w) => (w?.name === build.name && w.module ? w.module : compileWasm(build)));
     try {
       const { default: createNeuroLens } = await import(url);
       const wasmModule = await compiled;
