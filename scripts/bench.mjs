@@ -162,11 +162,13 @@ async function coldStart(browser, origin) {
   const cdp = await context.newCDPSession(page);
   await cdp.send('Network.enable');
   await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
-  // Every request of the page and its workers (a fresh context has an empty cache anyway).
+  // Every request of the page and its workers (a fresh context has an empty cache anyway);
+  // the service worker's own (a built site's offline copy, made once the page has started)
+  // are counted apart.
   const sizes = [];
   context.on('requestfinished', (request) => sizes.push(request.sizes().then(
-    (s) => ({ url: request.url(), bytes: s.responseBodySize + s.responseHeadersSize }),
-    () => ({ url: request.url(), bytes: 0 }))));
+    (s) => ({ url: request.url(), bytes: s.responseBodySize + s.responseHeadersSize, sw: Boolean(request.serviceWorker()) }),
+    () => ({ url: request.url(), bytes: 0, sw: Boolean(request.serviceWorker()) }))));
   // The moment a result card first carries a prediction, on the page's own clock (0 = navigation).
   await page.addInitScript(() => {
     new MutationObserver((_, observer) => {
@@ -192,10 +194,12 @@ async function coldStart(browser, origin) {
 
   // Bytes by kind: as transferred (this server sends them uncompressed) and gzip -9 of the
   // same bodies (what a compressing host would send).
-  const kinds = {};
-  for (const { url, bytes } of responses) {
+  const kinds = {}, serviceWorker = { files: 0, transferred_bytes: 0 }, fetched = [];
+  for (const { url, bytes, sw } of responses) {
     const u = new URL(url);
     if (u.origin !== origin || !u.protocol.startsWith('http')) continue;  // not blob: or data: URLs
+    if (sw) { serviceWorker.files++; serviceWorker.transferred_bytes += bytes; continue; }
+    fetched.push(u.pathname);
     const kind = u.pathname.endsWith('.wasm') ? 'wasm' : /\.m?js$/.test(u.pathname) ? 'js'
       : u.pathname.endsWith('.safetensors') ? 'model' : 'other';
     let body;
@@ -212,7 +216,7 @@ async function coldStart(browser, origin) {
   }
   const total = Object.values(kinds).reduce((t, k) => ({ files: t.files + k.files, transferred_bytes: t.transferred_bytes + k.transferred_bytes,
     raw_bytes: t.raw_bytes + k.raw_bytes, gzip_bytes: t.gzip_bytes + k.gzip_bytes }), { files: 0, transferred_bytes: 0, raw_bytes: 0, gzip_bytes: 0 });
-  return { first_result_ms: firstResultMs, ready_ms: readyMs, engine, bytes: kinds, total };
+  return { first_result_ms: firstResultMs, ready_ms: readyMs, engine, bytes: kinds, total, fetched, service_worker: serviceWorker };
 }
 
 // The page's cold start, `runs` times (each in a fresh context), the median run reported with
@@ -261,7 +265,8 @@ async function coldStartOnly(opts) {
     `cold start (${cold.page === 'site' ? 'built site' : 'web/, unbundled'}; median of ${cold.runs.length}): first result ${f(cold.first_result_ms)} ms after navigation ` +
       `(page ready at ${f(cold.ready_ms)} ms; ${cold.engine})`,
     `  runs: ${cold.runs.map((r) => f(r.first_result_ms)).join(', ')} ms`,
-    `  transferred ${(cold.total.transferred_bytes / 1e6).toFixed(2)} MB in ${cold.total.files} files, ${(cold.total.gzip_bytes / 1e6).toFixed(2)} MB gzipped`,
+    `  transferred ${(cold.total.transferred_bytes / 1e6).toFixed(2)} MB in ${cold.total.files} files, ${(cold.total.gzip_bytes / 1e6).toFixed(2)} MB gzipped` +
+      ` (and the service worker's offline copy: ${cold.service_worker.files} files, ${(cold.service_worker.transferred_bytes / 1e6).toFixed(2)} MB)`,
     ...Object.entries(cold.bytes).map(([k, b]) => `  ${k.padEnd(6)} ${String(b.files).padStart(2)} files  ${(b.raw_bytes / 1e3).toFixed(0).padStart(7)} kB raw  ${(b.gzip_bytes / 1e3).toFixed(0).padStart(7)} kB gzip`),
     `  cold_start_first_result_ms    ${f(cold.first_result_ms).padStart(8)}   <= 1000`,
   ].join('\n'));
