@@ -239,11 +239,14 @@ test('site: the page is bundled: a few scripts on the first visit, the model and
   const app = fs.readFileSync(path.join(SITE, 'app.js'), 'utf8');
   assert.doesNotMatch(app, /from\s*["']\.\.?\/(lib|views)\//, 'app.js still imports web/ modules');
 
-  // A fresh context (empty cache), requests in the order they start and finish.
+  // A fresh context (empty cache), requests in the order they start and finish: the page's
+  // and its workers', not the service worker's (once the page has started, it keeps a copy of
+  // the app shell and engine builds for offline use: this one and, the page not being
+  // isolated yet, the threaded one for the next start).
   const context = await browser.newContext();
   const events = [];
-  context.on('request', (r) => events.push(['start', r.url()]));
-  context.on('requestfinished', (r) => events.push(['end', r.url()]));
+  context.on('request', (r) => { if (!r.serviceWorker()) events.push(['start', r.url()]); });
+  context.on('requestfinished', (r) => { if (!r.serviceWorker()) events.push(['end', r.url()]); });
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
@@ -257,14 +260,11 @@ test('site: the page is bundled: a few scripts on the first visit, the model and
 
   const paths = (kind) => events.filter(([k]) => k === kind).map(([, u]) => new URL(u)).filter((u) => u.origin === server.origin).map((u) => u.pathname);
   const started = paths('start');
-  // Scripts of the page and its workers (the service worker's own precaching excepted: it
-  // fetches the app shell, lazy bundles included, for offline use).
   const pageScripts = [...new Set(started.filter((p) => /\.m?js$/.test(p)))];
   for (const script of ['/app.js', '/worker.js', '/wasm/neurolens.js']) assert.ok(pageScripts.includes(script), `${script} was not fetched: ${pageScripts}`);
   assert.deepEqual(pageScripts.filter((p) => /^\/(lib|views)\//.test(p)), []);
-  // the page, the worker, the glue, the service worker, and the lazy bundles the service worker precaches
-  const lazy = site.files.filter((f) => /^[a-z-]+-[0-9a-f]{8}\.js$/.test(f)).map((f) => `/${f}`);
-  assert.deepEqual(pageScripts.filter((p) => !['/app.js', '/worker.js', '/wasm/neurolens.js', '/sw.js', ...lazy].includes(p)), []);
+  // the page, the worker, the engine's glue and the service worker: nothing else
+  assert.deepEqual(pageScripts.filter((p) => !['/app.js', '/worker.js', '/wasm/neurolens.js', '/sw.js'].includes(p)), []);
   assert.ok(!started.some((p) => /neurolens-scans/.test(p)), 'the scan module was fetched at start');
   assert.ok(!started.some((p) => /^\/wasm-(threads|nosimd)\//.test(p)), 'another engine build was fetched at start');
   // In parallel: the model and the .wasm are both asked for before the glue has arrived.
