@@ -1,13 +1,17 @@
 #!/usr/bin/env node
 // Assembles the static site from what is built (scripts/build-site builds first, then runs this).
 //
-//   node scripts/site.mjs [DIR] [--builds wasm,wasm-threads,wasm-nosimd] [--quiet]
+//   node scripts/site.mjs [DIR] [--builds wasm,wasm-threads,wasm-nosimd] [--quiet] [--no-bundle]
 //                                              (default DIR build/site; builds: those built)
 //
 // The site is the development server's mounts (scripts/serve.mjs defaultMounts), frozen: each
 // mount's files go under its URL prefix, so the page finds everything where `scripts/serve.mjs`
 // serves it, whatever mounts are added later (the scan module's included). Rules:
-//  - web/ (the page, its worker, views, the service worker, the manifest) is copied whole;
+//  - web/ (the page, its worker, views, the service worker, the manifest) is copied, its
+//    scripts bundled (esbuild, minified, no source maps; see bundlePage below): the page's
+//    app.js and the worker's worker.js, each one file with all it imports at start, plus a
+//    bundle per module loaded on demand (the scan views, the scan jobs); --no-bundle copies
+//    them as they are;
 //  - a build directory (build/<preset>) gives its .js/.mjs files that its mount allows, and
 //    the .wasm files one of them names (so unit_tests.wasm stays out); a file two mounts
 //    allow goes only under the mount that names it (an `allow` pattern accepting any name
@@ -30,6 +34,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import crypto from 'node:crypto';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import * as esbuild from 'esbuild';
 import { defaultMounts } from './serve.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -95,6 +100,93 @@ function collect({ root, web, builds, buildDirs }) {
     for (const e of narrow.length ? narrow : entries) files.set(e.sitePath, e);
   }
   return files;
+}
+
+// ---- the page's scripts, bundled (esbuild) ----
+// Each entry point is bundled with everything it imports into one minified file at the site's
+// top level: the page (app.js) and its engine worker (worker.js), separately (the worker never
+// loads the page's code, nor the page the worker's). What a bundle imports only on demand
+// (`import('./x.js')`: the scan views, the worker's scan jobs) is a bundle of its own beside
+// them, `x-HASH.js`, fetched when first needed, so starting the page takes one script and
+// starting the worker one more. Such a lazy bundle is self-contained: a module it shares with
+// the bundle that loads it (lib/dom.js, lib/labels.js...) is in both, which is safe only for
+// modules without state of their own; bundlePage refuses one with a top-level `let`, `var` or
+// class. Not bundled: sw.js (the service worker; buildSite fills in its placeholder) and
+// whatever is not a script. Every bundled source leaves the site; any other web/ script stays.
+//
+// `new URL('REL', import.meta.url)` (the worker, the service worker, each engine build's glue
+// and .wasm, the scan module, a stylesheet) is relative to its source file; every output is
+// at the site's top level, so the plugin below rewrites REL relative to that (for a template
+// literal, its leading relative part: `../${build.name}/neurolens.js` in lib/ becomes
+// `${build.name}/neurolens.js`). A path that leaves web/ is an error.
+export const BUNDLE_ENTRIES = ['app.js', 'worker.js'];
+const URL_PATTERN = /new URL\(\s*(['"`])((?:\.\.?\/)+[^'"`]*?|\.\.?)\1\s*,\s*import\.meta\.url\s*\)/g;
+const STATEFUL = /^(?:export\s+)?(?:let|var|class)\s/m;
+const posixRel = (from, to) => path.relative(from, to).split(path.sep).join('/');
+
+function rebaseUrls(web) {
+  return (build) => build.onLoad({ filter: /\.m?js$/ }, async (args) => {
+    const text = await fs.promises.readFile(args.path, 'utf8');
+    const from = path.posix.dirname(posixRel(web, args.path));
+    if (from.startsWith('..')) return { contents: text, loader: 'js' };
+    const contents = text.replace(URL_PATTERN, (whole, quote, rel) => {
+      const cut = quote === '`' && rel.includes('${') ? rel.indexOf('${') : rel.length;
+      const head = rel.slice(0, cut), tail = rel.slice(cut);
+      let target = path.posix.normalize(path.posix.join(from, head));
+      if (target === '..' || target.startsWith('../'))
+        throw new Error(`${posixRel(web, args.path)}: ${rel} leads out of web/; a bundle cannot name it`);
+      if (target === '.' || target === './') target = tail ? '' : './';
+      else if (head.endsWith('/') && !target.endsWith('/')) target += '/';
+      return `new URL(${quote}${target}${tail}${quote}, import.meta.url)`;
+    });
+    return { contents, loader: 'js' };
+  });
+}
+
+// -> {files: Map sitePath -> Buffer, inputs: Set of the web/ paths bundled}
+export async function bundlePage(web) {
+  const files = new Map(), inputs = new Set();
+  const lazyNames = new Map();  // absolute source -> its bundle's name
+  // Bundles `file` (and, first, each lazy import of it): -> {name, modules: every web/ module in it or its lazy bundles}
+  async function bundle(file, name, chain) {
+    const lazy = [];
+    const result = await esbuild.build({
+      absWorkingDir: web, entryPoints: [file], bundle: true, format: 'esm', minify: true, sourcemap: false,
+      legalComments: 'none', write: false, metafile: true, logLevel: 'silent', outfile: path.join(web, '.bundle', 'out.js'),
+      plugins: [{ name: 'neurolens', setup(build) {
+        rebaseUrls(web)(build);
+        build.onResolve({ filter: /^\.\.?\//, namespace: 'file' }, async (args) => {
+          if (args.kind !== 'dynamic-import') return undefined;
+          const target = path.resolve(args.resolveDir, args.path);
+          if (chain.includes(target)) throw new Error(`${posixRel(web, target)} is imported on demand in a cycle`);
+          if (!lazyNames.has(target)) lazyNames.set(target, (await bundle(target, null, [...chain, target])).name);
+          lazy.push(target);
+          return { path: `./${lazyNames.get(target)}`, external: true };
+        });
+      } }],
+    });
+    const code = Buffer.from(result.outputFiles[0].contents);
+    name ??= `${path.basename(file, path.extname(file))}-${sha(code).slice(0, 8)}.js`;
+    if (files.has(name)) throw new Error(`two bundles named ${name}`);
+    files.set(name, code);
+    const own = Object.keys(result.metafile.inputs).map((i) => path.resolve(web, i));
+    for (const m of own) if (!posixRel(web, m).startsWith('..')) inputs.add(posixRel(web, m));
+    for (const child of lazy) {
+      for (const m of modulesOf.get(child)) {
+        if (own.includes(m) && STATEFUL.test(fs.readFileSync(m, 'utf8')))
+          throw new Error(`${posixRel(web, m)} is in both ${name} and the bundle it loads on demand (${posixRel(web, child)}), ` +
+            'and has state of its own (a top-level let, var or class): two copies would not share it');
+      }
+    }
+    modulesOf.set(file, own);
+    return { name };
+  }
+  const modulesOf = new Map();
+  for (const entry of BUNDLE_ENTRIES) {
+    const file = path.join(web, entry);
+    if (fs.existsSync(file)) await bundle(file, entry, [file]);
+  }
+  return { files, inputs };
 }
 
 // ---- icons: a brain slice with a bright lesion, under a lens (drawn, 4x4 supersampled) ----
@@ -172,7 +264,8 @@ const kb = (n) => `${(n / 1024).toFixed(1)} kB`.padStart(11);
 
 // buildDirs: {preset: dir} takes a build from elsewhere than build/<preset> (the e2e tests'
 // NEUROLENS_E2E_WASM*_DIR).
-export async function buildSite({ out = path.join(ROOT, 'build/site'), builds, web, root = ROOT, buildDirs = {}, quiet = false } = {}) {
+// bundle: false ships web/'s scripts as they are (one file per module, as before bundling).
+export async function buildSite({ out = path.join(ROOT, 'build/site'), builds, web, root = ROOT, buildDirs = {}, quiet = false, bundle = true } = {}) {
   const dirOf = (b) => buildDirs[b] ?? path.join(root, 'build', b);
   builds ??= VARIANTS.filter((b) => fs.existsSync(path.join(dirOf(b), 'neurolens.js')));
   for (const b of builds) {
@@ -188,6 +281,16 @@ export async function buildSite({ out = path.join(ROOT, 'build/site'), builds, w
     content.set(p, drawn.get(p));
   }
   if (!content.has('index.html') || !content.has('sw.js')) throw new Error('web/ has no index.html or sw.js');
+
+  // The page's scripts: the bundles in place of their sources.
+  if (bundle) {
+    const bundled = await bundlePage(web ?? path.join(root, 'web'));
+    for (const p of bundled.inputs) { content.delete(p); buildOf.delete(p); }
+    for (const [p, data] of bundled.files) {
+      if (content.has(p) && !BUNDLE_ENTRIES.includes(p)) throw new Error(`the bundle's ${p} would replace a file of the site`);
+      content.set(p, data);
+    }
+  }
 
   // Content-hashed names, and the scripts that name them rewritten.
   const hashed = [];
@@ -273,7 +376,8 @@ if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.ar
     if (a === '--builds') opts.builds = (args[++i] ?? '').split(',').filter(Boolean);
     else if (a.startsWith('--builds=')) opts.builds = a.slice(9).split(',').filter(Boolean);
     else if (a === '--quiet') opts.quiet = true;
-    else if (a === '-h' || a === '--help') { console.log('usage: node scripts/site.mjs [DIR] [--builds LIST] [--quiet]'); process.exit(0); }
+    else if (a === '--no-bundle') opts.bundle = false;
+    else if (a === '-h' || a === '--help') { console.log('usage: node scripts/site.mjs [DIR] [--builds LIST] [--quiet] [--no-bundle]'); process.exit(0); }
     else if (a.startsWith('-')) { console.error(`site: unknown argument ${a}`); process.exit(2); }
     else opts.out = path.resolve(a);
   }

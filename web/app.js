@@ -4,7 +4,7 @@
 import { EngineClient } from './lib/engine-client.js';
 import { filesFromDataTransfer } from './lib/files.js';
 import { loadActiveModel, saveActiveModel, clearActiveModel } from './lib/model-store.js';
-import { setUpOffline, setUpFileHandling, isolationHint } from './lib/offline.js';
+import { setUpOffline, setUpFileHandling, isolationHint, keepDownload } from './lib/offline.js';
 import * as classifyView from './views/classify.js';
 import * as finetuneView from './views/finetune.js';
 import * as evaluateView from './views/evaluate.js';
@@ -40,9 +40,10 @@ class App extends EventTarget {
     return info;
   }
 
-  async fetchShippedModel() {
-    const response = await fetch(SHIPPED_MODEL_URL);
+  async fetchShippedModel({ signal } = {}) {
+    const response = await fetch(SHIPPED_MODEL_URL, { signal });
     if (!response.ok) throw new Error(`the shipped model ${SHIPPED_MODEL_URL} could not be loaded (HTTP ${response.status})`);
+    if (!navigator.serviceWorker?.controller) keepDownload(response.url, response.clone());  // for offline use
     return new Uint8Array(await response.arrayBuffer());
   }
 
@@ -66,24 +67,35 @@ class App extends EventTarget {
   }
 }
 
-async function loadInitialModel(app) {
-  let stored = null;
-  try {
-    stored = await loadActiveModel();
-  } catch (error) {
+// The model to start with, looked for while the engine starts: the one kept in IndexedDB,
+// else the shipped one, whose download starts at once (it is the usual case, and the largest
+// file of the page) and is cancelled when a kept model turns up.
+function findInitialModel(app) {
+  const controller = new AbortController();
+  const shipped = app.fetchShippedModel({ signal: controller.signal });
+  shipped.catch(() => {});  // surfaced when it is used
+  const stored = loadActiveModel().catch((error) => {
     console.warn('IndexedDB unavailable, using the shipped model:', error);
-  }
-  if (stored) {
+    return null;
+  });
+  stored.then((found) => { if (found) controller.abort(); });
+  return { stored, shipped };
+}
+
+async function loadInitialModel(app, { stored, shipped }) {
+  const found = await stored;
+  if (found) {
     try {
-      await app.useModel(stored.bytes, { label: stored.label, persist: false });
+      await app.useModel(found.bytes, { label: found.label, persist: false });
       return;
     } catch (error) {
       // A stored model that no longer loads must not leave the page without a model.
       app.showStatus(`The saved model could not be loaded (${error.message}); using the shipped model.`);
       await clearActiveModel().catch(() => {});
     }
+    shipped = app.fetchShippedModel();  // the early download was cancelled
   }
-  await app.useShippedModel();
+  await app.useModel(await shipped, { label: 'shipped model', shipped: true });
 }
 
 function setUpViews(app) {
@@ -139,16 +151,21 @@ async function main() {
   const router = setUpViews(app);
   setUpDropAndPaste(router);
   setUpFileHandling((files) => router.active().acceptFiles?.(files));
-  const offline = setUpOffline(app);  // a built site's service worker (none on the dev server)
+  // The engine (the worker started with App) and the model at once; a built site's service
+  // worker (none on the development server) once the page has started.
+  const model = findInitialModel(app);
+  let started;
+  setUpOffline(app, { after: new Promise((resolve) => { started = resolve; }) });
   try {
-    await offline;
     app.engineStatus = await app.engine.request('status');
     app.dispatchEvent(new CustomEvent('engine', { detail: app.engineStatus }));
-    await loadInitialModel(app);
+    await loadInitialModel(app, model);
     document.body.dataset.ready = 'true';
   } catch (error) {
     app.showStatus(`NeuroLens could not start: ${error.message}`);
     document.body.dataset.ready = 'error';
+  } finally {
+    started();
   }
 }
 

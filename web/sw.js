@@ -1,9 +1,11 @@
 // NeuroLens' service worker: the built site (scripts/build-site) works offline and is
 // cross-origin isolated on any static host.
-//  - install: the app shell and the model of this build go into the cache `neurolens-VERSION`
-//    (VERSION: a hash of every file of the build); the wasm build the page runs goes in when
-//    the page fetches it, or when the page names it (message {type: 'keep-build', builds}: the
-//    first is the one running, the others are for the next start);
+//  - install (the page registers this worker once it has started): the app shell and the model
+//    of this build go into the cache `neurolens-VERSION` (VERSION: a hash of every file of the
+//    build; a hashed file the page already put there is not fetched again); the wasm build
+//    the page runs goes in when the page fetches it, or when the page names it (message
+//    {type: 'keep-build', builds}: the first is the one running, the others are for the next
+//    start);
 //  - activate: older `neurolens-*` caches are removed;
 //  - fetch: GETs of this build's files are answered from this version's cache, else from the
 //    network (and kept); every answer gets COOP/COEP/CORP, so the page is cross-origin isolated from
@@ -33,7 +35,11 @@ self.addEventListener('install', (event) => {
   if (!SITE) { self.skipWaiting(); return; }  // the unbuilt template: see 'activate'
   event.waitUntil((async () => {
     const cache = await caches.open(CACHE);
-    await cache.addAll(SITE.shell.map(request));
+    // A content-hashed file already there (the model: the page puts its own download of it
+    // here, lib/offline.js keepDownload) is not fetched again.
+    const shell = [];
+    for (const path of SITE.shell) if (!SITE.hashed.includes(path) || !(await cache.match(url(path)))) shell.push(path);
+    await cache.addAll(shell.map(request));
     // The engine build(s) an older version ran here: the new one is fetched now, so an
     // update never leaves the page without an offline engine.
     const used = new Set();

@@ -4,16 +4,25 @@
 import { runnableBuilds, loadEngine } from './lib/engine-loader.js';
 import { answerRequests } from './lib/worker-rpc.js';
 
+// The page hands over the best build's .wasm, compiled while this worker was starting: its
+// first request, 'wasm' ({build, module}; module null when the page could not compile it).
+let handOver;
+const handedOver = new Promise((resolve) => { handOver = resolve; });
+
 // The best build that loads: multi-threaded where the page is isolated and it was built, else
 // single-threaded SIMD, else plain wasm.
 async function startEngine() {
   const { builds, why } = runnableBuilds();
-  const loaded = await loadEngine(builds, why);
+  const loaded = await loadEngine(builds, why, { wasm: handedOver });
   return { ...loaded, engine: new loaded.module.Engine(loaded.build.threads) };
 }
 const enginePromise = startEngine();
 
 const jobs = {
+  async wasm({ build, module }) {
+    handOver({ name: build, module });
+    return true;
+  },
   async status() {
     const { module, engine, build, url, why } = await enginePromise;
     // why: the reason a better build is not running ('' when none is)

@@ -12,7 +12,11 @@
 //    Reload button brings the new version;
 //  - the manifest is valid (name, icons that exist, start URL, file handlers) and Chromium
 //    reports no installability errors;
-//  - nothing is requested from another origin.
+//  - nothing is requested from another origin;
+//  - the page's scripts are bundled (scripts/site.mjs): the first visit fetches the page's
+//    bundle, the worker's and the engine's glue (a handful of scripts, none of web/lib or
+//    web/views), nothing of the scan module, and the model and the .wasm are asked for while
+//    the engine's glue is still arriving, not one after the other.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -226,6 +230,51 @@ test('site: a new build deployed in its place is detected, and the update prompt
   assert.deepEqual(foreignRequests(requests, own.origin), []);
   await context.close();
   await own.stop();
+});
+
+test('site: the page is bundled: a few scripts on the first visit, the model and the wasm fetched in parallel', { skip }, async () => {
+  // What the site holds: the bundles, none of web/'s modules.
+  assert.ok(site.files.includes('app.js') && site.files.includes('worker.js'), site.files.join(' '));
+  assert.deepEqual(site.files.filter((f) => /^(lib|views)\/.*\.js$/.test(f)), []);
+  const app = fs.readFileSync(path.join(SITE, 'app.js'), 'utf8');
+  assert.doesNotMatch(app, /from\s*["']\.\.?\/(lib|views)\//, 'app.js still imports web/ modules');
+
+  // A fresh context (empty cache), requests in the order they start and finish: the page's
+  // and its workers', not the service worker's (once the page has started, it keeps a copy of
+  // the app shell and engine builds for offline use: this one and, the page not being
+  // isolated yet, the threaded one for the next start).
+  const context = await browser.newContext();
+  const events = [];
+  context.on('request', (r) => { if (!r.serviceWorker()) events.push(['start', r.url()]); });
+  context.on('requestfinished', (r) => { if (!r.serviceWorker()) events.push(['end', r.url()]); });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(`${server.origin}/`);
+  await page.waitForFunction(() => document.body.dataset.ready, null, { timeout: 120000 });
+  assert.equal(await page.evaluate(() => document.body.dataset.ready), 'true', await page.textContent('#status'));
+  await chooseFiles(page, '#classify-files', [{ name: 'bundled.png', mimeType: 'image/png', buffer: IMAGE }]);
+  const [card] = await settledCards(page, 1, 120000);
+  assert.equal(card.state, 'done', card.error);
+  await offlineReady(page);
+
+  const paths = (kind) => events.filter(([k]) => k === kind).map(([, u]) => new URL(u)).filter((u) => u.origin === server.origin).map((u) => u.pathname);
+  const started = paths('start');
+  const pageScripts = [...new Set(started.filter((p) => /\.m?js$/.test(p)))];
+  for (const script of ['/app.js', '/worker.js', '/wasm/neurolens.js']) assert.ok(pageScripts.includes(script), `${script} was not fetched: ${pageScripts}`);
+  assert.deepEqual(pageScripts.filter((p) => /^\/(lib|views)\//.test(p)), []);
+  // the page, the worker, the engine's glue and the service worker: nothing else
+  assert.deepEqual(pageScripts.filter((p) => !['/app.js', '/worker.js', '/wasm/neurolens.js', '/sw.js'].includes(p)), []);
+  assert.ok(!started.some((p) => /neurolens-scans/.test(p)), 'the scan module was fetched at start');
+  assert.ok(!started.some((p) => /^\/wasm-(threads|nosimd)\//.test(p)), 'another engine build was fetched at start');
+  // In parallel: the model and the .wasm are both asked for before the glue has arrived.
+  const at = (kind, re) => events.findIndex(([k, u]) => k === kind && re.test(new URL(u).pathname));
+  const glueDone = at('end', /^\/wasm\/neurolens\.js$/);
+  assert.ok(glueDone >= 0);
+  assert.ok(at('start', /^\/wasm\/neurolens\.[0-9a-f]{12}\.wasm$/) < glueDone, 'the .wasm was asked for only after the glue had arrived');
+  assert.ok(at('start', /^\/model\/neurolens\.[0-9a-f]{12}\.safetensors$/) < glueDone, 'the model was asked for only after the glue had arrived');
+  assert.deepEqual(errors, []);
+  await context.close();
 });
 
 function pngSize(bytes) {

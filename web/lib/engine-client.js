@@ -4,6 +4,7 @@
 // a wasm trap that leaves the module unusable) is restarted the same way, so the page always
 // ends up with a working engine.
 import { WorkerRpc } from './worker-rpc.js';
+import { compileBestBuild } from './engine-loader.js';
 
 export class EngineClient {
   constructor({ onStart } = {}) {
@@ -17,6 +18,12 @@ export class EngineClient {
       onCrash: (detail) => this.restart(`the engine crashed (${detail}) and was restarted; try again`),
     });
     this.worker = this.rpc.worker;  // the end-to-end tests make it crash
+    // The engine's .wasm, fetched and compiled here from the start (while the worker's own
+    // script arrives) and handed to this worker and to any restarted one: the worker's first
+    // request (worker.js).
+    this.wasm ??= compileBestBuild().catch(() => ({ name: null, module: null }));
+    const rpc = this.rpc;
+    this.wasm.then(({ name, module }) => rpc.request('wasm', { build: name, module })).catch(() => {});
     this.ready = this.onStart ? Promise.resolve().then(() => this.onStart(this)) : Promise.resolve();
     this.ready.catch(() => {});  // surfaced through request() callers
   }

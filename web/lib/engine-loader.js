@@ -38,6 +38,40 @@ export function buildUrl(build) {
   return new URL(`../${build.name}/neurolens.js`, import.meta.url).href;
 }
 
+// The .wasm of each build, beside its glue, written out in full: a built site gives the .wasm
+// files content-hashed names and rewrites these strings to match (scripts/site.mjs).
+const WASM_URLS = {
+  'wasm-threads': () => new URL('../wasm-threads/neurolens.wasm', import.meta.url).href,
+  wasm: () => new URL('../wasm/neurolens.wasm', import.meta.url).href,
+  'wasm-nosimd': () => new URL('../wasm-nosimd/neurolens.wasm', import.meta.url).href,
+};
+
+// Fetches and compiles a build's .wasm (streaming: compiled as it arrives, where the server
+// says application/wasm): -> a WebAssembly.Module, or null when it cannot (the glue then
+// fetches it itself, as it would have anyway).
+export async function compileWasm(build) {
+  const url = WASM_URLS[build.name]?.();
+  if (!url) return null;
+  try {
+    const response = await fetch(url, { credentials: 'same-origin' });
+    if (!response.ok) return null;
+    if ((response.headers.get('Content-Type') ?? '').split(';')[0].trim() === 'application/wasm')
+      return await WebAssembly.compileStreaming(response);
+    return await WebAssembly.compile(await response.arrayBuffer());
+  } catch {
+    return null;
+  }
+}
+
+// The .wasm of the best build this browser can run, compiled: -> {name, module} (module null
+// when it could not be). The page starts this while its engine worker is still starting, and
+// hands the module over (lib/engine-client.js): the worker alone would ask for the .wasm only
+// once its own script has arrived and run.
+export async function compileBestBuild() {
+  const [best] = runnableBuilds().builds;
+  return { name: best.name, module: await compileWasm(best) };
+}
+
 // The builds this browser can run, best first, each {name, simd, label, threads},
 // and why a better one is left out ('' when none is).
 export function runnableBuilds() {
@@ -57,19 +91,37 @@ export function runnableBuilds() {
 // Loads the first of `builds` that starts: {module, build, url, why}, where `why` says why
 // the builds before it were not used, after `whyNot` (why others were left out beforehand),
 // e.g. "not cross-origin isolated" or "threaded build not available yet". Throws an Error
-// with every reason when none starts.
-export async function loadEngine(builds, whyNot = '') {
+// with every reason when none starts. wasm: a promise of {name, module} compiled elsewhere
+// (compileBestBuild), used for the build of that name instead of compiling its own.
+export async function loadEngine(builds, whyNot = '', { wasm = null } = {}) {
   const missing = [], failed = [];
   const why = () => [whyNot,
     missing.length ? `${listed(missing)} build${missing.length > 1 ? 's' : ''} not available yet` : '',
     ...failed].filter(Boolean).join('; ');
   for (const build of builds) {
     const url = buildUrl(build);
+    // The .wasm is fetched and compiled while the glue loads: left to itself, the glue would
+    // ask for it only once it has arrived and run.
+    const given = build === builds[0] && wasm ? wasm.catch(() => null) : Promise.resolve(null);
+    const compiled = given.then((w) => (w?.name === build.name && w.module ? w.module : compileWasm(build)));
     try {
       const { default: createNeuroLens } = await import(url);
-      // Files next to the glue (the .wasm, the pthread worker script) are found relative to
-      // it: inside a module worker the Emscripten 3.1.6 glue cannot work out its own directory.
-      const module = await createNeuroLens({ locateFile: (file) => new URL(file, url).href });
+      const wasmModule = await compiled;
+      let instantiated = null;
+      const failed = new Promise((resolve, reject) => { instantiated = reject; });
+      const module = await Promise.race([failed, createNeuroLens({
+        // Files next to the glue (the .wasm, the pthread worker script) are found relative to
+        // it: inside a module worker the Emscripten 3.1.6 glue cannot work out its own directory.
+        locateFile: (file) => new URL(file, url).href,
+        // The module compiled above, instantiated with the glue's imports (the threaded
+        // build hands it on to its pthread workers: receiveInstance's second argument).
+        ...(wasmModule && {
+          instantiateWasm(imports, receiveInstance) {
+            WebAssembly.instantiate(wasmModule, imports).then((instance) => receiveInstance(instance, wasmModule), instantiated);
+            return {};
+          },
+        }),
+      })]);
       return { module, build, url, why: why() };
     } catch (error) {
       if (await isMissing(url)) missing.push(build.label);

@@ -7,22 +7,41 @@
 
 export const siteVersion = () => document.querySelector('meta[name="neurolens-build"]')?.content ?? null;
 
+// The service worker's cache for this version of the site (sw.js names it the same way).
+const cacheName = (version) => `neurolens-${version}`;
+
+// A content-hashed file the page has just downloaded itself (the model): a copy goes into this
+// version's cache, so that the service worker's install finds it there instead of
+// downloading it a second time. Nothing on the development server.
+export function keepDownload(url, response) {
+  const version = siteVersion();
+  if (!version || !globalThis.caches || !response.ok) return;
+  caches.open(cacheName(version)).then((cache) => cache.put(url, response)).catch(() => {});
+}
+
+// Registers the service worker once `after` has settled (the page has started: its install,
+// the app shell and then the engine build, never competes with the page's own downloads).
+// app.offline is there at once ({registration, controlled, version, pending}).
 // -> {registration, controlled, version} or null (no built site, or no service workers).
-export async function setUpOffline(app) {
+export async function setUpOffline(app, { after = Promise.resolve() } = {}) {
   const version = siteVersion();
   if (!version || !('serviceWorker' in navigator)) return null;
   const controlled = Boolean(navigator.serviceWorker.controller);
-  const state = { registration: null, controlled, version, offlineReady: false };
+  const state = { registration: null, controlled, version, offlineReady: false, pending: true };
   app.offline = state;
+  await after.catch(() => {});
 
   let registration;
   try {
     registration = await navigator.serviceWorker.register(new URL('../sw.js', import.meta.url), { scope: new URL('../', import.meta.url).href });
   } catch (error) {
     console.warn('NeuroLens: the offline service worker could not be registered:', error);
+    state.pending = false;
+    app.showStatus?.();  // without the hint that a reload would help
     return state;
   }
   state.registration = registration;
+  state.pending = false;
 
   // A new build: installed and waiting while this page runs the old one.
   const offerUpdate = (worker) => {
@@ -92,7 +111,7 @@ export async function setUpOffline(app) {
 // Why this page is not cross-origin isolated, when the service worker will fix it on reload.
 export function isolationHint(app) {
   const s = app.offline;
-  if (!s?.registration || s.controlled || globalThis.crossOriginIsolated) return '';
+  if (!s || (!s.registration && !s.pending) || s.controlled || globalThis.crossOriginIsolated) return '';
   return 'this host sends no isolation headers; reload once and the service worker supplies them';
 }
 
