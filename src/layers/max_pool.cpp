@@ -62,34 +62,6 @@ void MaxPool::forward(Runtime& rt, const std::vector<const Tensor*>& in, Tensor&
         }
     return;
   }
-  if (spec_.padding == 0) {
-    // Every window lies inside the image: a plain loop, vectorised over channels. XNNPACK's
-    // x86 max pooling kernel in this version is its generic SSE multipass one (4 channels at a
-    // time, 9 taps a pass), measured at about 2.5x this loop's time on the stem's 2x2 pool.
-    out.reshape(out_shape);
-    const size_t h = shape[1], w = shape[2], c = shape[3], oh = out_shape[1], ow = out_shape[2];
-    const size_t k = spec_.kernel, st = spec_.stride, rows = out_shape[0] * oh;
-    auto pool_row = [&](size_t row) {  // one output row of one image
-      const size_t n = row / oh, oy = row % oh;
-      const float* image = in[0]->data() + n * h * w * c;
-      float* o = out.data() + row * ow * c;
-      for (size_t ox = 0; ox < ow; ++ox, o += c) {
-        const float* first = image + (oy * st * w + ox * st) * c;
-        std::copy(first, first + c, o);
-        for (size_t ky = 0; ky < k; ++ky)
-          for (size_t kx = ky == 0 ? 1 : 0; kx < k; ++kx) {
-            const float* v = image + ((oy * st + ky) * w + ox * st + kx) * c;
-            for (size_t ch = 0; ch < c; ++ch) o[ch] = v[ch] > o[ch] ? v[ch] : o[ch];
-          }
-      }
-    };
-    if (rt.threads() <= 1) {
-      for (size_t row = 0; row < rows; ++row) pool_row(row);
-    } else {
-      parallel_for(rt, rows, pool_row);
-    }
-    return;
-  }
   if (!op_) {
     const uint32_t k = static_cast<uint32_t>(spec_.kernel), s = static_cast<uint32_t>(spec_.stride),
                    p = static_cast<uint32_t>(spec_.padding);
