@@ -30,13 +30,14 @@ const std::vector<Option> kOptions = {
     {"--warmup", "N", "untimed forward passes first (default 3)"},
     {"--no-fold", "", "time the model as loaded (batch-norm and ReLU not folded)"},
     {"--gemm-peak", "", "also measure XNNPACK's peak f32 GEMM speed and the model's share of it"},
+    {"--profile", "", "also print each layer's median forward time (timed within the runs)"},
     {"--json", "", "print the figures as JSON"},
 };
 
 void print_help() {
   std::printf(
       "usage: neurolens bench [--model FILE | --input-size N --seed N] [--batch N] [--threads N]\n"
-      "                       [--runs N] [--warmup N] [--no-fold] [--gemm-peak] [--json]\n\n"
+      "                       [--runs N] [--warmup N] [--no-fold] [--gemm-peak] [--profile] [--json]\n\n"
       "Times inference forward passes (XNNPACK operators created and weights packed during the\n"
       "warm-up) on a seeded random input and prints the median and mean time per pass and the\n"
       "images per second. By default the model is folded for inference, as `classify` runs it.\n\n"
@@ -82,16 +83,26 @@ int run_bench(const CommandArgs& argv) {
     v = static_cast<float>(s >> 40) / static_cast<float>(1 << 24) * 2.0f - 1.0f;
   }
   for (size_t i = 0; i < warmup; ++i) model.forward(rt, input, false);
+  const bool profile = args.has("--profile");
   std::vector<double> ms;
+  std::vector<std::vector<double>> layer_runs(profile ? model.layer_count() : 0);  // [layer][run]
+  std::vector<double> layer_ms;
   for (size_t i = 0; i < runs; ++i) {
+    layer_ms.assign(model.layer_count(), 0.0);
     const auto start = std::chrono::steady_clock::now();
-    model.forward(rt, input, false);
+    model.forward(rt, input, false, profile ? &layer_ms : nullptr);
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    for (size_t l = 0; l < layer_runs.size(); ++l) layer_runs[l].push_back(layer_ms[l]);
   }
+  auto median_of = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  };
   std::vector<double> sorted = ms;
   std::sort(sorted.begin(), sorted.end());
   const size_t n = sorted.size();
-  const double median = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+  const double median = median_of(ms);
   const double mean = std::accumulate(ms.begin(), ms.end(), 0.0) / static_cast<double>(n);
   const double images_per_s = 1000.0 * static_cast<double>(batch) / median;
   const double mflops = model.flops_per_image() / 1e6;
@@ -115,6 +126,15 @@ int run_bench(const CommandArgs& argv) {
       out["gemm_peak_shape"] = {peak.best.m, peak.best.k, peak.best.n};
       out["fraction_of_gemm_peak"] = gflops_per_s / peak.gflops_per_s;
     }
+    if (profile) {
+      nlohmann::json layers = nlohmann::json::array();
+      for (size_t l = 0; l < layer_runs.size(); ++l) {
+        const Layer& layer = model.layer(l);
+        layers.push_back({{"name", layer.spec().name}, {"type", layer.spec().type},
+                          {"median_ms", median_of(layer_runs[l])}});
+      }
+      out["layers"] = layers;
+    }
     std::printf("%s\n", out.dump(2).c_str());
     return 0;
   }
@@ -125,6 +145,24 @@ int run_bench(const CommandArgs& argv) {
   std::printf("forward    median %.3f ms, mean %.3f ms (min %.3f, max %.3f)\n", median, mean, sorted.front(),
               sorted.back());
   std::printf("throughput %.1f images/s, %.2f GFLOP/s\n", images_per_s, gflops_per_s);
+  if (profile) {
+    // Per layer: median time, its share of the sum of medians, and its GFLOP/s.
+    const Architecture arch = explicit_inputs(model.architecture());
+    double total = 0.0;
+    for (const auto& r : layer_runs) total += median_of(r);
+    std::printf("layer                  type              median ms  share  GFLOP/s  output\n");
+    for (size_t l = 0; l < layer_runs.size(); ++l) {
+      const Layer& layer = model.layer(l);
+      const double t = median_of(layer_runs[l]);
+      std::vector<Shape> inputs;
+      for (const std::string& name : arch.layers[l].inputs)
+        inputs.push_back(name == "input" ? model.input_shape(1) : model.output_shape(model.layer_index(name), 1));
+      const double gf = t > 0 ? layer.flops(inputs) * static_cast<double>(batch) / t / 1e6 : 0.0;
+      std::printf("%-22s %-16s %10.4f %5.1f%% %8.2f  %s\n", layer.spec().name.c_str(), layer.spec().type.c_str(), t,
+                  100.0 * t / total, gf, to_string(model.output_shape(l, batch)).c_str());
+    }
+    std::printf("sum of layer medians %.3f ms\n", total);
+  }
   if (peak.gflops_per_s > 0)
     std::printf("GEMM peak  %.2f GFLOP/s (%zux%zux%zu); the model reaches %.0f%% of it\n", peak.gflops_per_s,
                 peak.best.m, peak.best.k, peak.best.n, 100.0 * gflops_per_s / peak.gflops_per_s);

@@ -2,6 +2,7 @@
 // architecture's (topological) order; node inputs are indices, kImage for the image batch.
 #include "core/model.h"
 
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -207,7 +208,7 @@ std::vector<ParamRef> Model::parameters() {
   return refs;
 }
 
-const Tensor& Model::forward(Runtime& rt, const Tensor& input, bool training) {
+const Tensor& Model::forward(Runtime& rt, const Tensor& input, bool training, std::vector<double>* layer_ms) {
   Graph& g = *graph_;
   const Shape& s = input.shape();
   if (s.size() != 4 || s[0] == 0 || s[1] != arch_.height || s[2] != arch_.width || s[3] != arch_.channels)
@@ -222,9 +223,17 @@ const Tensor& Model::forward(Runtime& rt, const Tensor& input, bool training) {
                                   arch_.layers[i].name + "' would need more memory than this build can address");
   g.forwarded = false;
   g.input = input;
-  for (Graph::Node& node : g.nodes) {
+  if (layer_ms != nullptr) layer_ms->resize(g.nodes.size(), 0.0);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    Graph::Node& node = g.nodes[i];
     node.grad_valid = false;
+    if (layer_ms == nullptr) {
+      node.layer->forward(rt, g.inputs_of(node), node.out, training);
+      continue;
+    }
+    const auto start = std::chrono::steady_clock::now();
     node.layer->forward(rt, g.inputs_of(node), node.out, training);
+    (*layer_ms)[i] += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   }
   g.forwarded = true;
   return g.nodes.back().out;

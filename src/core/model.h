@@ -71,7 +71,9 @@ class Model {
   std::vector<ParamRef> parameters();
 
   // input: [N,H,W,C]. Returns the last layer's output (probabilities when it is softmax).
-  const Tensor& forward(Runtime& rt, const Tensor& input, bool training);
+  // layer_ms, when given, gets each layer's forward time in milliseconds added to its entry
+  // (resized to layer_count() first): the per-layer profile of `neurolens bench --profile`.
+  const Tensor& forward(Runtime& rt, const Tensor& input, bool training, std::vector<double>* layer_ms = nullptr);
   // The tensor feeding the final softmax (logits); the last output if there is no softmax.
   const Tensor& logits() const;
   const Tensor& activation(size_t layer) const;  // output of layer i after forward

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "layers/layer_checks.h"
+#include "layers/relu.h"
 
 namespace nl {
 
@@ -26,27 +27,31 @@ double Add::flops(const std::vector<Shape>& inputs) const {
 void Add::forward(Runtime& rt, const std::vector<const Tensor*>& in, Tensor& out, bool) {
   if (in.size() != 2) throw_layer_error(spec_, "takes 2 inputs, got " + std::to_string(in.size()));
   const Shape shape = output_shape({in[0]->shape(), in[1]->shape()});
-  if (!op_) {
-    xnn_operator_t op = nullptr;
-    check_xnn(xnn_create_binary_elementwise_nd(xnn_binary_add, xnn_datatype_fp32, nullptr, nullptr, nullptr, 0,
-                                               &op),
-              "create binary_elementwise_nd (add)");
-    op_.reset(op);
-    planned_.clear();
-  }
-  if (shape != planned_ || rt.threadpool() != pool_) {
-    // Same shapes: the operator sees one flat dimension (no broadcasting needed).
-    const size_t flat[1] = {numel(shape)};
-    check_xnn(xnn_reshape_binary_elementwise_nd(op_.get(), 1, flat, 1, flat, rt.threadpool()),
-              "reshape binary_elementwise_nd (add)");
-    planned_ = shape;
-    pool_ = rt.threadpool();
-  }
   out.reshape(shape);
-  check_xnn(xnn_setup_binary_elementwise_nd(op_.get(), in[0]->data(), in[1]->data(), out.data()),
-            "setup binary_elementwise_nd (add)");
-  check_xnn(xnn_run_operator(op_.get(), rt.threadpool()), "run binary_elementwise_nd (add)");
-  if (spec_.activation == Activation::relu) relu_.run(rt, out.data(), out.data(), out.size());
+  // One pass of our own: XNNPACK's add has no output clamp in this version, so add + fused
+  // ReLU on it were two passes over the tensor (add, then clamp in place), measured at about
+  // twice the time of this loop. Chunks of kChunk elements, each task writing its own.
+  const float* a = in[0]->data();
+  const float* b = in[1]->data();
+  float* o = out.data();
+  const size_t count = out.size();
+  const bool relu = spec_.activation == Activation::relu;
+  constexpr size_t kChunk = 16384;
+  auto run = [&](size_t begin, size_t end) {
+    if (relu)
+      for (size_t i = begin; i < end; ++i) {
+        const float v = a[i] + b[i];
+        o[i] = v > 0.0f ? v : 0.0f;
+      }
+    else
+      for (size_t i = begin; i < end; ++i) o[i] = a[i] + b[i];
+  };
+  const size_t chunks = (count + kChunk - 1) / kChunk;
+  if (chunks <= 1 || rt.threads() <= 1) {
+    run(0, count);
+    return;
+  }
+  parallel_for(rt, chunks, [&](size_t t) { run(t * kChunk, std::min(count, (t + 1) * kChunk)); });
 }
 
 void Add::backward(Runtime&, const std::vector<const Tensor*>& in, const Tensor& out, const Tensor& dout,

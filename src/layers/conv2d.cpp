@@ -19,6 +19,15 @@ constexpr size_t kColsBudgetFloats = size_t{1} << 22;
 
 }  // namespace
 
+size_t conv_slice_filters(size_t filters, size_t weights_per_filter, size_t budget_bytes) {
+  const size_t bytes = filters * weights_per_filter * sizeof(float);
+  if (filters == 0 || budget_bytes == 0 || bytes <= budget_bytes) return filters;
+  const size_t slices = (bytes + budget_bytes - 1) / budget_bytes;
+  const size_t per_slice = (filters + slices - 1) / slices;
+  return std::min(filters, (per_slice + kConvSliceFilterMultiple - 1) / kConvSliceFilterMultiple *
+                               kConvSliceFilterMultiple);
+}
+
 Conv2D::Conv2D(const LayerSpec& spec) : Layer(spec) {
   if (spec_.filters == 0) throw_layer_error(spec_, "filters must be at least 1, got 0");
   if (spec_.kernel == 0) throw_layer_error(spec_, "kernel must be at least 1, got 0");
@@ -85,17 +94,23 @@ void Conv2D::create_operator() {
   const size_t c = in_channels(), f = spec_.filters;
   const float out_min = spec_.activation == Activation::relu ? 0.0f : -INFINITY;
   const float* bias = params_.size() > 1 ? params_[1].value.data() : nullptr;
-  xnn_operator_t op = nullptr;
-  check_xnn(xnn_create_convolution2d_nhwc_f32(p, p, p, p, k, k, s, s, /*dilation=*/1, 1,
-                                              /*groups=*/1, c, f, /*input_channel_stride=*/c,
-                                              /*output_channel_stride=*/f,
-                                              params_[0].value.data(), bias, out_min, INFINITY,
-                                              /*flags=*/0, nullptr, nullptr, &op),
-            ("create convolution2d_nhwc_f32 for layer '" + spec_.name + "'").c_str());
-  op_.reset(op);
-  batch_ = height_ = width_ = 0;  // a fresh operator must be reshaped
+  slice_filters_ = conv_slice_filters(f, k * k * c, kConvSliceBytes);
+  ops_.clear();
+  for (size_t first = 0; first < f; first += slice_filters_) {
+    const size_t count = std::min(slice_filters_, f - first);
+    xnn_operator_t op = nullptr;
+    check_xnn(xnn_create_convolution2d_nhwc_f32(p, p, p, p, k, k, s, s, /*dilation=*/1, 1,
+                                                /*groups=*/1, c, count, /*input_channel_stride=*/c,
+                                                /*output_channel_stride=*/f,
+                                                params_[0].value.data() + first * k * k * c,
+                                                bias == nullptr ? nullptr : bias + first, out_min, INFINITY,
+                                                /*flags=*/0, nullptr, nullptr, &op),
+              ("create convolution2d_nhwc_f32 for layer '" + spec_.name + "'").c_str());
+    ops_.emplace_back(op);
+  }
+  batch_ = height_ = width_ = 0;  // fresh operators must be reshaped
   params_dirty_ = false;
-  input_grad_stale_ = true;  // the weights it packed may have changed too
+  input_grad_stale_ = true;  // the weights they packed may have changed too
 }
 
 void Conv2D::create_input_grad_operator() {
@@ -165,12 +180,19 @@ void Conv2D::forward(Runtime& rt, const std::vector<const Tensor*>& in, Tensor& 
   if (params_.empty()) throw_layer_error(spec_, "forward before create_params");
   const Tensor& x = *in[0];
   const Shape out_shape = output_shape({x.shape()});
-  if (params_dirty_ || !op_) create_operator();
+  if (params_dirty_ || ops_.empty()) create_operator();
   if (x.dim(0) != batch_ || x.dim(1) != height_ || x.dim(2) != width_) {
-    check_xnn(xnn_reshape_convolution2d_nhwc_f32(op_.get(), x.dim(0), x.dim(1), x.dim(2),
-                                                 &workspace_bytes_, &workspace_alignment_,
-                                                 &out_height_, &out_width_, rt.threadpool()),
-              ("reshape convolution2d_nhwc_f32 for layer '" + spec_.name + "'").c_str());
+    workspace_bytes_ = 0;
+    workspace_alignment_ = 1;
+    for (XnnOp& op : ops_) {
+      // The slices run one after another, so one workspace of the largest size serves them all.
+      size_t bytes = 0, alignment = 1;
+      check_xnn(xnn_reshape_convolution2d_nhwc_f32(op.get(), x.dim(0), x.dim(1), x.dim(2), &bytes, &alignment,
+                                                   &out_height_, &out_width_, rt.threadpool()),
+                ("reshape convolution2d_nhwc_f32 for layer '" + spec_.name + "'").c_str());
+      workspace_bytes_ = std::max(workspace_bytes_, bytes);
+      workspace_alignment_ = std::max(workspace_alignment_, alignment);
+    }
     batch_ = x.dim(0);
     height_ = x.dim(1);
     width_ = x.dim(2);
@@ -181,10 +203,12 @@ void Conv2D::forward(Runtime& rt, const std::vector<const Tensor*>& in, Tensor& 
                     to_string(out_shape));
   out.reshape(out_shape);
   void* workspace = workspace_.get(workspace_bytes_, workspace_alignment_);
-  check_xnn(xnn_setup_convolution2d_nhwc_f32(op_.get(), workspace, x.data(), out.data()),
-            ("setup convolution2d_nhwc_f32 for layer '" + spec_.name + "'").c_str());
-  check_xnn(xnn_run_operator(op_.get(), rt.threadpool()),
-            ("run convolution2d_nhwc_f32 for layer '" + spec_.name + "'").c_str());
+  for (size_t i = 0; i < ops_.size(); ++i) {
+    check_xnn(xnn_setup_convolution2d_nhwc_f32(ops_[i].get(), workspace, x.data(), out.data() + i * slice_filters_),
+              ("setup convolution2d_nhwc_f32 for layer '" + spec_.name + "'").c_str());
+    check_xnn(xnn_run_operator(ops_[i].get(), rt.threadpool()),
+              ("run convolution2d_nhwc_f32 for layer '" + spec_.name + "'").c_str());
+  }
 }
 
 void Conv2D::im2col_transposed(Runtime& rt, const Tensor& x, size_t first, size_t count,

@@ -2,8 +2,9 @@
 // Params: weight [filters, kernel, kernel, in_channels] (XNNPACK's OHWI) and, unless
 // spec.bias is false, bias [filters]. Optional fused ReLU (spec.activation).
 //
-// Forward: xnn_convolution2d_nhwc_f32, created (weights packed) when the parameters are
-// dirty, reshaped when batch or spatial size change.
+// Forward: xnn_convolution2d_nhwc_f32 (one per slice of output channels when the weights are
+// large, see kConvSliceBytes), created (weights packed) when the parameters are dirty,
+// reshaped when batch or spatial size change.
 // Backward:
 //  - dX on XNNPACK's deconvolution (the transposed convolution) of dY with the same weights,
 //    created (weights packed) when they change, like the forward operator; a pointwise
@@ -19,6 +20,20 @@
 #include "core/layer.h"
 
 namespace nl {
+
+// The forward convolution is split into slices of output channels whose weights take at most
+// this many bytes each. XNNPACK's convolution walks the output in tiles of a few pixels (7 on
+// AVX-512) and, for each, streams the whole packed weight matrix: with the 5x5 and 10x10
+// stages of resnet-s (M = 25 or 100 output pixels) and 1-2 MB of weights, each tile streamed
+// them from beyond L2 again. Per slice, the weights are read from L3 once and from L2 by the
+// remaining tiles. Measured on the shipped model (1 thread): s4b1_conv2 0.68 -> 0.63 ms.
+inline constexpr size_t kConvSliceBytes = 256 * 1024;
+// Slices hold a multiple of this many filters (XNNPACK's widest f32 tile, AVX-512's 32; a
+// multiple of the narrower wasm and AVX2 tiles too), so no slice wastes part of a tile.
+inline constexpr size_t kConvSliceFilterMultiple = 32;
+// The filters per slice for a convolution with these filters and weights per filter (k*k*C)
+// under budget_bytes: all of them when they fit, else equal slices rounded up to the multiple.
+size_t conv_slice_filters(size_t filters, size_t weights_per_filter, size_t budget_bytes);
 
 class Conv2D : public Layer {
  public:
@@ -45,8 +60,12 @@ class Conv2D : public Layer {
   void input_gradient(Runtime& rt, const float* g, const Shape& out_shape, Tensor& dx);
   bool is_pointwise() const;  // 1x1, stride 1, no padding: the columns are the input pixels
 
-  XnnOp op_;
-  size_t batch_ = 0, height_ = 0, width_ = 0;  // shape op_ is reshaped for
+  // The forward convolution as one operator per slice of output channels (slice_filters_
+  // each, the last one possibly fewer), all reading the same input and writing their
+  // channels of the same output. See create_operator for why.
+  std::vector<XnnOp> ops_;
+  size_t slice_filters_ = 0;
+  size_t batch_ = 0, height_ = 0, width_ = 0;  // shape ops_ are reshaped for
   size_t out_height_ = 0, out_width_ = 0;
   size_t workspace_bytes_ = 0, workspace_alignment_ = 1;
   Workspace workspace_;

@@ -106,6 +106,36 @@ TEST_CASE("conv2d forward on two threads matches naive loops") {
         "");
 }
 
+TEST_CASE("conv2d slices its output channels when the weights are large, and matches naive loops") {
+  // The slice arithmetic: all filters when they fit, else equal slices rounded up to 32.
+  CHECK(nl::conv_slice_filters(64, 100, 1 << 20) == 64);
+  CHECK(nl::conv_slice_filters(256, 2304, 256 * 1024) == 32);  // 2.25 MB: 9 slices of 29 -> 32
+  CHECK(nl::conv_slice_filters(256, 1152, 256 * 1024) == 64);  // 1.125 MB: 5 slices of 52 -> 64
+  CHECK(nl::conv_slice_filters(100, 2304, 256 * 1024) == 32);  // 900 KB: 4 slices of 25 -> 32
+  CHECK(nl::conv_slice_filters(7, 1000000, 1024) == 7);         // never more than the filters
+  // 100 filters of 3x3x256 (900 KB): slices of 32, 32, 32 and 4 filters, on odd sizes, with
+  // bias and fused ReLU, batch 2, on one and two threads; then a new image size (reshaped).
+  REQUIRE(nl::conv_slice_filters(100, 9 * 256, nl::kConvSliceBytes) < 100);
+  for (size_t threads : {size_t{1}, size_t{2}}) {
+    CAPTURE(threads);
+    Runtime rt(threads);
+    for (bool relu : {false, true}) {
+      CAPTURE(relu);
+      ConvCase cc{"sliced", {2, 7, 5, 256, 100, 3, 1, 1}, true, relu};
+      auto layer = make_conv(cc, 41);
+      for (size_t h : {size_t{7}, size_t{4}}) {
+        cc.g.h = h;
+        const Tensor x = nl::ref::random_tensor(input_shape(cc.g), 42 + h);
+        Tensor y;
+        layer->forward(rt, {&x}, y, false);
+        CHECK(y.shape() == Shape{cc.g.n, cc.g.out_h(), cc.g.out_w(), cc.g.f});
+        const std::string err = nl::ref::mismatch(y.values(), reference_forward(*layer, cc.g, x, relu), 1e-4, 1e-4);
+        CHECK_MESSAGE(err.empty(), err);
+      }
+    }
+  }
+}
+
 TEST_CASE("conv2d gradients match finite differences") {
   Runtime rt(1);
   for (const ConvCase& cc : kCases) {

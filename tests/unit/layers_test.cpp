@@ -145,6 +145,19 @@ TEST_CASE("max_pool forward matches the reference at odd sizes, strides and padd
   }
 }
 
+TEST_CASE("max_pool forward on two threads matches the reference (the unpadded loop and XNNPACK's)") {
+  Runtime rt(2);
+  for (const PoolCase& pc : kPoolCases) {
+    CAPTURE(label(pc));
+    nl::MaxPool pool(pool_spec("max_pool", pc.kernel, pc.stride, pc.padding));
+    const Tensor x = ref::random_tensor(pc.input, 120, -2.0f, 1.0f);
+    Tensor out;
+    pool.forward(rt, {&x}, out, false);
+    const std::string err = ref::mismatch(out.values(), ref::max_pool(geometry(pc, pc.input[0]), doubles(x)), 0.0, 0.0);
+    CHECK_MESSAGE(err.empty(), err);
+  }
+}
+
 TEST_CASE("max_pool backward: finite differences, and ties go to the first maximum") {
   Runtime rt(1);
   for (const PoolCase& pc : kPoolCases) {
@@ -528,6 +541,25 @@ TEST_CASE("add forward and backward, with and without the fused relu") {
                        "layer 'res' (add): input shapes [1,4,4,8] and [1,4,4,16] differ; add needs identical shapes",
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(add.output_shape({{1, 4}}), "layer 'res' (add): takes 2 inputs, got 1", std::invalid_argument);
+}
+
+TEST_CASE("add forward over several chunks on one and two threads matches the reference") {
+  // 3*17*19*29 = 28101 elements: more than one chunk of the forward loop, the last one partial.
+  const Shape shape{3, 17, 19, 29};
+  const Tensor a = ref::random_tensor(shape, 71), b = ref::random_tensor(shape, 72);
+  for (size_t threads : {size_t{1}, size_t{2}})
+    for (bool relu : {false, true}) {
+      CAPTURE(threads);
+      CAPTURE(relu);
+      Runtime rt(threads);
+      LayerSpec spec = make_spec("add", "res");
+      spec.activation = relu ? Activation::relu : Activation::none;
+      nl::Add add(spec);
+      Tensor out;
+      add.forward(rt, {&a, &b}, out, false);
+      const std::string err = ref::mismatch(out.values(), ref::add(doubles(a), doubles(b), relu), 1e-7, 1e-6);
+      CHECK_MESSAGE(err.empty(), err);
+    }
 }
 
 TEST_CASE("dropout: identity at inference, deterministic inverted dropout in training") {
