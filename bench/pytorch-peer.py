@@ -71,7 +71,7 @@ class Network(nn.Module):
                 m = nn.AvgPool2d(l["kernel"], l.get("stride", 1), l.get("padding", 0), count_include_pad=False)
             elif t == "dropout":
                 m = nn.Dropout(l.get("rate", 0.0))
-            elif t in ("relu", "add", "global_avg_pool", "softmax"):
+            elif t in ("relu", "add", "global_avg_pool", "softmax", "flip"):
                 m = nn.Identity()
             else:
                 raise SystemExit(f"layer type {t} is not mapped")
@@ -93,6 +93,8 @@ class Network(nn.Module):
                 y = torch.relu(xs[0])
             elif t == "global_avg_pool":
                 y = xs[0].mean(dim=(2, 3))
+            elif t == "flip":  # the mirror image (left-right), as NeuroLens' flip layer
+                y = torch.flip(xs[0], dims=[3])
             elif t == "dense":
                 v = xs[0]
                 if v.dim() == 4:  # NeuroLens flattens NHWC

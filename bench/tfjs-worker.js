@@ -33,6 +33,13 @@ function layerInputs(layer, previous) {
 
 // Our conv weight is [O,KH,KW,I] (XNNPACK's OHWI); TensorFlow.js wants [KH,KW,I,O]. Our dense
 // weight is [units, in]; TensorFlow.js wants [in, units].
+// NeuroLens' flip layer (the mirror image, for flip-averaged models) in the layers API, which
+// has none: tf.reverse along the width (NHWC axis 2), whose gradient TensorFlow.js has.
+class MirrorImage extends tf.layers.Layer {
+  static className = 'MirrorImage';
+  call(inputs) { return tf.reverse(Array.isArray(inputs) ? inputs[0] : inputs, 2); }
+}
+
 function convFilter(t) { return tf.tidy(() => tf.tensor4d(t.data, t.shape).transpose([1, 2, 3, 0])); }
 function denseKernel(t) { return tf.tidy(() => tf.tensor2d(t.data, t.shape).transpose()); }
 
@@ -65,6 +72,7 @@ function buildInference({ architecture, tensors }) {
         case 'max_pool': y = tf.maxPool(x[0], l.kernel, l.stride, l.padding || 'valid'); break;
         case 'avg_pool': y = tf.avgPool(x[0], l.kernel, l.stride, l.padding || 'valid'); break;
         case 'global_avg_pool': y = tf.mean(x[0], [1, 2]); break;
+        case 'flip': y = tf.reverse(x[0], 2); break;  // the mirror image (NHWC: width is axis 2)
         case 'dropout': y = x[0]; break;
         case 'softmax': y = tf.softmax(x[0]); break;
         default: throw new Error(`layer '${l.name}': type '${l.type}' has no TensorFlow.js counterpart here`);
@@ -113,6 +121,7 @@ function buildTrainable({ architecture, tensors }, trainableLayers) {
       case 'avg_pool': layer = tf.layers.averagePooling2d({ name: l.name, poolSize: l.kernel, strides: l.stride, padding: 'valid' }); break;
       case 'global_avg_pool': layer = tf.layers.globalAveragePooling2d({ name: l.name }); break;
       case 'dropout': layer = tf.layers.dropout({ name: l.name, rate: l.rate }); break;
+      case 'flip': layer = new MirrorImage({ name: l.name }); break;
       case 'softmax': layer = tf.layers.softmax({ name: l.name }); break;
       default: throw new Error(`layer '${l.name}': type '${l.type}' has no TensorFlow.js counterpart here`);
     }

@@ -46,7 +46,7 @@ const std::vector<Option> kOptions = {
     {"--out", "FILE", "where the calibrated model goes (may be --model itself)"},
     {"--report", "FILE", "also write the figures as JSON"},
     {"--calibration-svg", "FILE", "also write the reliability diagram, before and after scaling"},
-    {"--ood-rate", "X", "the share of held-out MRI slices the outlier detector may flag (default 0.01)"},
+    {"--ood-rate", "X", "the most held-out MRI slices the outlier detector may flag, as a share (default 0.01)"},
     {"--feature-layer", "NAME", "the layer whose output the detector models (default gap; m1_gap\n"
                                 "                        with --flip)"},
     {"--flip", "", "calibrate the flip-averaged models (mean of x and x mirrored, one graph):\n"
@@ -67,8 +67,8 @@ void print_help() {
       "uncertain (the lowest of 0.50, 0.55, ..., 0.95 above which the held-out answers are at\n"
       "least 99%% right). The outlier detector (squared Mahalanobis distance of the feature\n"
       "layer's output to the nearest class mean, shared covariance) is fitted on FILE's own\n"
-      "training images, and its threshold set so that about --ood-rate of held-out slices are\n"
-      "flagged. Prints the figures; the out-of-fold answers that confidently (>= 90%%)\n"
+      "training images, and its threshold set so that at most --ood-rate of the held-out slices\n"
+      "are flagged (scores relative to each model's median training score). Prints the figures; the out-of-fold answers that confidently (>= 90%%)\n"
       "contradict their label are listed as candidates for label errors.\n\n"
       "options:\n%s",
       describe_options(kOptions).c_str());
@@ -135,6 +135,9 @@ int run_calibrate(const CommandArgs& argv) {
   Runtime rt(args.get_size("--threads", 0, 0, 256));
 
   Model final_model = load_model_file(args.get("--model"));
+  // The output stores its weights as the final model's file did (F16 for the shipped model),
+  // read before flip averaging replaces the training record.
+  const bool f16_weights = final_model.training_record().value("weights", std::string("F32")) == "F16";
   const ImageFolderOptions load = folder_options_for(final_model);
   const std::string data_dir = args.get("--data");
   const Dataset data = load_image_folder(rt, data_dir, load);
@@ -180,9 +183,9 @@ int run_calibrate(const CommandArgs& argv) {
       oof_labels.push_back(data.item(ev.items[k]).label);
       oof_items.push_back(ev.items[k]);
     }
-    std::fprintf(stderr, "%s: held-out accuracy %.2f%%%s on %zu images; outlier threshold %.3f x the median training score\n",
-                 path.c_str(), 100.0 * h.accuracy,
-                 flip ? (" flip-averaged, " + std::to_string(100.0 * h.plain_accuracy).substr(0, 5) + "% plain").c_str() : "",
+    std::fprintf(stderr, "%s: held-out accuracy %.2f%%", path.c_str(), 100.0 * h.accuracy);
+    if (flip) std::fprintf(stderr, " flip-averaged, %.2f%% plain", 100.0 * h.plain_accuracy);
+    std::fprintf(stderr, " on %zu images; outlier threshold for this model alone %.3f x its median training score\n",
                  h.images, h.threshold_ratio);
     held.push_back(std::move(h));
   }
@@ -212,15 +215,20 @@ int run_calibrate(const CommandArgs& argv) {
   for (const auto& [p, ok] : answers)
     if (p < uncertain_below) ++uncertain, uncertain_right += ok;
 
-  // The outlier threshold: the held-out models' mean ratio, applied to the final model's
-  // training-image scores; and the share of each held-out set that ratio flags.
-  double ratio = 0.0;
-  for (const HeldOut& h : held) ratio += h.threshold_ratio / static_cast<double>(held.size());
+  // The outlier threshold, as a multiple of a model's median training-image score (scores of
+  // different models are on different scales): the (1 - rate) quantile of every held-out
+  // slice's score over its own model's median, so that at most `rate` of the cross-validated
+  // slices are flagged. The final model has no held-out images: the same multiple of its own
+  // median becomes its threshold. Also the share of each held-out set that multiple flags.
+  std::vector<double> relative_scores;
+  for (const HeldOut& h : held)
+    for (double s : h.scores) relative_scores.push_back(s / h.train_median);
+  const double ratio = outlier_threshold(relative_scores, rate);
   nlohmann::json folds = nlohmann::json::array();
   double mean_accuracy = 0.0, flagged_total = 0.0;
   for (const HeldOut& h : held) {
-    const double threshold = ratio * h.train_median;
-    const auto flagged = std::count_if(h.scores.begin(), h.scores.end(), [&](double s) { return s > threshold; });
+    const auto flagged =
+        std::count_if(h.scores.begin(), h.scores.end(), [&](double s) { return s / h.train_median > ratio; });
     flagged_total += static_cast<double>(flagged);
     mean_accuracy += h.accuracy / static_cast<double>(held.size());
     folds.push_back({{"model", h.path}, {"images", h.images}, {"accuracy", h.accuracy},
@@ -278,8 +286,7 @@ int run_calibrate(const CommandArgs& argv) {
               {"outlier_held_out_flagged", flagged_total / static_cast<double>(oof_logits.size())},
               {"outlier_fitted_on_images", final_train.size()}};
   final_model.set_confidence(c);
-  const std::string weights = final_model.training_record().value("weights", std::string("F32"));
-  save_model_file(final_model, args.get("--out"), weights == "F16" ? Dtype::f16 : Dtype::f32);
+  save_model_file(final_model, args.get("--out"), f16_weights ? Dtype::f16 : Dtype::f32);
 
   std::printf("held-out accuracy%s: mean %.2f%%, sd %.2f points, over %zu model%s (%zu images)\n",
               flip ? " (flip-averaged)" : "", 100.0 * mean_accuracy, 100.0 * spread, held.size(),

@@ -21,6 +21,7 @@
 
 #include "formats/image.h"
 #include "formats/model_file.h"
+#include "formats/safetensors.h"
 #include "features/network_catalogue.h"
 #include "train/dataset.h"
 #include "train/evaluate.h"
@@ -505,7 +506,7 @@ TEST_CASE("CLI: cross-validation folds, then neurolens calibrate writes a calibr
   CHECK(said().find("give one") != std::string::npos);
 
   const fs::path final_model = tmp.path / "final.safetensors";
-  REQUIRE(run(train + " --val-fraction 0 --out " + quote(final_model) + " 2>" + quote(log)) == 0);
+  REQUIRE(run(train + " --val-fraction 0 --weights f16 --out " + quote(final_model) + " 2>" + quote(log)) == 0);
   const fs::path out = tmp.path / "calibrated.safetensors", report = tmp.path / "report.json",
                  svg = tmp.path / "reliability.svg";
   const std::string calibrate = quote(exe) + " calibrate --data " + quote(data_dir) + " --model " +
@@ -527,6 +528,10 @@ TEST_CASE("CLI: cross-validation folds, then neurolens calibrate writes a calibr
   CHECK(r["before_scaling"]["nll"].get<double>() >= r["after_scaling"]["nll"].get<double>() - 1e-9);
   CHECK(r["reliability_after"].size() == 15);
   CHECK(read_file_bytes(svg.string()).size() > 500);
+  // At most --ood-rate (1%) of all held-out slices are flagged: of 64, none.
+  size_t flagged = 0;
+  for (const auto& fold : r["folds"]) flagged += fold["flagged"].get<size_t>();
+  CHECK(flagged == 0);
   // classify and evaluate show the calibrated model's verdicts.
   const fs::path answer = tmp.path / "answer.json";
   REQUIRE(run(quote(exe) + " classify --json --model " + quote(out) + " " + quote(data_dir / "disc" / "img0.png") +
@@ -548,6 +553,12 @@ TEST_CASE("CLI: cross-validation folds, then neurolens calibrate writes a calibr
   const Model flip = load_model_file((tmp.path / "flip.safetensors").string());
   CHECK(flip.confidence().feature_layer == "m1_gap");
   CHECK(flip.layer(flip.layer_index("flip_m2")).spec().type == "flip");
+  // Its weights are stored as the final model's were (F16), the confidence's tensors as F32.
+  const std::vector<uint8_t> flip_bytes = read_file_bytes((tmp.path / "flip.safetensors").string());
+  for (const SafetensorsEntry& t : parse_safetensors(flip_bytes).tensors) {
+    CAPTURE(t.name);
+    CHECK((t.dtype == Dtype::f16) == !t.name.starts_with("confidence."));
+  }
   // A held-out model without its split file is refused, naming the file.
   fs::copy_file(folds[0], tmp.path / "lonely.safetensors");
   CHECK(run(calibrate + " --out " + quote(out) + " " + quote(tmp.path / "lonely.safetensors") + " 2>" +
