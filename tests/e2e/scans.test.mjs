@@ -265,8 +265,10 @@ test('a single DICOM, with or without its preamble, gets an ordinary result card
   assert.equal(await page.$$eval('#scans .scan-viewer', (v) => v.length), 0);
   await page.check('#gradcam-toggle');
   await page.waitForFunction(() => document.querySelectorAll('#cards .card canvas.heatmap').length === 2, null, { timeout: 30000 });
+  // The table is rebuilt at most every 150 ms: wait for both rows rather than race it.
+  await page.waitForFunction(() => document.querySelectorAll('table.results tbody tr').length === 2, null, { timeout: 10000 });
   const rows = await page.$$eval('table.results tbody tr', (trs) => trs.map((tr) => tr.dataset.file));
-  assert.equal(rows.length, 2);
+  assert.deepEqual(rows.sort(), ['bare-dataset', 'single.dcm']);
   const html = await page.evaluate(() => document.documentElement.outerHTML);
   assert.ok(!html.includes(SECRET));
   await page.locator('#cards').screenshot({ path: path.join(SHOTS, 'viewer-single-cards.png') });
