@@ -104,11 +104,16 @@ test('the shipped model: a noise image does not look like a brain MRI slice', { 
   assert.equal(bars.length, info.classes.length);
   assert.ok(Math.abs(bars.reduce((a, b) => a + b, 0) - 100) < 0.5, String(bars));
   assert.match(await page.locator(`${selector} .model-pick`).innerText(), /outlier score \d/);
-  await screenshot(page, 'classify-shipped-noise');
 
   // The results table notes it; the CSV says so.
   await page.waitForSelector('table.results tbody tr');
   assert.match(await page.textContent('table.results tbody tr'), /Does not look like brain MRI/);
+  const prediction = await page.$eval('table.results tbody tr', (tr) => {
+    const column = [...tr.closest('table').querySelectorAll('thead th')].findIndex((th) => th.dataset.key === 'prediction');
+    return tr.children[column].textContent;
+  });
+  assert.match(prediction, /^\((Glioma|Meningioma|No tumor|Pituitary tumor)\)$/, 'the pick is shown in brackets');
+  await screenshot(page, 'classify-shipped-noise');
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('text=Export CSV')]);
   const csv = fs.readFileSync(await download.path(), 'utf8').trim().split(/\r\n/).map((line) => line.split(','));
   const column = (name) => csv[0].indexOf(name);

@@ -24,7 +24,13 @@ export class ResultsTable {
     return [
       { key: 'order', label: '#', value: (c) => c.order },
       { key: 'file', label: 'File', value: (c) => c.name },
-      { key: 'prediction', label: 'Prediction', value: (c) => (c.result ? readableClass(c.result.className) : '') },
+      // As on the card, an image that does not look like a brain MRI slice does not lead with
+      // a tumour class: its pick stays visible, in brackets, next to the note saying why.
+      { key: 'prediction', label: 'Prediction', value: (c) => {
+        if (!c.result) return '';
+        const name = readableClass(c.result.className);
+        return resultFlag(c.result) === 'ood' ? `(${name})` : name;
+      } },
       { key: 'confidence', label: 'Confidence', numeric: true,
         value: (c) => (c.result ? c.result.probabilities[c.result.classIndex] : -1),
         show: (v) => (v < 0 ? '' : percent(v)) },
