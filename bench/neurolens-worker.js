@@ -21,10 +21,10 @@ const jobs = {
     const info = engine.loadModel(modelBytes);
     return { info, threads: engine.threads(), inferenceModel: engine.inferenceModel() };
   },
-  // {input: Float32Array, runs, warmup} -> {probabilities, times (ms)}
-  async inference({ input, runs, warmup }) {
+  // {input: Float32Array, runs, warmup, warmupMs} -> {probabilities, times (ms)}
+  async inference({ input, runs, warmup, warmupMs = 0 }) {
     let probabilities = null;
-    for (let i = 0; i < warmup; i++) probabilities = engine.predict(input);
+    for (let i = 0, t0 = performance.now(); i < warmup || performance.now() - t0 < warmupMs; i++) probabilities = engine.predict(input);
     const times = [];
     for (let i = 0; i < runs; i++) {
       const t0 = performance.now();
@@ -32,6 +32,11 @@ const jobs = {
       times.push(performance.now() - t0);
     }
     return { probabilities, times };
+  },
+  // {input: Float32Array, runs, warmup, warmupMs} -> [{name, type, ms}]: each layer's median time
+  async profile({ input, runs, warmup, warmupMs = 0 }) {
+    for (let i = 0, t0 = performance.now(); i < warmup || performance.now() - t0 < warmupMs; i++) engine.predict(input);
+    return engine.profile(input, runs);
   },
   async gemmPeak({ seconds, threads }) {
     const module = await ready;

@@ -20,11 +20,11 @@ const jobs = {
              simd: ort.env.wasm.simd ?? 'always (1.30 ships SIMD builds only)', crossOriginIsolated: self.crossOriginIsolated,
              inputs: session.inputNames, outputs: session.outputNames };
   },
-  // {input: Float32Array NCHW, shape, runs, warmup} -> {probabilities, logits, times}
-  async inference({ input, shape, runs, warmup }) {
+  // {input: Float32Array NCHW, shape, runs, warmup, warmupMs} -> {probabilities, logits, times}
+  async inference({ input, shape, runs, warmup, warmupMs = 0 }) {
     const feeds = { input: new ort.Tensor('float32', input, shape) };
     let out = null;
-    for (let i = 0; i < warmup; i++) out = await session.run(feeds);
+    for (let i = 0, t0 = performance.now(); i < warmup || performance.now() - t0 < warmupMs; i++) out = await session.run(feeds);
     const times = [];
     for (let i = 0; i < runs; i++) {
       const t0 = performance.now();

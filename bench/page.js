@@ -58,31 +58,45 @@ function base64Bytes(text) {
 window.bench = {
   crossOriginIsolated: () => globalThis.crossOriginIsolated,
 
-  // NeuroLens inference on the shipped model: {build: 'wasm' | 'wasm-threads', threads, runs, warmup}
-  async neurolensInference({ build, threads, runs, warmup }) {
+  // Every inference measurement: {..., runs, warmup, warmupMs}: timed runs after at least
+  // `warmup` untimed ones and at least warmupMs of them. The time matters: V8 first runs wasm
+  // from its quick baseline compiler and swaps in optimised code compiled in the background,
+  // which on two busy cores can take longer than ten runs; every peer gets the same warm-up.
+
+  // NeuroLens inference on the shipped model: {build: 'wasm' | 'wasm-threads', threads, runs, warmup, warmupMs}
+  async neurolensInference({ build, threads, runs, warmup, warmupMs }) {
     return withWorker('neurolens', { build }, async (w) => {
       const loaded = await w.request('load', { modelBytes: await modelBytes(), threads });
       foldedModel ??= loaded.inferenceModel;
       inputShape ??= loaded.info.input;
-      const r = await w.request('inference', { input: benchInput(loaded.info.input), runs, warmup });
+      const r = await w.request('inference', { input: benchInput(loaded.info.input), runs, warmup, warmupMs });
       return { threads: loaded.threads, flops: loaded.info.flops, input: loaded.info.input, medianMs: median(r.times),
                times: r.times, probabilities: Array.from(r.probabilities) };
     });
   },
 
-  // TensorFlow.js inference on the same folded network: {backend, threads, runs, warmup}
-  async tfjsInference({ backend, threads, runs, warmup }) {
+  // Where NeuroLens' inference time goes in a build: {build, threads, runs, warmup} -> each
+  // layer's median ms (timed inside the forward pass, so their sum is a little under a pass)
+  async neurolensProfile({ build, threads, runs, warmup, warmupMs }) {
+    return withWorker('neurolens', { build }, async (w) => {
+      const loaded = await w.request('load', { modelBytes: await modelBytes(), threads });
+      return { threads: loaded.threads, layers: await w.request('profile', { input: benchInput(loaded.info.input), runs, warmup, warmupMs }) };
+    });
+  },
+
+  // TensorFlow.js inference on the same folded network: {backend, threads, runs, warmup, warmupMs}
+  async tfjsInference({ backend, threads, runs, warmup, warmupMs }) {
     if (!foldedModel) throw new Error('run neurolensInference first (it provides the folded model)');
     return withWorker('tfjs', { backend, threads }, async (w) => {
       const info = await w.request('load', { modelBytes: foldedModel.slice() });
-      const r = await w.request('inference', { input: benchInput(inputShape), runs, warmup });
+      const r = await w.request('inference', { input: benchInput(inputShape), runs, warmup, warmupMs });
       return { ...info, medianMs: median(r.times), times: r.times, probabilities: Array.from(r.probabilities) };
     });
   },
 
-  // ONNX Runtime Web (wasm, SIMD) on the exported shipped model: {threads, runs, warmup}. The
-  // input is benchInput's, in NCHW.
-  async ortInference({ threads, runs, warmup }) {
+  // ONNX Runtime Web (wasm, SIMD) on the exported shipped model: {threads, runs, warmup,
+  // warmupMs}. The input is benchInput's, in NCHW.
+  async ortInference({ threads, runs, warmup, warmupMs }) {
     if (!inputShape) throw new Error('run neurolensInference first (it provides the input shape)');
     const onnxBytes = new Uint8Array(await (await fetch('/bench-files/neurolens.onnx')).arrayBuffer());
     const { height, width, channels } = inputShape;
@@ -91,7 +105,7 @@ window.bench = {
       nchw[(c * height + y) * width + i] = nhwc[(y * width + i) * channels + c];
     return withWorker('ort', { threads }, async (w) => {
       const info = await w.request('load', { onnxBytes });
-      const r = await w.request('inference', { input: nchw, shape: [1, channels, height, width], runs, warmup });
+      const r = await w.request('inference', { input: nchw, shape: [1, channels, height, width], runs, warmup, warmupMs });
       return { ...info, medianMs: median(r.times), times: r.times, probabilities: r.probabilities, logits: r.logits };
     });
   },

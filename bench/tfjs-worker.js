@@ -154,9 +154,9 @@ const jobs = {
     predict = buildInference(model);
     return info;
   },
-  async inference({ input, runs, warmup }) {
+  async inference({ input, runs, warmup, warmupMs = 0 }) {
     let probabilities = null;
-    for (let i = 0; i < warmup; i++) { const y = predict(input); probabilities = y.dataSync(); y.dispose(); }
+    for (let i = 0, t0 = performance.now(); i < warmup || performance.now() - t0 < warmupMs; i++) { const y = predict(input); probabilities = y.dataSync(); y.dispose(); }
     const times = [];
     for (let i = 0; i < runs; i++) {
       const t0 = performance.now();

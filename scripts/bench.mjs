@@ -41,19 +41,22 @@ function parseArgs(argv) {
     else if (a === '--cold-runs') o.coldRuns = Number(value());
     else if (a === '-h' || a === '--help') {
       console.log('usage: scripts/bench [--json FILE] [--runs N (>= 50, default 60)] [--train-seconds S (default 15)]\n' +
-                  '                     [--only cold-start] [--cold-page site|web (default site)] [--cold-runs N (default 3)]');
+                  '                     [--only cold-start | wasm-profile] [--cold-page site|web (default site)] [--cold-runs N (default 3)]');
       process.exit(0);
     } else throw new Error(`unknown argument '${a}'`);
   }
   if (!Number.isInteger(o.runs) || o.runs < 50) throw new Error('--runs must be a whole number >= 50 (the issue asks for medians of at least 50)');
   if (!(o.trainSeconds > 0)) throw new Error('--train-seconds must be a positive number');
-  if (o.only !== null && o.only !== 'cold-start') throw new Error(`--only: only 'cold-start' is known (got '${o.only}')`);
+  if (o.only !== null && !['cold-start', 'wasm-profile'].includes(o.only)) throw new Error(`--only: 'cold-start' or 'wasm-profile' (got '${o.only}')`);
   if (!['site', 'web'].includes(o.coldPage)) throw new Error(`--cold-page must be 'site' or 'web' (got '${o.coldPage}')`);
   if (!Number.isInteger(o.coldRuns) || o.coldRuns < 1) throw new Error('--cold-runs must be a whole number >= 1');
   return o;
 }
 
 const log = (...a) => console.error('bench:', ...a);
+// Browser inference timings start after this much warm-up (and at least 10 runs), for every
+// peer alike: see bench/page.js.
+const WARMUP_MS = 2000;
 const maxAbsDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 
 function nativeBench(threads, runs) {
@@ -276,9 +279,48 @@ async function coldStartOnly(opts) {
   }
 }
 
+// --only wasm-profile: each layer's median time in the browser builds (wasm on 1 thread,
+// wasm-threads on 2), beside native's (`neurolens bench --profile`), to see which layers do
+// not speed up with a second thread.
+async function wasmProfileOnly(opts) {
+  const native = [1, 2].map((threads) => {
+    const exe = path.join(ROOT, 'build/native/neurolens');
+    const r = spawnSync(exe, ['bench', '--model', MODEL, '--threads', String(threads), '--runs', String(opts.runs * 5), '--warmup', '10',
+      '--profile', '--json'], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`${exe} bench --profile failed: ${r.stderr || r.error}`);
+    return JSON.parse(r.stdout).layers;
+  });
+  const { server, port } = await startServer({ port: 0, mounts: [...benchMounts(ROOT), ...defaultMounts(ROOT)] });
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox'] });
+  let wasm;
+  try {
+    const page = await browser.newPage();
+    await page.goto(`http://127.0.0.1:${port}/bench/`);
+    await page.waitForFunction(() => window.bench !== undefined);
+    const run = (arg) => page.evaluate((a) => window.bench.neurolensProfile(a), arg);
+    wasm = [await run({ build: 'wasm', threads: 1, runs: opts.runs, warmup: 10, warmupMs: WARMUP_MS }),
+            await run({ build: 'wasm-threads', threads: 2, runs: opts.runs, warmup: 10, warmupMs: WARMUP_MS })];
+  } finally {
+    await browser.close();
+    server.close();
+  }
+  const f = (v) => v.toFixed(4).padStart(9);
+  const rows = wasm[0].layers.map((l, i) => `  ${l.name.padEnd(14)} ${l.type.padEnd(16)} ${f(l.ms)} ${f(wasm[1].layers[i].ms)}  ${(l.ms / wasm[1].layers[i].ms).toFixed(2).padStart(5)}x` +
+    `   ${f(native[0][i].median_ms)} ${f(native[1][i].median_ms)}  ${(native[0][i].median_ms / native[1][i].median_ms).toFixed(2).padStart(5)}x`);
+  const sum = (layers, key) => layers.reduce((t, l) => t + l[key], 0);
+  console.log(['median ms per layer        wasm: 1 thread  2 threads  speed-up   native: 1 thread  2 threads  speed-up', ...rows,
+    `  ${'sum'.padEnd(31)} ${f(sum(wasm[0].layers, 'ms'))} ${f(sum(wasm[1].layers, 'ms'))}  ${(sum(wasm[0].layers, 'ms') / sum(wasm[1].layers, 'ms')).toFixed(2).padStart(5)}x` +
+    `   ${f(sum(native[0], 'median_ms'))} ${f(sum(native[1], 'median_ms'))}  ${(sum(native[0], 'median_ms') / sum(native[1], 'median_ms')).toFixed(2).padStart(5)}x`].join('\n'));
+  if (opts.json) {
+    fs.writeFileSync(opts.json, JSON.stringify({ wasm_profile: { wasm_1t: wasm[0].layers, wasm_threads_2t: wasm[1].layers, native_1t: native[0], native_2t: native[1] } }, null, 2) + '\n');
+    log(`wrote ${opts.json}`);
+  }
+}
+
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   if (opts.only === 'cold-start') return coldStartOnly(opts);
+  if (opts.only === 'wasm-profile') return wasmProfileOnly(opts);
   const out = { machine: { cores: (await import('node:os')).cpus().length }, units: {} };
 
   log('native inference (1 and 2 threads) and GEMM peak');
@@ -308,14 +350,14 @@ async function main() {
     if (!(await page.evaluate(() => window.bench.crossOriginIsolated())))
       throw new Error('the benchmark page is not cross-origin isolated: no multi-threaded runs possible');
     const run = (fn, arg) => page.evaluate(([f, a]) => window.bench[f](a), [fn, arg]);
-    const runs = opts.runs, warmup = 10;
+    const runs = opts.runs, warmup = 10, warmupMs = WARMUP_MS;
 
     log('NeuroLens wasm inference, 1 and 2 threads');
-    const nl1 = await run('neurolensInference', { build: 'wasm', threads: 1, runs, warmup });
-    const nl2 = await run('neurolensInference', { build: 'wasm-threads', threads: 2, runs, warmup });
+    const nl1 = await run('neurolensInference', { build: 'wasm', threads: 1, runs, warmup, warmupMs });
+    const nl2 = await run('neurolensInference', { build: 'wasm-threads', threads: 2, runs, warmup, warmupMs });
     log('TensorFlow.js wasm inference, 1 and 2 threads');
-    const tf1 = await run('tfjsInference', { backend: 'wasm', threads: 1, runs, warmup });
-    const tf2 = await run('tfjsInference', { backend: 'wasm', threads: 2, runs, warmup });
+    const tf1 = await run('tfjsInference', { backend: 'wasm', threads: 1, runs, warmup, warmupMs });
+    const tf2 = await run('tfjsInference', { backend: 'wasm', threads: 2, runs, warmup, warmupMs });
     const diff = Math.max(maxAbsDiff(nl1.probabilities, tf1.probabilities), maxAbsDiff(nl1.probabilities, tf2.probabilities),
                           maxAbsDiff(nl1.probabilities, nl2.probabilities));
     if (!(diff <= 1e-4))
@@ -323,8 +365,8 @@ async function main() {
                       'the timings would compare different networks');
 
     log('ONNX Runtime Web (wasm SIMD) inference, 1 and 2 threads, each in a fresh worker');
-    const ortWeb1 = await run('ortInference', { threads: 1, runs, warmup });
-    const ortWeb2 = await run('ortInference', { threads: 2, runs, warmup });
+    const ortWeb1 = await run('ortInference', { threads: 1, runs, warmup, warmupMs });
+    const ortWeb2 = await run('ortInference', { threads: 2, runs, warmup, warmupMs });
     const inputNhwc = Float32Array.from(await run('input'));
     const { height: ih, width: iw, channels: ic } = nl1.input;
     const inputNchw = new Float32Array(inputNhwc.length);
@@ -396,7 +438,7 @@ async function main() {
         tfjs_wasm_1t: tf1.medianMs, tfjs_wasm_2t: tf2.medianMs,
         neurolens_native_1t: native1.median_ms, neurolens_native_2t: native2.median_ms,
       },
-      inference_runs: runs,
+      inference_runs: runs, browser_inference_warmup: { runs: warmup, ms: warmupMs },
       outputs_max_abs_diff: diff,
       outputs_match_1e4: diff <= 1e-4,
       gemm_peak_gflops_per_s: { wasm_1t: peak1.gflopsPerSecond, wasm_2t: peak2.gflopsPerSecond, native_1t: native1.gemm_peak_gflops_per_s },

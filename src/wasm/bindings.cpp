@@ -20,6 +20,8 @@
 //             mostTumourLikeScore, tumourSlices, tumourSlicesNeeded, verdict, verdictIndex}
 //   predict(Float32Array) -> Float32Array probabilities, for an already preprocessed [H,W,C]
 //             input (benchmarks, comparisons with other runtimes)
+//   profile(Float32Array, runs) -> [{name, type, ms}]: each layer's median forward time over
+//             runs passes of predict's model (benchmarks: where the time goes in this build)
 //   inferenceModel() -> Uint8Array: the model as classification runs it (batch norm folded
 //             into the convolutions, ReLUs fused), as a safetensors file
 //   featureMaps(Uint8Array, layerName) -> {layer, type, height, width, channels, data}
@@ -41,6 +43,7 @@
 #include <malloc.h>
 
 #include <chrono>
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -252,6 +255,36 @@ class Engine {
       val(emscripten::typed_memory_view(n, x.data())).call<void>("set", input);
       const nl::Tensor& probs = inference_->forward(runtime_, x, /*training=*/false);
       return float_array_copy(probs.data(), probs.size());
+    });
+  }
+
+  val profile(val input, double runs) {
+    return guarded([&] {
+      require_model();
+      if (!(runs >= 1 && runs <= 100000 && runs == std::floor(runs)))
+        throw std::invalid_argument("profile: runs must be a whole number in 1..100000");
+      nl::Tensor x(inference_->input_shape(1));
+      if (!input.instanceof(val::global("Float32Array")) || input["length"].as<size_t>() != x.size())
+        throw std::invalid_argument("profile: the input must be a Float32Array of " + std::to_string(x.size()) + " values");
+      val(emscripten::typed_memory_view(x.size(), x.data())).call<void>("set", input);
+      std::vector<std::vector<double>> per_layer(inference_->layer_count());  // [layer][run]
+      std::vector<double> layer_ms;
+      for (size_t r = 0; r < static_cast<size_t>(runs); ++r) {
+        layer_ms.assign(inference_->layer_count(), 0.0);
+        inference_->forward(runtime_, x, /*training=*/false, &layer_ms);
+        for (size_t l = 0; l < per_layer.size(); ++l) per_layer[l].push_back(layer_ms[l]);
+      }
+      val out = val::array();
+      for (size_t l = 0; l < per_layer.size(); ++l) {
+        std::vector<double>& v = per_layer[l];
+        std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+        val layer = val::object();
+        layer.set("name", inference_->layer(l).spec().name);
+        layer.set("type", inference_->layer(l).spec().type);
+        layer.set("ms", v[v.size() / 2]);
+        out.call<void>("push", layer);
+      }
+      return out;
     });
   }
 
@@ -470,6 +503,7 @@ EMSCRIPTEN_BINDINGS(neurolens) {
       .function("classifyGrey", &Engine::classifyGrey)
       .function("summarizeVolume", &Engine::summarizeVolume)
       .function("predict", &Engine::predict)
+      .function("profile", &Engine::profile)
       .function("inferenceModel", &Engine::inferenceModel)
       .function("featureMaps", &Engine::featureMaps)
       .function("saveModel", &Engine::saveModel)
