@@ -178,6 +178,22 @@ test('predict takes a preprocessed input; inferenceModel is the folded model and
   }
 });
 
+test('profile times each layer of the model predict runs, and checks its arguments', () => {
+  const { height, width, channels } = engine.info().input;
+  const input = Float32Array.from({ length: height * width * channels }, (_, i) => Math.cos(i * 0.13));
+  const folded = new NL.Engine();
+  try {
+    const layers = folded.loadModel(engine.inferenceModel()).layers;
+    const profile = engine.profile(input, 3);
+    assert.deepEqual(profile.map((l) => [l.name, l.type]), layers.map((l) => [l.name, l.type]), 'one entry per layer of the folded model, in order');
+    for (const l of profile) assert.ok(Number.isFinite(l.ms) && l.ms >= 0, JSON.stringify(l));
+  } finally {
+    folded.delete();
+  }
+  assert.throws(() => engine.profile(input, 0), { message: /profile: runs must be a whole number in 1..100000/ });
+  assert.throws(() => engine.profile(new Float32Array(7), 1), { message: /profile: the input must be a Float32Array of 2304 values/ });
+});
+
 test('gemmPeak measures XNNPACK\'s matrix-product speed and checks its arguments', () => {
   const peak = NL.gemmPeak(0.05, 1);
   assert.ok(peak.gflopsPerSecond > 0 && Number.isFinite(peak.gflopsPerSecond));
