@@ -75,12 +75,16 @@ window.bench = {
     });
   },
 
-  // Where NeuroLens' inference time goes in a build: {build, threads, runs, warmup} -> each
-  // layer's median ms (timed inside the forward pass, so their sum is a little under a pass)
+  // Where NeuroLens' inference time goes in a build: {build, threads, runs, warmup, warmupMs}
+  // -> each layer's median ms (timed inside the forward pass), and then a whole pass's median
+  // without the per-layer clock (passMs), to compare the sum with
   async neurolensProfile({ build, threads, runs, warmup, warmupMs }) {
     return withWorker('neurolens', { build }, async (w) => {
       const loaded = await w.request('load', { modelBytes: await modelBytes(), threads });
-      return { threads: loaded.threads, layers: await w.request('profile', { input: benchInput(loaded.info.input), runs, warmup, warmupMs }) };
+      const input = benchInput(loaded.info.input);
+      const layers = await w.request('profile', { input, runs, warmup, warmupMs });
+      const pass = await w.request('inference', { input, runs, warmup: 0 });
+      return { threads: loaded.threads, layers, passMs: median(pass.times) };
     });
   },
 
