@@ -1,7 +1,8 @@
 // The shipped model (model/neurolens.safetensors, served as /model/ by scripts/serve) in the
 // page: it loads, classifies with Grad-CAM, feeds the Learn view, and fine-tunes (last layers)
 // in the browser; an image of random pixels gets "This does not look like a brain MRI slice" from
-// the model's outlier detector. Skipped only while the trained model has not been committed yet.
+// the model's outlier detector, and so do the slices of a noise volume in the scan viewer.
+// Skipped only while the trained model has not been committed yet.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -124,6 +125,40 @@ test('the shipped model: a noise image does not look like a brain MRI slice', { 
   await page.goto(`${server.origin}/#learn`);
   await page.waitForFunction(() => document.querySelector('#model-confidence')?.textContent, null, { timeout: 60000 });
   assert.match(await page.textContent('#model-confidence'), /temperature of [\d.]+.*outlier detector flags/);
+  assert.deepEqual(foreignRequests(requests, server.origin), []);
+  assert.deepEqual(errors.filter((e) => !/Failed to load resource/.test(e)), []);
+  await context.close();
+});
+
+// A NIfTI-1 volume of random bytes (uint8, no orientation: the reader notes the stored order).
+function noiseNifti(width, height, slices, seed) {
+  const header = Buffer.alloc(352);
+  header.writeInt32LE(348, 0);  // sizeof_hdr
+  [3, width, height, slices, 1, 1, 1, 1].forEach((d, i) => header.writeInt16LE(d, 40 + 2 * i));  // dim
+  header.writeInt16LE(2, 70);   // datatype: unsigned char
+  header.writeInt16LE(8, 72);   // bitpix
+  [1, 1, 1, 1].forEach((v, i) => header.writeFloatLE(v, 76 + 4 * i));  // pixdim[0..3]
+  header.writeFloatLE(352, 108);  // vox_offset
+  header.write('n+1\0', 344, 'latin1');  // magic
+  const random = rng(seed);
+  return Buffer.concat([header, Buffer.from(Array.from({ length: width * height * slices }, () => Math.floor(256 * random())))]);
+}
+
+test('the shipped model: a noise volume\'s slices do not look like brain MRI slices in the viewer', { skip: !present && 'model/neurolens.safetensors is not there yet' }, async () => {
+  const { page, requests, errors, context } = await openPage(browser, server.origin);
+  const slices = 6;
+  await chooseFiles(page, '#classify-files', [{ name: 'noise.nii', buffer: noiseNifti(64, 64, slices, 7) }]);
+  const viewer = '#scans .scan-viewer[data-file="noise.nii"]';
+  await page.waitForSelector(`${viewer}[data-state="done"]`, { timeout: 120000 });
+  assert.equal(await page.getAttribute(viewer, 'data-out-of-distribution-slices'), String(slices));
+  assert.equal(await page.getAttribute(viewer, 'data-verdict'), 'none');
+  const flags = await page.$$eval(`${viewer} .strip-slice`, (cols) => cols.map((c) => c.dataset.flag));
+  assert.deepEqual(flags, Array(slices).fill('ood'));
+  assert.match(await page.textContent(`${viewer} .scan-outliers`), new RegExp(`${slices} of the ${slices} slices do not look like brain MRI slices`));
+  // No class verdict leads when no slice looks like brain MRI.
+  assert.equal(await page.textContent(`${viewer} .scan-verdict`), `No verdict: none of the ${slices} slices looks like a brain MRI slice.`);
+  assert.match(await page.getAttribute(`${viewer} .strip-slice`, 'title'), /does not look like a brain MRI slice/);
+  await screenshot(page, 'viewer-shipped-noise');
   assert.deepEqual(foreignRequests(requests, server.origin), []);
   assert.deepEqual(errors.filter((e) => !/Failed to load resource/.test(e)), []);
   await context.close();

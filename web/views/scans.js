@@ -19,7 +19,8 @@
 // dimensions, spacing, slice thickness, transfer syntax, notes), never patient data.
 // DOM hooks: the viewer (.scan-viewer) has data-file (its file or folder), data-state
 // (pending | done | error), data-slices, data-slice (the slice shown, 0-based), data-window
-// ("center,width" of the window shown, once drawn), data-verdict; every per-slice result
+// ("center,width" of the window shown, once drawn), data-verdict (a class, or "none" when no
+// slice looks like a brain MRI slice), data-out-of-distribution-slices; every per-slice result
 // (.slice-result for the slice shown, .strip-slice in the chart) has data-file, data-slice and,
 // once classified, data-prediction and (as on a classify card) data-flag="ood" | "uncertain"
 // when the model's confidence says so.
@@ -530,11 +531,18 @@ class ScanViewer {
       : `${readableClass(verdict)}: predicted on ${counts[summary.verdictIndex]} of ${this.slices} slices` +
         (summary.tumourSlices > counts[summary.verdictIndex] ? ` (${summary.tumourSlices} slices predicted as some tumour).` : '.');
     this.mostTumour = most;
-    this.root.dataset.verdict = verdict;
     const outliers = this.results.filter((r) => r?.outOfDistribution).length;
     this.root.dataset.outOfDistributionSlices = String(outliers);
+    // When no slice looks like a brain MRI slice, a class verdict would only mislead: the scan
+    // leads with that, as a card does for an image (the counts stay below).
+    const noVerdict = outliers === this.slices;
+    this.root.dataset.verdict = noVerdict ? 'none' : verdict;
+    const verdictLine = noVerdict
+      ? h('p', { class: 'scan-verdict', dataset: { verdict: 'none' } }, h('strong', {}, 'No verdict: '),
+        `none of the ${this.slices} slices looks like a brain MRI slice.`)
+      : h('p', { class: 'scan-verdict', dataset: { verdict } }, h('strong', {}, 'Verdict: '), verdictText);
     clear(this.summary,
-      h('p', { class: 'scan-verdict', dataset: { verdict } }, h('strong', {}, 'Verdict: '), verdictText),
+      verdictLine,
       h('ul', { class: 'scan-counts' }, this.classes.map((c, i) => h('li', { dataset: { class: c, count: counts[i] } },
         h('span', { class: 'swatch', style: { background: classColour(c, i) } }), `${readableClass(c)}: ${counts[i]}`))),
       most ? h('p', { class: 'hint' }, `Most tumour-like: slice ${most.z + 1} (${percent(most.score)} not “no tumour”).`) : null,
