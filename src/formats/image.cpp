@@ -109,6 +109,35 @@ uint64_t missing_pixel_bytes(std::span<const uint8_t> b, const char* format, int
 // dropped. Truncated PNG chunk names also come out as garbled reasons.
 void clear_failure_reason() { stbi__g_failure_reason = nullptr; }
 
+// stb_image (since 2.28) decodes a JPEG cut short as if the rest were zeros, even one cut
+// before its image data. So walk the file's segments: each marker segment has its length;
+// a start-of-scan (FF DA) is followed by entropy-coded data in which an FF byte is stuffed as
+// FF 00 and FF D0..D7 are restart markers, so the next other FF xx is the next marker. A
+// complete file reaches an end-of-image marker (FF D9) after at least one scan (what follows
+// it is ignored). Returns what is missing, or nullptr when the walk reaches it. Markers inside
+// segments (an EXIF thumbnail's) are skipped with their segment.
+const char* jpeg_missing_part(std::span<const uint8_t> b) {
+  bool scanned = false;
+  size_t i = 2;  // after SOI (FF D8)
+  while (i + 1 < b.size()) {
+    if (b[i] != 0xFF) return "bytes where a marker should be (the data is damaged)";
+    const uint8_t m = b[i + 1];
+    if (m == 0xFF) { ++i; continue; }  // fill byte
+    i += 2;
+    if (m == 0xD9) return scanned ? nullptr : "no image data (no start-of-scan marker)";
+    if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) continue;  // markers without a length
+    if (i + 2 > b.size()) break;
+    const size_t length = (size_t{b[i]} << 8) | b[i + 1];
+    if (length < 2) return "a marker segment with a length under 2 (the data is damaged)";
+    i += length;
+    if (m != 0xDA) continue;
+    scanned = true;
+    while (i + 1 < b.size() && !(b[i] == 0xFF && b[i + 1] != 0x00 && (b[i + 1] < 0xD0 || b[i + 1] > 0xD7))) ++i;
+  }
+  return scanned ? "no end-of-image marker after the last scan (the file is cut short)"
+                 : "no image data (no start-of-scan marker)";
+}
+
 [[noreturn]] void fail_decode(const char* format) {
   const char* reason = stbi_failure_reason();
   std::string why = reason ? reason : "";
@@ -219,6 +248,9 @@ GreyImage decode_grey(std::span<const uint8_t> bytes, size_t max_pixels) {
   if (const uint64_t missing = missing_pixel_bytes(bytes, format, w, h))
     throw std::invalid_argument(std::string("corrupt or truncated ") + format + ": pixel data is " +
                                 std::to_string(missing) + " bytes short");
+  if (std::strcmp(format, "JPEG") == 0)
+    if (const char* missing = jpeg_missing_part(bytes))
+      throw std::invalid_argument(std::string("corrupt or truncated JPEG: ") + missing);
 
   GreyImage image;
   int dw = 0, dh = 0;

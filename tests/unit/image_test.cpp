@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "formats/file_io.h"
 #include "formats/image.h"
 
 #include "stb_write.h"
@@ -348,6 +349,20 @@ TEST_CASE("image: bad input is refused with a clear message") {
     CAPTURE(n);
     expect_refused(Bytes(jpg.begin(), jpg.begin() + static_cast<long>(n)), "corrupt or truncated JPEG: ");
   }
+  // stb_image 2.30 would decode these as if the missing bytes were zeros; the segment walk
+  // says what is missing. Cut before the first scan, and inside the scan:
+  const uint8_t sos[2] = {0xFF, 0xDA};
+  const auto scan = std::search(jpg.begin(), jpg.end(), std::begin(sos), std::end(sos));
+  REQUIRE(scan != jpg.end());
+  expect_refused(Bytes(jpg.begin(), scan), "corrupt or truncated JPEG: no image data (no start-of-scan marker)");
+  expect_refused(Bytes(jpg.begin(), jpg.end() - 2), "corrupt or truncated JPEG: no end-of-image marker after the last scan");
+  Bytes trailing = jpg;  // bytes after the end-of-image marker are ignored, as by viewers
+  trailing.insert(trailing.end(), {0x00, 0x12, 0xFF});
+  CHECK_NOTHROW(nl::decode_grey(trailing));
+  // What fuzz_image found in Debian 12's stb_image 2.27: a Huffman table whose codes run past
+  // its 256 symbols made the decoder read outside the table.
+  expect_refused(nl::read_file_bytes("tests/fuzz/corpus/fuzz_image/jpeg-huffman-out-of-range"), "corrupt or truncated JPEG: ");
+
   for (size_t n : {size_t{6}, size_t{20}, png.size() / 2, png.size() - 13}) {
     CAPTURE(n);
     expect_refused(Bytes(png.begin(), png.begin() + static_cast<long>(n)), "corrupt or truncated PNG: ");
