@@ -120,12 +120,14 @@ const char* jpeg_missing_part(std::span<const uint8_t> b) {
   bool scanned = false;
   size_t i = 2;  // after SOI (FF D8)
   while (i + 1 < b.size()) {
-    if (b[i] != 0xFF) return "bytes where a marker should be (the data is damaged)";
     const uint8_t m = b[i + 1];
-    if (m == 0xFF) { ++i; continue; }  // fill byte
+    if (b[i] != 0xFF || m == 0xFF) {  // padding between segments (stb skips it too), fill bytes
+      ++i;
+      continue;
+    }
     i += 2;
     if (m == 0xD9) return scanned ? nullptr : "no image data (no start-of-scan marker)";
-    if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) continue;  // markers without a length
+    if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) continue;  // markers without a length
     if (i + 2 > b.size()) break;
     const size_t length = (size_t{b[i]} << 8) | b[i + 1];
     if (length < 2) return "a marker segment with a length under 2 (the data is damaged)";

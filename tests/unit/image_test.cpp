@@ -356,6 +356,10 @@ TEST_CASE("image: bad input is refused with a clear message") {
   REQUIRE(scan != jpg.end());
   expect_refused(Bytes(jpg.begin(), scan), "corrupt or truncated JPEG: no image data (no start-of-scan marker)");
   expect_refused(Bytes(jpg.begin(), jpg.end() - 2), "corrupt or truncated JPEG: no end-of-image marker after the last scan");
+  const uint8_t dqt[2] = {0xFF, 0xDB};  // padding between segments is skipped, as stb does
+  Bytes padded = jpg;
+  padded.insert(std::search(padded.begin(), padded.end(), std::begin(dqt), std::end(dqt)), {0x00, 0x00, 0x00});
+  CHECK_NOTHROW(nl::decode_grey(padded));
   Bytes trailing = jpg;  // bytes after the end-of-image marker are ignored, as by viewers
   trailing.insert(trailing.end(), {0x00, 0x12, 0xFF});
   CHECK_NOTHROW(nl::decode_grey(trailing));
