@@ -59,10 +59,10 @@ const log = (...a) => console.error('bench:', ...a);
 const WARMUP_MS = 2000;
 const maxAbsDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 
-function nativeBench(threads, runs) {
+function nativeBench(threads, runs, extra = threads === 1 ? ['--gemm-peak'] : []) {
   const exe = path.join(ROOT, 'build/native/neurolens');
   const r = spawnSync(exe, ['bench', '--model', MODEL, '--threads', String(threads), '--runs', String(runs), '--warmup', '10',
-    ...(threads === 1 ? ['--gemm-peak'] : []), '--json'], { encoding: 'utf8' });
+    ...extra, '--json'], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${exe} bench failed: ${r.stderr || r.error}`);
   return JSON.parse(r.stdout);
 }
@@ -283,13 +283,7 @@ async function coldStartOnly(opts) {
 // wasm-threads on 2), beside native's (`neurolens bench --profile`), to see which layers do
 // not speed up with a second thread.
 async function wasmProfileOnly(opts) {
-  const native = [1, 2].map((threads) => {
-    const exe = path.join(ROOT, 'build/native/neurolens');
-    const r = spawnSync(exe, ['bench', '--model', MODEL, '--threads', String(threads), '--runs', String(opts.runs * 5), '--warmup', '10',
-      '--profile', '--json'], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`${exe} bench --profile failed: ${r.stderr || r.error}`);
-    return JSON.parse(r.stdout).layers;
-  });
+  const native = [1, 2].map((threads) => nativeBench(threads, opts.runs * 5, ['--profile']).layers);
   const { server, port } = await startServer({ port: 0, mounts: [...benchMounts(ROOT), ...defaultMounts(ROOT)] });
   const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox'] });
   let wasm;

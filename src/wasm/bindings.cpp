@@ -42,8 +42,8 @@
 #include <emscripten/val.h>
 #include <malloc.h>
 
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <memory>

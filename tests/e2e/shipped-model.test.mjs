@@ -157,6 +157,7 @@ test('the shipped model: a noise volume\'s slices do not look like brain MRI sli
   assert.match(await page.textContent(`${viewer} .scan-outliers`), new RegExp(`${slices} of the ${slices} slices do not look like brain MRI slices`));
   // No class verdict leads when no slice looks like brain MRI.
   assert.equal(await page.textContent(`${viewer} .scan-verdict`), `No verdict: none of the ${slices} slices looks like a brain MRI slice.`);
+  assert.doesNotMatch(await page.textContent(`${viewer} .scan-summary`), /Most tumour-like: slice/);
   assert.match(await page.getAttribute(`${viewer} .strip-slice`, 'title'), /does not look like a brain MRI slice/);
   await screenshot(page, 'viewer-shipped-noise');
   assert.deepEqual(foreignRequests(requests, server.origin), []);

@@ -545,7 +545,7 @@ class ScanViewer {
       verdictLine,
       h('ul', { class: 'scan-counts' }, this.classes.map((c, i) => h('li', { dataset: { class: c, count: counts[i] } },
         h('span', { class: 'swatch', style: { background: classColour(c, i) } }), `${readableClass(c)}: ${counts[i]}`))),
-      most ? h('p', { class: 'hint' }, `Most tumour-like: slice ${most.z + 1} (${percent(most.score)} not “no tumour”).`) : null,
+      most && !noVerdict ? h('p', { class: 'hint' }, `Most tumour-like: slice ${most.z + 1} (${percent(most.score)} not “no tumour”).`) : null,
       outliers > 0 ? h('p', { class: 'notice scan-outliers' },
         h('span', { class: 'notice-icon', 'aria-hidden': 'true' }, '⚠ '),
         `${outliers} of the ${this.slices} slices do not look like brain MRI slices: their classes mean little.`) : null,
