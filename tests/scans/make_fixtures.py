@@ -511,6 +511,28 @@ def make_errors(out, base, grey):
     at = data.index(b"\x40\x00\x60\xa1UT\x00\x00\x04\x00\x00\x00abcd")
     data[at + 8:at + 12] = (0x6708006D).to_bytes(4, "little")
     open(path, "wb").write(bytes(data))
+    # The same overlong element behind an undefined-length UN element (0009,1000) holding one
+    # empty item: GDCM reads such a UN as an implicit VR sequence; NeuroLens' own length walk
+    # stops there, so only GDCM's length check (cmake/patches/gdcm-declared-length.patch)
+    # stands between the file and a 1.7 GB allocation.
+    ds.add_new(0x00090010, "LO", "NL")
+    save(ds, os.path.join(d, "overlong_after_un.dcm"))
+    data = bytearray(open(os.path.join(d, "overlong_after_un.dcm"), "rb").read())
+    private = b"\x09\x00\x10\x00LO\x02\x00NL"
+    at = data.index(private)
+    un = (b"\x09\x00\x00\x10UN\x00\x00\xff\xff\xff\xff" + b"\xfe\xff\x00\xe0\x00\x00\x00\x00"
+          + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00")
+    data[at:at + len(private)] = private + un
+    at = data.index(b"\x40\x00\x60\xa1UT\x00\x00\x04\x00\x00\x00abcd")
+    data[at + 8:at + 12] = (0x6708006D).to_bytes(4, "little")
+    open(os.path.join(d, "overlong_after_un.dcm"), "wb").write(bytes(data))
+    # A JPEG 2000 codestream whose tile-part header (SOT) claims 65,520 bytes in a short
+    # fragment: GDCM 3.0.24's marker walk stepped past the fragment (SEGV; fixed by
+    # cmake/patches/gdcm-j2k-markers.patch).
+    data = bytearray(open(os.path.join(out, "dicom", "ts", "j2k_lossless.dcm"), "rb").read())
+    at = data.index(b"\xff\x90\x00\x0a")
+    data[at + 2:at + 4] = b"\xff\xf0"
+    open(os.path.join(d, "j2k_sot_overlong.dcm"), "wb").write(bytes(data))
     # JPEG lossless whose SOF says 230-bit precision (GDCM 3.0.24 dereferences a null codec).
     data = bytearray(open(os.path.join(out, "dicom", "ts", "jpeg_lossless_sv1.dcm"), "rb").read())
     at = data.index(b"\xff\xc3")

@@ -92,6 +92,21 @@ TEST_CASE("DICOM element declaring more bytes than the file holds is refused bef
                  std::to_string(follow) + " follow");
 }
 
+TEST_CASE("DICOM element declaring more bytes than the file holds, where only GDCM reaches it, is refused") {
+  // Behind an undefined-length UN element the length walk above stops; GDCM's own length check
+  // (cmake/patches/gdcm-declared-length.patch) refuses the 1.7 GB claim instead of allocating it.
+  const std::vector<uint8_t> bytes = read_bytes(fixture("errors/overlong_after_un.dcm"));
+  CHECK(dicom_error("errors/overlong_after_un.dcm") ==
+        "truncated or damaged DICOM file: GDCM could not parse its data set (" + std::to_string(bytes.size()) +
+            " bytes)");
+}
+
+TEST_CASE("DICOM JPEG 2000 tile-part header running past its fragment is not read past") {
+  // GDCM 3.0.24's marker walk trusted SOT's length (cmake/patches/gdcm-j2k-markers.patch).
+  CHECK(dicom_error("errors/j2k_sot_overlong.dcm") ==
+        "could not decode the pixel data (JPEG 2000 Image Compression (Lossless Only))");
+}
+
 TEST_CASE("DICOM JPEG with a precision past 16 bits is refused (GDCM would dereference a null codec)") {
   CHECK(dicom_error("errors/jpeg_precision_230.dcm") ==
         "JPEG data precision 230 is not supported (2 to 16 bits; JPEG Lossless, Non-Hierarchical, First-Order "
