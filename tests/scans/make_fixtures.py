@@ -23,13 +23,16 @@ OUT/
 With --seeds DIR: DIR/fuzz_dicom and DIR/fuzz_nifti get tiny versions (a few kB at most).
 """
 
+import copy
 import gzip
+import io
 import os
 import shutil
 import struct
 import subprocess
 import sys
 import tempfile
+import zlib
 
 import nibabel as nib
 import numpy as np
@@ -511,6 +514,20 @@ def make_errors(out, base, grey):
     at = data.index(b"\x40\x00\x60\xa1UT\x00\x00\x04\x00\x00\x00abcd")
     data[at + 8:at + 12] = (0x6708006D).to_bytes(4, "little")
     open(path, "wb").write(bytes(data))
+    # The same data set deflated: GDCM reads it through its inflating stream, which cannot seek
+    # (cmake/patches/gdcm-declared-length.patch inflates it into memory first).
+    def part10_header(meta):
+        buf = io.BytesIO()
+        buf.write(b"\0" * 128 + b"DICM")
+        pydicom.filewriter.write_file_meta_info(buf, meta, enforce_standard=True)
+        return buf.getvalue()
+    header = part10_header(ds.file_meta)
+    assert data.startswith(header)
+    meta = copy.deepcopy(ds.file_meta)
+    meta.TransferSyntaxUID = "1.2.840.10008.1.2.1.99"
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    deflated = packer.compress(bytes(data[len(header):])) + packer.flush()
+    open(os.path.join(d, "overlong_deflated.dcm"), "wb").write(part10_header(meta) + deflated)
     # The same overlong element behind an undefined-length UN element (0009,1000) holding one
     # empty item: GDCM reads such a UN as an implicit VR sequence; NeuroLens' own length walk
     # stops there, so only GDCM's length check (cmake/patches/gdcm-declared-length.patch)
