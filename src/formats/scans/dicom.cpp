@@ -486,6 +486,13 @@ DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) 
   const size_t columns = image.GetDimension(0), rows = image.GetDimension(1);
   const size_t frames = image.GetNumberOfDimensions() >= 3 ? image.GetDimension(2) : 1;
   check_budget("DICOM image", columns, rows, frames);
+  // GDCM's inline GetBitsStored asserts BitsStored <= BitsAllocated, and native builds keep
+  // assert(): IsValid checks that (and HighBit, PixelRepresentation) without asserting.
+  if (!pf.IsValid())
+    throw ScanError(pf.GetBitsAllocated() == 0
+                        ? std::string("BitsAllocated (0028,0100) is missing or 0")
+                        : "inconsistent pixel format: BitsStored or HighBit beyond BitsAllocated " +
+                              std::to_string(pf.GetBitsAllocated()) + ", or BitsStored over 32");
   const unsigned allocated = pf.GetBitsAllocated(), stored = pf.GetBitsStored(), high = pf.GetHighBit();
   const unsigned samples = pf.GetSamplesPerPixel();
   const bool is_signed = pf.GetPixelRepresentation() == 1;
