@@ -1,5 +1,7 @@
 #include "core/runtime.h"
 
+#include <algorithm>
+
 #include <atomic>
 #include <exception>
 #include <mutex>
@@ -90,6 +92,15 @@ void parallel_for(Runtime& rt, size_t n, const std::function<void(size_t)>& task
   job.task = &task;
   pthreadpool_parallelize_1d(rt.threadpool(), run_parallel_task, &job, n, 0);
   if (job.error) std::rethrow_exception(job.error);
+}
+
+void parallel_ranges(Runtime& rt, size_t count, const std::function<void(size_t, size_t)>& range) {
+  const size_t chunks = (count + kElementChunk - 1) / kElementChunk;
+  if (chunks <= 1 || rt.threads() <= 1) {
+    if (count > 0) range(0, count);
+    return;
+  }
+  parallel_for(rt, chunks, [&](size_t t) { range(t * kElementChunk, std::min(count, (t + 1) * kElementChunk)); });
 }
 
 Runtime::~Runtime() {

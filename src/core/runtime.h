@@ -34,6 +34,12 @@ class Runtime {
 // here once all tasks have finished.
 void parallel_for(Runtime& rt, size_t n, const std::function<void(size_t)>& task);
 
+// Calls range(begin, end) over [0, count) in fixed chunks of kElementChunk elements, in
+// parallel: for element-wise loops (each element's result is the same on any thread count).
+// Inline, in one call, when single-threaded or when there is one chunk.
+inline constexpr size_t kElementChunk = 16384;
+void parallel_ranges(Runtime& rt, size_t count, const std::function<void(size_t, size_t)>& range);
+
 // Throws std::runtime_error("XNNPACK <what>: <status name>") unless status is success.
 void check_xnn(xnn_status status, const char* what);
 

@@ -30,14 +30,12 @@ void Add::forward(Runtime& rt, const std::vector<const Tensor*>& in, Tensor& out
   out.reshape(shape);
   // One pass of our own: XNNPACK's add has no output clamp in this version, so add + fused
   // ReLU on it were two passes over the tensor (add, then clamp in place), measured at about
-  // twice the time of this loop. Chunks of kChunk elements, each task writing its own.
+  // twice the time of this loop.
   const float* a = in[0]->data();
   const float* b = in[1]->data();
   float* o = out.data();
-  const size_t count = out.size();
   const bool relu = spec_.activation == Activation::relu;
-  constexpr size_t kChunk = 16384;
-  auto run = [&](size_t begin, size_t end) {
+  parallel_ranges(rt, out.size(), [&](size_t begin, size_t end) {
     if (relu)
       for (size_t i = begin; i < end; ++i) {
         const float v = a[i] + b[i];
@@ -45,28 +43,34 @@ void Add::forward(Runtime& rt, const std::vector<const Tensor*>& in, Tensor& out
       }
     else
       for (size_t i = begin; i < end; ++i) o[i] = a[i] + b[i];
-  };
-  const size_t chunks = (count + kChunk - 1) / kChunk;
-  if (chunks <= 1 || rt.threads() <= 1) {
-    run(0, count);
-    return;
-  }
-  parallel_for(rt, chunks, [&](size_t t) { run(t * kChunk, std::min(count, (t + 1) * kChunk)); });
+  });
 }
 
-void Add::backward(Runtime&, const std::vector<const Tensor*>& in, const Tensor& out, const Tensor& dout,
+void Add::backward(Runtime& rt, const std::vector<const Tensor*>& in, const Tensor& out, const Tensor& dout,
                    const std::vector<Tensor*>& din) {
   if (in.size() != 2) throw_layer_error(spec_, "takes 2 inputs, got " + std::to_string(in.size()));
   expect_shape(spec_, out.shape(), output_shape({in[0]->shape(), in[1]->shape()}), "output");
   expect_shape(spec_, dout.shape(), out.shape(), "output gradient");
-  for (size_t i = 0; i < 2 && i < din.size(); ++i) {
-    if (din[i] == nullptr) continue;
-    din[i]->reshape(out.shape());
-    if (spec_.activation == Activation::relu)
-      relu_backward(out.data(), dout.data(), din[i]->data(), out.size());
+  // Both inputs get the same gradient: computed once per chunk, then copied while in cache.
+  float* d[2] = {nullptr, nullptr};
+  for (size_t i = 0; i < 2 && i < din.size(); ++i)
+    if (din[i]) {
+      din[i]->reshape(out.shape());
+      d[i] = din[i]->data();
+    }
+  float* const first = d[0] ? d[0] : d[1];
+  float* const second = d[0] ? d[1] : nullptr;
+  if (!first) return;
+  const float* y = out.data();
+  const float* g = dout.data();
+  const bool relu = spec_.activation == Activation::relu;
+  parallel_ranges(rt, out.size(), [&](size_t begin, size_t end) {
+    if (relu)
+      relu_backward(y + begin, g + begin, first + begin, end - begin);
     else
-      std::copy(dout.data(), dout.data() + out.size(), din[i]->data());
-  }
+      std::copy(g + begin, g + end, first + begin);
+    if (second) std::copy(first + begin, first + end, second + begin);
+  });
 }
 
 }  // namespace nl

@@ -281,17 +281,23 @@ void Conv2D::backward(Runtime& rt, const std::vector<const Tensor*>& in, const T
   const float* g = dout.data();
   if (spec_.activation == Activation::relu) {
     masked_dout_.reshape(dout.shape());
-    relu_backward(out.data(), dout.data(), masked_dout_.data(), dout.size());
+    relu_backward(rt, out.data(), dout.data(), masked_dout_.data(), dout.size());
     g = masked_dout_.data();
   }
 
   if (want_params && params_.size() > 1) {
-    std::vector<double> sums(f, 0.0);
+    // Each filter's sum runs over the output positions in order, whichever thread has its
+    // block of filters: the same sums on any thread count.
+    constexpr size_t kBlock = 16;
     const size_t rows = batch * pixels;
-    for (size_t r = 0; r < rows; ++r)
-      for (size_t j = 0; j < f; ++j) sums[j] += g[r * f + j];
     float* db = params_[1].grad.data();
-    for (size_t j = 0; j < f; ++j) db[j] += static_cast<float>(sums[j]);
+    parallel_for(rt, (f + kBlock - 1) / kBlock, [&](size_t block) {
+      const size_t j0 = block * kBlock, j1 = std::min(f, j0 + kBlock);
+      double sums[kBlock] = {};
+      for (size_t r = 0; r < rows; ++r)
+        for (size_t j = j0; j < j1; ++j) sums[j - j0] += g[r * f + j];
+      for (size_t j = j0; j < j1; ++j) db[j] += static_cast<float>(sums[j - j0]);
+    });
   }
 
   const bool pointwise = is_pointwise();
@@ -326,8 +332,9 @@ void Conv2D::backward(Runtime& rt, const std::vector<const Tensor*>& in, const T
   if (want_params) {  // dW [F,KK] += (dWᵀ)ᵀ
     float* dw = params_[0].grad.data();
     const float* dw_t = weight_grad_t_.data();
-    for (size_t j = 0; j < f; ++j)
+    parallel_for(rt, f, [&](size_t j) {
       for (size_t i = 0; i < kk; ++i) dw[j * kk + i] += dw_t[i * f + j];
+    });
   }
 }
 

@@ -105,7 +105,7 @@ void Dense::backward(Runtime& rt, const std::vector<const Tensor*>& in, const Te
   const float* g = dout.data();
   if (spec_.activation == Activation::relu) {  // gradient flows only where ReLU did not clamp
     masked_dout_.reshape(dout.shape());
-    relu_backward(out.data(), dout.data(), masked_dout_.data(), dout.size());
+    relu_backward(rt, out.data(), dout.data(), masked_dout_.data(), dout.size());
     g = masked_dout_.data();
   }
   if (want_params) {

@@ -55,13 +55,19 @@ void ReLU::forward(Runtime& rt, const std::vector<const Tensor*>& in, Tensor& ou
   relu_.run(rt, in[0]->data(), out.data(), out.size());
 }
 
-void ReLU::backward(Runtime&, const std::vector<const Tensor*>& in, const Tensor& out,
+void relu_backward(Runtime& rt, const float* out, const float* dout, float* din, size_t count) {
+  parallel_ranges(rt, count, [&](size_t begin, size_t end) {
+    relu_backward(out + begin, dout + begin, din + begin, end - begin);
+  });
+}
+
+void ReLU::backward(Runtime& rt, const std::vector<const Tensor*>& in, const Tensor& out,
                     const Tensor& dout, const std::vector<Tensor*>& din) {
   expect_shape(spec_, dout.shape(), out.shape(), "output gradient");
   expect_shape(spec_, in.at(0)->shape(), out.shape(), "input");
   if (din.empty() || din[0] == nullptr) return;
   din[0]->reshape(out.shape());
-  relu_backward(out.data(), dout.data(), din[0]->data(), out.size());
+  relu_backward(rt, out.data(), dout.data(), din[0]->data(), out.size());
 }
 
 }  // namespace nl

@@ -19,6 +19,8 @@ class ReluOp {
 // dx = dy where y > 0, else 0 (the kink at 0 gets gradient 0). `out` is the ReLU's output.
 // Also the backward mask of the ReLU fused into conv2d and dense.
 void relu_backward(const float* out, const float* dout, float* din, size_t count);
+// The same on the runtime's threads, in fixed chunks.
+void relu_backward(Runtime& rt, const float* out, const float* dout, float* din, size_t count);
 
 class ReLU : public Layer {
  public:

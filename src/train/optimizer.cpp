@@ -1,5 +1,7 @@
 #include "train/optimizer.h"
 
+#include "core/runtime.h"
+
 #include <cmath>
 #include <numbers>
 #include <stdexcept>
@@ -25,7 +27,7 @@ OptimizerKind parse_optimizer(const std::string& name) {
   throw std::invalid_argument("unknown optimizer '" + name + "' (known: adamw, sgd)");
 }
 
-double Optimizer::step(Model& model, double lr) {
+double Optimizer::step(Runtime& rt, Model& model, double lr) {
   std::vector<ParamRef> params = model.parameters();
   double norm_sq = 0.0;
   for (const ParamRef& p : params) {
@@ -49,7 +51,7 @@ double Optimizer::step(Model& model, double lr) {
       mo.m = Tensor(p.param->value.shape());
       if (options_.kind == OptimizerKind::adamw) mo.v = Tensor(p.param->value.shape());
     }
-    update(p, mo, lr, scale);
+    update(rt, p, mo, lr, scale);
   }
   // Only the layers whose weights moved re-pack them: frozen ones keep their XNNPACK operators.
   Layer* last = nullptr;
@@ -58,7 +60,7 @@ double Optimizer::step(Model& model, double lr) {
   return norm;
 }
 
-void Optimizer::update(const ParamRef& p, Moments& mo, double lr, double grad_scale) const {
+void Optimizer::update(Runtime& rt, const ParamRef& p, Moments& mo, double lr, double grad_scale) const {
   float* w = p.param->value.data();
   const float* g = p.param->grad.data();
   float* m = mo.m.data();
@@ -66,12 +68,14 @@ void Optimizer::update(const ParamRef& p, Moments& mo, double lr, double grad_sc
   const double decay = is_decayed(p) ? 1.0 - lr * options_.weight_decay : 1.0;
   if (options_.kind == OptimizerKind::sgd) {
     const double mu = options_.momentum;
-    for (size_t i = 0; i < n; ++i) {
-      const double gi = g[i] * grad_scale;
-      const double vi = mu * m[i] + gi;
-      m[i] = static_cast<float>(vi);
-      w[i] = static_cast<float>(w[i] * decay - lr * (gi + mu * vi));
-    }
+    parallel_ranges(rt, n, [&](size_t begin, size_t end) {
+      for (size_t i = begin; i < end; ++i) {
+        const double gi = g[i] * grad_scale;
+        const double vi = mu * m[i] + gi;
+        m[i] = static_cast<float>(vi);
+        w[i] = static_cast<float>(w[i] * decay - lr * (gi + mu * vi));
+      }
+    });
     return;
   }
   const double b1 = options_.beta1, b2 = options_.beta2;
@@ -80,15 +84,17 @@ void Optimizer::update(const ParamRef& p, Moments& mo, double lr, double grad_sc
   const double step_size = lr / correction1;
   const double inv_sqrt_c2 = 1.0 / std::sqrt(correction2);
   float* v = mo.v.data();
-  for (size_t i = 0; i < n; ++i) {
-    const double gi = g[i] * grad_scale;
-    const double mi = b1 * m[i] + (1.0 - b1) * gi;
-    const double vi = b2 * v[i] + (1.0 - b2) * gi * gi;
-    m[i] = static_cast<float>(mi);
-    v[i] = static_cast<float>(vi);
-    const double denom = std::sqrt(vi) * inv_sqrt_c2 + options_.epsilon;
-    w[i] = static_cast<float>(w[i] * decay - step_size * mi / denom);
-  }
+  parallel_ranges(rt, n, [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      const double gi = g[i] * grad_scale;
+      const double mi = b1 * m[i] + (1.0 - b1) * gi;
+      const double vi = b2 * v[i] + (1.0 - b2) * gi * gi;
+      m[i] = static_cast<float>(mi);
+      v[i] = static_cast<float>(vi);
+      const double denom = std::sqrt(vi) * inv_sqrt_c2 + options_.epsilon;
+      w[i] = static_cast<float>(w[i] * decay - step_size * mi / denom);
+    }
+  });
 }
 
 std::map<std::string, Tensor> Optimizer::state_tensors() const {

@@ -42,8 +42,9 @@ class Optimizer {
   uint64_t steps() const { return steps_; }
 
   // Applies one update with learning rate lr from the gradients in Param::grad, then
-  // calls model.params_changed(). Returns the global gradient norm before clipping.
-  double step(Model& model, double lr);
+  // calls model.params_changed(). Returns the global gradient norm before clipping. The
+  // element-wise update runs on rt's threads (the same result on any thread count).
+  double step(Runtime& rt, Model& model, double lr);
 
   // State as named tensors ("adamw.m.<param>" and "adamw.v.<param>", or "sgd.m.<param>")
   // plus the step count, so a resumed run continues exactly.
@@ -58,7 +59,7 @@ class Optimizer {
   struct Moments {
     Tensor m, v;  // SGD uses m (the momentum buffer) only
   };
-  void update(const ParamRef& p, Moments& mo, double lr, double grad_scale) const;
+  void update(Runtime& rt, const ParamRef& p, Moments& mo, double lr, double grad_scale) const;
 
   OptimizerOptions options_;
   uint64_t steps_ = 0;

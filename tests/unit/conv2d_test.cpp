@@ -39,6 +39,7 @@ const ConvCase kCases[] = {
     {"k2 s3 p0", {3, 8, 7, 4, 3, 2, 3, 0}, true, false},
     {"k3 s1 p2 (taps wholly in padding)", {2, 4, 5, 2, 3, 3, 1, 2}, true, true},
     {"k4 s2 p1 on a 2x3 image", {2, 2, 3, 2, 3, 4, 2, 1}, true, false},
+    {"k3 s1 p1 relu, 19 filters (bias sums in two blocks)", {1, 5, 4, 2, 19, 3, 1, 1}, true, true},
 };
 
 LayerSpec conv_spec(const ConvGeometry& g, bool bias, bool relu, const char* name = "conv") {
@@ -290,9 +291,10 @@ TEST_CASE("conv2d backward gives the same bits on one and two threads") {
   // order whichever thread computes it.
   for (const ConvCase& cc : {ConvCase{"s1", {3, 19, 17, 6, 9, 3, 1, 1}, true, true},
                              ConvCase{"s2", {4, 20, 21, 8, 16, 3, 2, 1}, false, false},
-                             ConvCase{"k1 s2", {4, 20, 21, 8, 16, 1, 2, 0}, false, false}}) {
+                             ConvCase{"k1 s2", {4, 20, 21, 8, 16, 1, 2, 0}, false, false},
+                             ConvCase{"37 filters, ReLU mask over several chunks", {4, 24, 20, 5, 37, 3, 1, 1}, true, true}}) {
     CAPTURE(cc.label);
-    std::vector<float> dx[2], dw[2];
+    std::vector<float> dx[2], dw[2], db[2];
     for (size_t t = 0; t < 2; ++t) {
       Runtime rt(t + 1);
       auto layer = make_conv(cc, 81);
@@ -303,9 +305,11 @@ TEST_CASE("conv2d backward gives the same bits on one and two threads") {
       layer->backward(rt, {&x}, y, r, {&d});
       dx[t].assign(d.values().begin(), d.values().end());
       dw[t].assign(layer->params()[0].grad.values().begin(), layer->params()[0].grad.values().end());
+      if (cc.bias) db[t].assign(layer->params()[1].grad.values().begin(), layer->params()[1].grad.values().end());
     }
     CHECK(nl::ref::mismatch(dx[1], nl::ref::to_double(dx[0]), 0, 0) == "");
     CHECK(nl::ref::mismatch(dw[1], nl::ref::to_double(dw[0]), 0, 0) == "");
+    CHECK(nl::ref::mismatch(db[1], nl::ref::to_double(db[0]), 0, 0) == "");
   }
 }
 

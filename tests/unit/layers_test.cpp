@@ -543,8 +543,8 @@ TEST_CASE("add forward and backward, with and without the fused relu") {
   CHECK_THROWS_WITH_AS(add.output_shape({{1, 4}}), "layer 'res' (add): takes 2 inputs, got 1", std::invalid_argument);
 }
 
-TEST_CASE("add forward over several chunks on one and two threads matches the reference") {
-  // 3*17*19*29 = 28101 elements: more than one chunk of the forward loop, the last one partial.
+TEST_CASE("add forward and backward over several chunks on one and two threads match the reference") {
+  // 3*17*19*29 = 28101 elements: more than one chunk of the loops, the last one partial.
   const Shape shape{3, 17, 19, 29};
   const Tensor a = ref::random_tensor(shape, 71), b = ref::random_tensor(shape, 72);
   for (size_t threads : {size_t{1}, size_t{2}})
@@ -559,6 +559,17 @@ TEST_CASE("add forward over several chunks on one and two threads matches the re
       add.forward(rt, {&a, &b}, out, false);
       const std::string err = ref::mismatch(out.values(), ref::add(doubles(a), doubles(b), relu), 1e-7, 1e-6);
       CHECK_MESSAGE(err.empty(), err);
+      // Both inputs get dout, masked where the fused ReLU clamped: exactly, no arithmetic.
+      const Tensor dout = ref::random_tensor(shape, 73);
+      std::vector<double> expected(dout.size());
+      for (size_t i = 0; i < expected.size(); ++i) expected[i] = !relu || out[i] > 0.0f ? dout[i] : 0.0;
+      Tensor da, db;
+      add.backward(rt, {&a, &b}, out, dout, {&da, &db});
+      CHECK(ref::mismatch(da.values(), expected, 0, 0) == "");
+      CHECK(ref::mismatch(db.values(), expected, 0, 0) == "");
+      Tensor only_b;  // one input wanted: the other slot is null
+      add.backward(rt, {&a, &b}, out, dout, {nullptr, &only_b});
+      CHECK(ref::mismatch(only_b.values(), expected, 0, 0) == "");
     }
 }
 

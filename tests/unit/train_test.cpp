@@ -151,21 +151,49 @@ TEST_CASE("accuracy helpers") {
 }
 
 namespace {
-Model dense_model() {
+Model dense_model(size_t side = 1, size_t channels = 3, size_t classes = 2) {
   Architecture a;
-  a.height = 1;
-  a.width = 1;
-  a.channels = 3;
+  a.height = side;
+  a.width = side;
+  a.channels = channels;
   LayerSpec fc;
   fc.name = "fc";
   fc.type = "dense";
-  fc.units = 2;
+  fc.units = classes;
   a.layers.push_back(fc);
-  return Model(a, {"a", "b"});
+  std::vector<std::string> names;
+  for (size_t i = 0; i < classes; ++i) names.push_back("c" + std::to_string(i));
+  return Model(a, names);
 }
 }  // namespace
 
+TEST_CASE("AdamW and SGD updates over several chunks give the same bits on one and two threads") {
+  // 9 x 9 x 13 inputs x 23 classes = 24219 weights: more than one chunk of the element-wise
+  // update, the last one partial.
+  for (OptimizerKind kind : {OptimizerKind::adamw, OptimizerKind::sgd}) {
+    CAPTURE(optimizer_name(kind));
+    std::vector<float> after[2];
+    for (size_t t = 0; t < 2; ++t) {
+      Runtime rt(t + 1);
+      Model model = dense_model(9, 13, 23);
+      OptimizerOptions o;
+      o.kind = kind;
+      Optimizer opt(o);
+      for (uint64_t step = 0; step < 3; ++step) {
+        for (const ParamRef& p : model.parameters())
+          nl::ref::fill_uniform(p.param->grad.values(), 90 + step, -1.0f, 1.0f);
+        opt.step(rt, model, 0.01);
+      }
+      const std::span<const float> w = model.parameters()[0].param->value.values();
+      REQUIRE(w.size() == 24219);
+      after[t].assign(w.begin(), w.end());
+    }
+    CHECK(nl::ref::mismatch(after[1], nl::ref::to_double(after[0]), 0, 0) == "");
+  }
+}
+
 TEST_CASE("AdamW steps match hand-computed values; biases are not decayed; frozen layers stay") {
+  Runtime rt(2);  // the update runs element-wise on the runtime's threads
   Model model = dense_model();
   std::vector<ParamRef> params = model.parameters();
   REQUIRE(params.size() == 2);
@@ -208,10 +236,10 @@ TEST_CASE("AdamW steps match hand-computed values; biases are not decayed; froze
   };
   std::copy(g1.begin(), g1.end(), w.param->grad.data());
   std::copy(gb1.begin(), gb1.end(), b.param->grad.data());
-  adam.step(model, lr);
+  adam.step(rt, model, lr);
   std::copy(g2.begin(), g2.end(), w.param->grad.data());
   std::copy(gb2.begin(), gb2.end(), b.param->grad.data());
-  adam.step(model, lr);
+  adam.step(rt, model, lr);
   CHECK(adam.steps() == 2);
   std::string bad = ref::mismatch(w.param->value.values(), expect(w0, g1, g2, true), 1e-6, 1e-5);
   CHECK_MESSAGE(bad.empty(), bad);
@@ -227,8 +255,8 @@ TEST_CASE("AdamW steps match hand-computed values; biases are not decayed; froze
     std::copy(g1.begin(), g1.end(), m->parameters()[0].param->grad.data());
     std::copy(gb2.begin(), gb2.end(), m->parameters()[1].param->grad.data());
   }
-  adam.step(model, 0.05);
-  restored.step(twin, 0.05);
+  adam.step(rt, model, 0.05);
+  restored.step(rt, twin, 0.05);
   for (size_t i = 0; i < 2; ++i)
     for (size_t k = 0; k < model.parameters()[i].param->value.size(); ++k)
       CHECK(model.parameters()[i].param->value[k] == twin.parameters()[i].param->value[k]);
@@ -236,11 +264,12 @@ TEST_CASE("AdamW steps match hand-computed values; biases are not decayed; froze
   // Frozen: nothing moves, not even by weight decay.
   model.layer(0).frozen = true;
   const Tensor before = model.parameters()[0].param->value;
-  adam.step(model, 0.1);
+  adam.step(rt, model, 0.1);
   for (size_t k = 0; k < before.size(); ++k) CHECK(model.parameters()[0].param->value[k] == before[k]);
 }
 
 TEST_CASE("AdamW clips the global gradient norm and rejects bad state") {
+  Runtime rt(2);  // the update runs element-wise on the runtime's threads
   Model model = dense_model();
   for (ParamRef& p : model.parameters()) {
     p.param->value.fill(0.0f);
@@ -249,7 +278,7 @@ TEST_CASE("AdamW clips the global gradient norm and rejects bad state") {
   OptimizerOptions o;
   o.max_grad_norm = 1.0;
   Optimizer adam(o);
-  CHECK(adam.step(model, 0.1) == doctest::Approx(std::sqrt(72.0)));
+  CHECK(adam.step(rt, model, 0.1) == doctest::Approx(std::sqrt(72.0)));
   // The first Adam step moves every parameter by lr (sign of g), clipped or not.
   for (ParamRef& p : model.parameters())
     for (float v : p.param->value.values()) CHECK(v == doctest::Approx(-0.1).epsilon(1e-6));
@@ -264,6 +293,7 @@ TEST_CASE("AdamW clips the global gradient norm and rejects bad state") {
 }
 
 TEST_CASE("SGD (Nesterov) steps match hand-computed values; its state round-trips") {
+  Runtime rt(2);  // the update runs element-wise on the runtime's threads
   Model model = dense_model();
   std::vector<ParamRef> params = model.parameters();
   ParamRef& w = params[0];
@@ -303,9 +333,9 @@ TEST_CASE("SGD (Nesterov) steps match hand-computed values; its state round-trip
     std::copy(gb.begin(), gb.end(), m.parameters()[1].param->grad.data());
   };
   set_grads(model, g1, gb1);
-  sgd.step(model, lrs[0]);
+  sgd.step(rt, model, lrs[0]);
   set_grads(model, g2, gb2);
-  sgd.step(model, lrs[1]);
+  sgd.step(rt, model, lrs[1]);
   CHECK(sgd.steps() == 2);
 
   // The state holds one momentum buffer per parameter and nothing of Adam's.
@@ -319,8 +349,8 @@ TEST_CASE("SGD (Nesterov) steps match hand-computed values; its state round-trip
   restored.load_state(twin, state, sgd.steps());
   set_grads(model, g3, gb3);
   set_grads(twin, g3, gb3);
-  sgd.step(model, lrs[2]);
-  restored.step(twin, lrs[2]);
+  sgd.step(rt, model, lrs[2]);
+  restored.step(rt, twin, lrs[2]);
 
   std::string bad = ref::mismatch(w.param->value.values(), expect(w0, {g1, g2, g3}, true), 1e-6, 1e-5);
   CHECK_MESSAGE(bad.empty(), bad);
