@@ -105,6 +105,10 @@ class Layer {
   // operators with packed weights must re-pack before the next forward.
   void params_changed() { params_dirty_ = true; }
 
+  // Re-packs now what params_changed made stale, instead of at the next forward: the model
+  // calls it for several layers at once on different threads (it touches only this layer).
+  virtual void prepare_operators() {}
+
   bool frozen = false;  // fine-tuning: no parameter gradients
 
  protected:

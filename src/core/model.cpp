@@ -332,4 +332,10 @@ void Model::params_changed() {
   for (Graph::Node& node : graph_->nodes) node.layer->params_changed();
 }
 
+void Model::prepare_operators(Runtime& rt) {
+  std::vector<Layer*> layers;
+  for (Graph::Node& node : graph_->nodes) layers.push_back(node.layer.get());
+  parallel_for(rt, layers.size(), [&](size_t i) { layers[i]->prepare_operators(); });
+}
+
 }  // namespace nl

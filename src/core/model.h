@@ -94,6 +94,9 @@ class Model {
 
   // Parameter values were changed (optimizer step, load): re-pack XNNPACK weights.
   void params_changed();
+  // Re-packs the stale weights now, one layer per task on rt's threads (packing is serial
+  // inside XNNPACK), rather than one after another in the next forward and backward.
+  void prepare_operators(Runtime& rt);
 
  private:
   struct Graph;

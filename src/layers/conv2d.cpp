@@ -113,6 +113,13 @@ void Conv2D::create_operator() {
   input_grad_stale_ = true;  // the weights they packed may have changed too
 }
 
+void Conv2D::prepare_operators() {
+  if (params_.empty()) return;
+  const bool had_input_grad = input_grad_op_ != nullptr;
+  if (params_dirty_ || ops_.empty()) create_operator();
+  if (had_input_grad && input_grad_stale_) create_input_grad_operator();
+}
+
 void Conv2D::create_input_grad_operator() {
   // dX is the transposed convolution of dY with the same weights:
   //   dX[ih = oh*s + kh - p, iw = ow*s + kw - p, c] += dY[oh, ow, f] * W[f, kh, kw, c],

@@ -48,6 +48,8 @@ class Conv2D : public Layer {
                bool training) override;
   void backward(Runtime& rt, const std::vector<const Tensor*>& in, const Tensor& out,
                 const Tensor& dout, const std::vector<Tensor*>& din) override;
+  // The forward operators, and the input-gradient one when backward has used one before.
+  void prepare_operators() override;
 
  private:
   size_t in_channels() const;  // from the weight; 0 before create_params

@@ -222,6 +222,7 @@ StepResult Trainer::step(std::span<const size_t> items, size_t epoch, size_t bat
 
   result.lr = schedule_.at(optimizer_.steps());
   optimizer_.step(rt_, model_, result.lr);
+  model_.prepare_operators(rt_);
   if (options_.ema_decay > 0.0) update_ema();
   result.optimizer_seconds = lap();
   return result;

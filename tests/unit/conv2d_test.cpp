@@ -313,6 +313,33 @@ TEST_CASE("conv2d backward gives the same bits on one and two threads") {
   }
 }
 
+TEST_CASE("conv2d prepare_operators re-packs changed weights: forward and input gradient use the new ones") {
+  Runtime rt(2);
+  const ConvCase& cc = kCases[1];  // k3 s2 p1 relu
+  auto prepared = make_conv(cc, 41);
+  const Tensor x = nl::ref::random_tensor(input_shape(cc.g), 42);
+  Tensor y, dx;
+  prepared->forward(rt, {&x}, y, true);
+  const Tensor r = nl::ref::random_tensor(y.shape(), 43);
+  prepared->backward(rt, {&x}, y, r, {&dx});  // now it has an input-gradient operator
+  // New weights, as an optimizer step leaves them; a twin gets them the lazy way.
+  nl::ref::fill_uniform(prepared->params()[0].value.values(), 44, -0.5f, 0.5f);
+  prepared->params_changed();
+  prepared->prepare_operators();
+  auto lazy = make_conv(cc, 41);
+  std::copy(prepared->params()[0].value.values().begin(), prepared->params()[0].value.values().end(),
+            lazy->params()[0].value.values().begin());
+  lazy->params_changed();
+  Tensor y_prepared, y_lazy, dx_prepared, dx_lazy;
+  prepared->forward(rt, {&x}, y_prepared, true);
+  lazy->forward(rt, {&x}, y_lazy, true);
+  CHECK(nl::ref::mismatch(y_prepared.values(), reference_forward(*prepared, cc.g, x, cc.relu), 1e-5, 1e-4) == "");
+  prepared->backward(rt, {&x}, y_prepared, r, {&dx_prepared});
+  lazy->backward(rt, {&x}, y_lazy, r, {&dx_lazy});
+  CHECK(nl::ref::mismatch(dx_prepared.values(), nl::ref::to_double(dx_lazy.values()), 0, 0) == "");
+  CHECK(nl::ref::mismatch(dx_prepared.values(), nl::ref::to_double(dx.values()), 0, 0) != "");  // not the old weights'
+}
+
 TEST_CASE("conv2d reshapes when batch or image size changes") {
   Runtime rt(1);
   const ConvCase& cc = kCases[0];
