@@ -1,7 +1,6 @@
 #include "core/runtime.h"
 
 #include <algorithm>
-
 #include <atomic>
 #include <exception>
 #include <mutex>

@@ -172,11 +172,11 @@ bool decoded_as_rgb(const std::string& photometric) {
   return photometric == "RGB" || photometric == "YBR_RCT" || photometric == "YBR_ICT";
 }
 
-// GDCM allocates (and zero-fills) the length an element declares before it reads the value, and
-// copies the element into the exception it throws when the value is cut short: a few kB whose
-// damaged element claims 1.7 GB cost gigabytes (seen by fuzz_dicom). This walk checks declared
-// lengths against the bytes that are really there before GDCM sees the file. It refuses only an
-// element header whose defined length runs past the end of the file, which GDCM would allocate
+// Names the element whose declared length runs past the end of the file. GDCM itself now
+// refuses such a length before allocating it (cmake/patches/gdcm-declared-length.patch), but
+// only as "could not parse"; this walk checks declared lengths against the bytes that are
+// really there before GDCM sees the file, so that the message says which element and how many
+// bytes. It refuses only an element header whose defined length runs past the end of the file
 // (an unknown VR is read like UN, as PS3.5 7.1.2 says and GDCM does); anything it does not
 // understand (undefined length other than SQ or Pixel Data, an implicit length that looks like
 // explicit VR letters, deflate, a bare data set not starting with group 0002/0008, deep
@@ -354,9 +354,8 @@ class LengthWalk {
 // A first pass with a plain gdcm::Reader up to Pixel Data: the meta header's transfer syntax
 // and SOP class, whether the data set parses at all (ImageReader also fails, without saying
 // why, on a complete file that holds no image), and where Pixel Data's value starts in `bytes`
-// (GDCM pads a value that the end of the file cuts short with zeros, keeping its declared
-// length). No offset for deflated data sets. A damaged file stops here, before ImageReader
-// parses it a second time (GDCM allocates whatever length a broken element declares).
+// (an odd length is padded by a byte in GDCM's value, so the file's end bounds it). No offset
+// for deflated data sets. A damaged file stops here, before ImageReader parses it a second time.
 struct FirstPass {
   bool parsed = false;
   std::string syntax;     // (0002,0010), "" without meta header
@@ -512,8 +511,8 @@ DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) 
   const size_t bytes_per_sample = allocated / 8;
   const size_t frame_pixels = columns * rows;
 
-  // Native pixel data must hold every frame: GDCM hands back a short buffer without complaint,
-  // and pads a value cut short by the end of the file with zeros.
+  // Native pixel data must hold every frame: GDCM hands back a short buffer without complaint
+  // (and an odd length padded by a byte the file does not hold).
   const gdcm::DataElement& pixel_data = ds.GetDataElement(gdcm::Tag(0x7FE0, 0x0010));
   const bool encapsulated = pixel_data.GetSequenceOfFragments() != nullptr;
   bool ybr422_native = false;
