@@ -95,7 +95,8 @@ async function loadInitialModel(app, { stored, shipped }) {
     }
     shipped = app.fetchShippedModel();  // the early download was cancelled
   }
-  await app.useModel(await shipped, { label: 'shipped model', shipped: true });
+  // Nothing is stored (or the stored model was just cleared): nothing to clear in IndexedDB.
+  await app.useModel(await shipped, { label: 'shipped model', shipped: true, persist: false });
 }
 
 function setUpViews(app) {
@@ -157,9 +158,13 @@ async function main() {
   let started;
   setUpOffline(app, { after: new Promise((resolve) => { started = resolve; }) });
   try {
-    app.engineStatus = await app.engine.request('status');
-    app.dispatchEvent(new CustomEvent('engine', { detail: app.engineStatus }));
-    await loadInitialModel(app, model);
+    // The model goes to the worker without waiting for the status reply (the worker answers
+    // in order, so the status is known before the model's line is shown).
+    const status = app.engine.request('status').then((engineStatus) => {
+      app.engineStatus = engineStatus;
+      app.dispatchEvent(new CustomEvent('engine', { detail: engineStatus }));
+    });
+    await Promise.all([status, loadInitialModel(app, model)]);
     document.body.dataset.ready = 'true';
   } catch (error) {
     app.showStatus(`NeuroLens could not start: ${error.message}`);

@@ -18,6 +18,24 @@ async function startEngine() {
 }
 const enginePromise = startEngine();
 
+// A model's first forward pass creates its XNNPACK operators (packing the weights), allocates
+// its activations and runs code the browser has so far compiled only with its baseline
+// compiler: several times a later pass. Done on a blank input right after the model is
+// loaded (once the reply is on its way), while the user is still choosing an image, so their
+// first image does not pay for it. A request that arrives meanwhile waits for it to finish.
+let modelsLoaded = 0;
+function warmUpSoon(engine, { input: { height, width, channels } }) {
+  const loaded = ++modelsLoaded;
+  setTimeout(() => {
+    if (loaded !== modelsLoaded) return;  // another model came since; it has its own warm-up
+    try {
+      engine.predict(new Float32Array(height * width * channels));
+    } catch (error) {
+      console.warn('NeuroLens: warming up the model failed:', error);
+    }
+  }, 0);
+}
+
 const jobs = {
   async wasm({ build, module }) {
     handOver({ name: build, module });
@@ -31,7 +49,9 @@ const jobs = {
   },
   async loadModel({ bytes }) {
     const { engine } = await enginePromise;
-    return engine.loadModel(bytes);
+    const info = engine.loadModel(bytes);
+    warmUpSoon(engine, info);
+    return info;
   },
   async info() {
     const { engine } = await enginePromise;

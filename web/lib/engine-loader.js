@@ -13,8 +13,8 @@ export const BUILDS = Object.freeze({
   'wasm-nosimd': { name: 'wasm-nosimd', simd: false, label: 'plain-wasm' },
 });
 
-// The pthread pool the threaded build is linked with (PTHREAD_POOL_SIZE): more threads than
-// this would wait for workers that are never started.
+// The most threads the page runs (all but one a pthread worker started with the module: see
+// loadEngine).
 const MAX_THREADS = 4;
 
 // (module (func (result v128) i32.const 0 i8x16.splat)): valid only where SIMD128 is.
@@ -113,6 +113,10 @@ export async function loadEngine(builds, whyNot = '', { wasm = null } = {}) {
         // Files next to the glue (the .wasm, the pthread worker script) are found relative to
         // it: inside a module worker the Emscripten 3.1.6 glue cannot work out its own directory.
         locateFile: (file) => new URL(file, url).href,
+        // The threaded build starts its pthread workers before it is ready, each loading the glue
+        // and the module: only as many as the engine's thread pool runs beside its caller (N-1
+        // for N threads). A build given without `threads` keeps the pool it was linked with.
+        ...(build.threads > 1 && { pthreadPoolSize: build.threads - 1 }),
         // The module compiled above, instantiated with the glue's imports (the threaded
         // build hands it on to its pthread workers: receiveInstance's second argument).
         ...(wasmModule && {
