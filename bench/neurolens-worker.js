@@ -7,7 +7,10 @@ import { BUILDS, loadEngine } from '../lib/engine-loader.js';
 import { answerRequests } from '../lib/worker-rpc.js';
 
 const name = new URL(self.location.href).searchParams.get('build') ?? 'wasm';
-const ready = Object.hasOwn(BUILDS, name) ? loadEngine([BUILDS[name]]).then((loaded) => loaded.module)
+const ready = Object.hasOwn(BUILDS, name) ? loadEngine([BUILDS[name]]).then(async (loaded) => {
+  await loaded.threadsReady;  // nothing may start a thread before (engine-loader.js)
+  return loaded.module;
+})
   : Promise.reject(new Error(`unknown build '${name}' (one of ${Object.keys(BUILDS).join(', ')})`));
 ready.catch(() => {});  // reported by the first request
 let engine = null;

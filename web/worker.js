@@ -17,6 +17,13 @@ async function startEngine() {
   return { ...loaded, engine: new loaded.module.Engine(loaded.build.threads) };
 }
 const enginePromise = startEngine();
+// The engine once it may start threads (its thread workers have loaded: engine-loader.js).
+// Loading a model runs nothing in parallel, so it goes ahead while they load; everything else
+// waits for this.
+const engineWithThreads = enginePromise.then(async (loaded) => {
+  await loaded.threadsReady;
+  return loaded;
+});
 
 // A model's first forward pass creates its XNNPACK operators (packing the weights), allocates
 // its activations and runs code the browser has so far compiled only with its baseline
@@ -26,14 +33,14 @@ const enginePromise = startEngine();
 let modelsLoaded = 0;
 function warmUpSoon(engine, { input: { height, width, channels } }) {
   const loaded = ++modelsLoaded;
-  setTimeout(() => {
+  engineWithThreads.then(() => setTimeout(() => {
     if (loaded !== modelsLoaded) return;  // another model came since; it has its own warm-up
     try {
       engine.predict(new Float32Array(height * width * channels));
     } catch (error) {
       console.warn('NeuroLens: warming up the model failed:', error);
     }
-  }, 0);
+  }, 0), () => {});
 }
 
 const jobs = {
@@ -54,36 +61,36 @@ const jobs = {
     return info;
   },
   async info() {
-    const { engine } = await enginePromise;
+    const { engine } = await engineWithThreads;
     return engine.info();
   },
   async classify({ bytes, gradcam }) {
-    const { engine } = await enginePromise;
+    const { engine } = await engineWithThreads;
     return engine.classify(bytes, { gradcam: Boolean(gradcam) });
   },
   // A scan slice already through its window: width*height grey levels.
   async classifyGrey({ width, height, levels, gradcam }) {
-    const { engine } = await enginePromise;
+    const { engine } = await engineWithThreads;
     return engine.classifyGrey(width, height, levels, { gradcam: Boolean(gradcam) });
   },
   // The verdict on a volume from its slices' probabilities (the command line's rule).
   async summarizeVolume({ probabilities }) {
-    const { engine } = await enginePromise;
+    const { engine } = await engineWithThreads;
     return engine.summarizeVolume(probabilities);
   },
   async featureMaps({ bytes, layer }) {
-    const { engine } = await enginePromise;
+    const { engine } = await engineWithThreads;
     return engine.featureMaps(bytes, layer);
   },
   async saveModel() {
-    const { engine } = await enginePromise;
+    const { engine } = await engineWithThreads;
     return engine.saveModel();
   },
   // payload: {images: [{path, label, bytes}], options, cancelFlag?: Int32Array on a
   // SharedArrayBuffer (set to 1 to stop after the current batch)}. Progress events:
   // {kind: 'prepare', done, total}, then the engine's batch/epoch events.
   async fineTune({ images, options, cancelFlag }, progress) {
-    const { engine } = await enginePromise;
+    const { engine } = await engineWithThreads;
     const cancelled = () => Boolean(cancelFlag && Atomics.load(cancelFlag, 0));
     engine.beginFineTune();
     try {
@@ -114,7 +121,7 @@ const jobs = {
 let scanJobs = null;
 for (const type of ['scanOpen', 'scanSlice', 'scanClassify', 'scanClassifySlice', 'scanClose']) {
   jobs[type] = async (payload, progress) => {
-    scanJobs ??= import('./lib/scan-jobs.js').then((m) => m.scanJobs(enginePromise));
+    scanJobs ??= import('./lib/scan-jobs.js').then((m) => m.scanJobs(engineWithThreads));
     return (await scanJobs)[type](payload, progress);
   };
 }

@@ -53,13 +53,16 @@ Runtime::Runtime(size_t threads) {
   // xnn_deinitialize is a no-op in this version and is therefore not paired with it.
   check_xnn(xnn_initialize(nullptr), "initialize");
   threads_ = resolve_threads(threads);
-  if (threads_ > 1) {
+}
+
+pthreadpool_t Runtime::threadpool() const {
+  if (threads_ > 1 && threadpool_ == nullptr) {
     threadpool_ = pthreadpool_create(threads_);
     if (threadpool_ == nullptr)
       throw std::runtime_error("pthreadpool_create(" + std::to_string(threads_) +
                                ") failed: could not start the worker threads");
-    threads_ = pthreadpool_get_threads_count(threadpool_);
   }
+  return threadpool_;
 }
 
 namespace {

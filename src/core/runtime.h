@@ -20,11 +20,15 @@ class Runtime {
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
 
-  pthreadpool_t threadpool() const { return threadpool_; }  // nullptr when single-threaded
+  // nullptr when single-threaded. The pool's threads start on the first call, not with the
+  // Runtime: the browser's threaded build starts its thread workers asynchronously, and the
+  // page loads a model (which runs nothing in parallel) while they start. Call it from the
+  // thread that owns the Runtime (every operator and parallel_for does).
+  pthreadpool_t threadpool() const;
   size_t threads() const { return threads_; }
 
  private:
-  pthreadpool_t threadpool_ = nullptr;
+  mutable pthreadpool_t threadpool_ = nullptr;
   size_t threads_ = 1;
 };
 

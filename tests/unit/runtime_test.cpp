@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <pthreadpool.h>
+
 #include "core/runtime.h"
 
 namespace {
@@ -39,4 +41,27 @@ TEST_CASE("parallel_for runs every index once and rethrows a task's exception") 
     nl::parallel_for(rt, hits.size(), [&](size_t i) { ++hits[i]; });
     CHECK(std::count(hits.begin(), hits.end(), 2) == 1000);
   }
+}
+
+#if !defined(__EMSCRIPTEN__) || defined(__EMSCRIPTEN_PTHREADS__)
+// The pool's threads start at the first threadpool() call (the browser's threaded build loads
+// a model while its thread workers are still starting): until then the Runtime knows its
+// thread count, and afterwards it keeps one pool of that many threads.
+TEST_CASE("Runtime starts its thread pool on first use, with the threads it was given") {
+  nl::Runtime rt(3);
+  CHECK(rt.threads() == 3);
+  const pthreadpool_t pool = rt.threadpool();
+  REQUIRE(pool != nullptr);
+  CHECK(pthreadpool_get_threads_count(pool) == 3);
+  CHECK(rt.threadpool() == pool);
+  std::vector<int> seen(100, 0);
+  nl::parallel_for(rt, seen.size(), [&](size_t i) { seen[i]++; });
+  CHECK(std::count(seen.begin(), seen.end(), 1) == 100);
+}
+#endif
+
+TEST_CASE("a single-threaded Runtime has no pool") {
+  nl::Runtime rt(1);
+  CHECK(rt.threads() == 1);
+  CHECK(rt.threadpool() == nullptr);
 }

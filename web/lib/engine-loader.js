@@ -88,7 +88,8 @@ export function runnableBuilds() {
   return { builds, why };
 }
 
-// Loads the first of `builds` that starts: {module, build, url, why}, where `why` says why
+// Loads the first of `builds` that starts: {module, build, url, why, threadsReady}, where
+// threadsReady settles when threads may start (threadWorkersLoaded) and `why` says why
 // the builds before it were not used, after `whyNot` (why others were left out beforehand),
 // e.g. "not cross-origin isolated" or "threaded build not available yet". Throws an Error
 // with every reason when none starts. wasm: a promise of {name, module} compiled elsewhere
@@ -126,13 +127,31 @@ export async function loadEngine(builds, whyNot = '', { wasm = null } = {}) {
           },
         }),
       })]);
-      return { module, build, url, why: why() };
+      return { module, build, url, why: why(), threadsReady: threadWorkersLoaded(module) };
     } catch (error) {
       if (await isMissing(url)) missing.push(build.label);
       else failed.push(`${build.label} build failed to start (${error?.message ?? error})`);
     }
   }
   throw new Error(`no engine build could be loaded (${why()})`);
+}
+
+// The threaded build is ready before its pthread workers have loaded (PTHREAD_POOL_DELAY_LOAD):
+// it may load a model meanwhile, but nothing may start a thread until every worker has loaded,
+// since a thread started earlier waits for a message this worker, then blocked, cannot
+// receive. -> a promise that settles once they all have (at once for the other builds);
+// rejected when they have not after `timeoutMs`.
+export function threadWorkersLoaded(module, { timeoutMs = 60000 } = {}) {
+  const workers = module.PThread?.unusedWorkers ?? [];
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (workers.every((w) => w.loaded)) resolve();
+      else if (performance.now() - started > timeoutMs) reject(new Error(`the engine's thread workers did not start within ${timeoutMs / 1000} s`));
+      else setTimeout(check, 2);
+    };
+    check();
+  });
 }
 
 // "a", "a and b", "a, b and c"
