@@ -313,3 +313,23 @@ TEST_CASE("safetensors: untrusted JSON guard") {
   CHECK_THROWS_WITH_AS(nl::parse_untrusted_json("{1:2}", 4, "thing"),
                        doctest::Contains("thing: not well-formed JSON"), std::invalid_argument);
 }
+
+// half_to_float is branch-free arithmetic (for a vectorised loader): every one of the 65,536
+// halves against the value its fields spell, computed the naive way.
+TEST_CASE("F16: every half widens to the value its sign, exponent and mantissa spell") {
+  for (uint32_t h = 0; h <= 0xFFFF; ++h) {
+    const uint32_t sign = h >> 15, exponent = (h >> 10) & 0x1F, mantissa = h & 0x3FF;
+    const float got = nl::half_to_float(static_cast<uint16_t>(h));
+    uint32_t got_bits;
+    std::memcpy(&got_bits, &got, 4);
+    CAPTURE(h);
+    if (exponent == 0x1F) {  // infinity, or NaN keeping its payload
+      CHECK(got_bits == ((sign << 31) | 0x7F800000u | (mantissa << 13)));
+      continue;
+    }
+    const double magnitude = exponent == 0 ? std::ldexp(static_cast<double>(mantissa), -24)
+                                           : std::ldexp(static_cast<double>(1024 + mantissa), static_cast<int>(exponent) - 25);
+    CHECK(static_cast<double>(got) == (sign ? -magnitude : magnitude));
+    CHECK(std::signbit(got) == (sign == 1));
+  }
+}
