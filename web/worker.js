@@ -25,18 +25,26 @@ const engineWithThreads = enginePromise.then(async (loaded) => {
   return loaded;
 });
 
-// A model's first forward pass creates its XNNPACK operators (packing the weights), allocates
-// its activations and runs code the browser has so far compiled only with its baseline
-// compiler: several times a later pass. Done on a blank input right after the model is
-// loaded (once the reply is on its way), while the user is still choosing an image, so their
-// first image does not pay for it. A request that arrives meanwhile waits for it to finish.
+// A model's first classification creates its XNNPACK operators (packing the weights),
+// allocates its activations and runs code the browser has so far compiled only with its
+// baseline compiler: several times a later one. The worker classifies a made-up slice (a grey
+// disc on black, through the same cropping and resizing as a real one) right after a model is
+// loaded, once its reply is on its way and the thread workers have loaded, while the user is
+// still choosing an image; a request that arrives meanwhile waits for it to finish.
+const WARM_UP_SIDE = 192;
+const warmUpSlice = (() => {
+  const n = WARM_UP_SIDE, levels = new Uint8Array(n * n), r2 = (0.4 * n) ** 2;
+  for (let y = 0; y < n; y++)
+    for (let x = 0; x < n; x++) levels[y * n + x] = (x - n / 2) ** 2 + (y - n / 2) ** 2 < r2 ? 100 : 0;
+  return levels;
+})();
 let modelsLoaded = 0;
-function warmUpSoon(engine, { input: { height, width, channels } }) {
+function warmUpSoon(engine) {
   const loaded = ++modelsLoaded;
   engineWithThreads.then(() => setTimeout(() => {
     if (loaded !== modelsLoaded) return;  // another model came since; it has its own warm-up
     try {
-      engine.predict(new Float32Array(height * width * channels));
+      engine.classifyGrey(WARM_UP_SIDE, WARM_UP_SIDE, warmUpSlice, {});
     } catch (error) {
       console.warn('NeuroLens: warming up the model failed:', error);
     }
@@ -57,7 +65,7 @@ const jobs = {
   async loadModel({ bytes }) {
     const { engine } = await enginePromise;
     const info = engine.loadModel(bytes);
-    warmUpSoon(engine, info);
+    warmUpSoon(engine);
     return info;
   },
   async info() {
