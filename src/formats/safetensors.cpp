@@ -10,6 +10,18 @@ namespace nl {
 
 namespace {
 
+// std::bit_cast, which Emscripten 3.1.6's libc++ lacks.
+float float_from_bits(uint32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+uint32_t bits_of_float(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  return bits;
+}
+
 [[noreturn]] void fail(const std::string& message) {
   throw std::invalid_argument("safetensors: " + message);
 }
@@ -144,20 +156,6 @@ nlohmann::json parse_untrusted_json(std::string_view text, int max_depth, const 
 const char* dtype_name(Dtype d) { return d == Dtype::f16 ? "F16" : "F32"; }
 size_t dtype_bytes(Dtype d) { return d == Dtype::f16 ? 2 : 4; }
 
-namespace {
-// std::bit_cast, which Emscripten 3.1.6's libc++ lacks.
-float float_from_bits(uint32_t bits) {
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-uint32_t bits_of_float(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, 4);
-  return bits;
-}
-}  // namespace
-
 float half_to_float(uint16_t h) {
   // Exponent and mantissa move into place with one shift and the exponent is rebiased (15 ->
   // 127) with one add; infinities and NaNs get the rest of the way to an all-ones exponent, and
@@ -174,8 +172,7 @@ float half_to_float(uint16_t h) {
 }
 
 uint16_t float_to_half(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, 4);
+  const uint32_t bits = bits_of_float(f);
   const uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
   const uint32_t magnitude = bits & 0x7FFFFFFFu;
   if (magnitude > 0x7F800000u) return sign | 0x7E00u | static_cast<uint16_t>((magnitude >> 13) & 0x3FFu);  // NaN
@@ -349,8 +346,7 @@ std::vector<uint8_t> write_safetensors(std::vector<NamedTensor> tensors,
       continue;
     }
     for (float v : t.tensor->values()) {
-      uint32_t bits;
-      std::memcpy(&bits, &v, 4);
+      const uint32_t bits = bits_of_float(v);
       for (int b = 0; b < 4; ++b) *p++ = static_cast<uint8_t>(bits >> (8 * b));
     }
   }
