@@ -18,6 +18,7 @@
 #include <limits>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 #include <streambuf>
 
 #include "formats/scans/scan_internal.h"
@@ -71,6 +72,24 @@ std::string syntax_name(const std::string& uid) {
     if (uid == s.uid) return s.name;
   gdcm::UIDs uids;
   return uids.SetFromUID(uid.c_str()) && uids.GetName() ? uids.GetName() : "unknown";
+}
+
+// GDCM reports some of its internal checks by throwing a std::string (gdcmAssertAlwaysMacro in
+// release builds: "Assert: In <path>, line <n>, function <f>") or a C string ("Impossible"),
+// not a std::exception. Runs f and turns those into std::runtime_error, so that every caller
+// handles one kind of failure; the source path is cut to the file's name.
+template <class F>
+auto gdcm_call(F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const std::string& s) {
+    std::string what = s.substr(0, s.find('\n'));
+    const size_t in = what.find("In "), slash = what.rfind('/');
+    if (in != std::string::npos && slash != std::string::npos && slash > in) what.erase(in + 3, slash + 1 - (in + 3));
+    throw std::runtime_error("internal check failed: " + what);
+  } catch (const char* s) {
+    throw std::runtime_error(std::string("internal check failed: ") + (s ? s : "(no message)"));
+  }
 }
 
 // A read-only std::istream over bytes already in memory (GDCM seeks back and forth).
@@ -371,7 +390,7 @@ FirstPass read_up_to_pixel_data(std::span<const uint8_t> bytes) {
   reader.SetStream(stream);
   const gdcm::Tag pixel_data(0x7FE0, 0x0010);
   try {
-    out.parsed = reader.ReadUpToTag(pixel_data, std::set<gdcm::Tag>{pixel_data});
+    out.parsed = gdcm_call([&] { return reader.ReadUpToTag(pixel_data, std::set<gdcm::Tag>{pixel_data}); });
   } catch (const std::exception&) {
     out.parsed = false;
   }
@@ -404,7 +423,7 @@ void check_deflated_size(std::span<const uint8_t> bytes) {
   std::istream stream(&buffer);
   gdcm::FileMetaInformation meta;
   try {
-    meta.Read(stream);
+    gdcm_call([&] { meta.Read(stream); });
   } catch (const std::exception&) {
     return;  // GDCM's full read reports the broken header
   }
@@ -447,7 +466,7 @@ DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) 
   reader.SetStream(stream);
   bool read = false;
   try {
-    read = reader.Read();
+    read = gdcm_call([&] { return reader.Read(); });
   } catch (const std::exception& e) {
     throw ScanError("not a readable DICOM file (GDCM: " + display_utf8(e.what(), false) + ")");
   }
@@ -557,7 +576,7 @@ DicomObject read_dicom_object(std::span<const uint8_t> bytes, std::string name) 
   std::vector<char> raw(image.GetBufferLength());
   bool decoded = false;
   try {
-    decoded = !raw.empty() && image.GetBuffer(raw.data());
+    decoded = !raw.empty() && gdcm_call([&] { return image.GetBuffer(raw.data()); });
   } catch (const std::exception&) {
     decoded = false;
   }

@@ -154,3 +154,31 @@ TEST_CASE("NIfTI hostile sizes and truncated data are refused, naming the proble
   CHECK(mentions(offset, "vox_offset 1099511627776"));
   CHECK(mentions(offset, "beyond"));
 }
+
+TEST_CASE("DICOM inputs that crashed GDCM under fuzz_dicom are refused with a message") {
+  // Kept as fuzz seeds (tests/fuzz/corpus/fuzz_dicom); each crashed GDCM 3.0.24 before
+  // cmake/patches/gdcm-missing-fragment.patch or before dicom.cpp caught GDCM's std::string throws.
+  const std::string dir = NEUROLENS_SOURCE_DIR "/tests/fuzz/corpus/fuzz_dicom/";
+  auto error_in = [&](const char* name) {
+    const std::vector<uint8_t> bytes = read_bytes(dir + name);
+    REQUIRE(!bytes.empty());
+    return error_of([&] { nl::scans::read_dicom(bytes, name); });
+  };
+  // JPEG-LS Pixel Data with no fragment at all: GDCM took the first one (SEGV).
+  CHECK(error_in("jpegls-no-fragments.dcm") == "could not decode the pixel data (JPEG-LS Lossy (Near-Lossless))");
+  // A fragment whose value a cut-short read never set: GDCM measured it (SEGV).
+  CHECK(error_in("fragment-without-value.dcm").starts_with("no pixel data (7FE0,0010)"));
+  // GDCM's always-on assertion throws a std::string, which ended the program.
+  // (The function's signature after it is spelled by the compiler: GCC and Clang differ.)
+  CHECK(error_in("gdcm-assert-string.dcm")
+            .starts_with("not a readable DICOM file (GDCM: internal check failed: Assert: In gdcmPixmapReader.cxx, "
+                         "line 964, function bool gdcm::PixmapReader::ReadImageInternal("));
+  // ScanSet records such a file as a problem and goes on.
+  const std::vector<uint8_t> bytes = read_bytes(dir + "gdcm-assert-string.dcm");
+  nl::scans::ScanSet set;
+  set.add("a.dcm", bytes);
+  const nl::scans::ScanResult r = set.finish();
+  CHECK(r.volumes.empty());
+  REQUIRE(r.problems.size() == 1);
+  CHECK(r.problems[0].file == "a.dcm");
+}
