@@ -4,7 +4,9 @@
 //
 // Forward: xnn_convolution2d_nhwc_f32 (one per slice of output channels when the weights are
 // large, see kConvSliceBytes), created (weights packed) when the parameters are dirty,
-// reshaped when batch or spatial size change.
+// reshaped when batch or spatial size change. In the WebAssembly builds a 3x3 stride-1
+// convolution runs as Winograd F(2x2, 3x3) instead (winograd.h; see uses_winograd for why only
+// there).
 // Backward:
 //  - dX on XNNPACK's deconvolution (the transposed convolution) of dY with the same weights,
 //    created (weights packed) when they change, like the forward operator; a pointwise
@@ -18,6 +20,7 @@
 #pragma once
 #include "core/gemm.h"
 #include "core/layer.h"
+#include "layers/winograd.h"
 
 namespace nl {
 
@@ -61,11 +64,13 @@ class Conv2D : public Layer {
   // dx (already shaped like the input) = the deconvolution of g (dY, out_shape).
   void input_gradient(Runtime& rt, const float* g, const Shape& out_shape, Tensor& dx);
   bool is_pointwise() const;  // 1x1, stride 1, no padding: the columns are the input pixels
+  bool uses_winograd() const;  // the forward pass runs on winograd_ instead of ops_
 
   // The forward convolution as one operator per slice of output channels (slice_filters_
   // each, the last one possibly fewer), all reading the same input and writing their
   // channels of the same output. See create_operator for why.
   std::vector<XnnOp> ops_;
+  WinogradConv3x3 winograd_;  // 3x3 stride 1: the forward pass instead of ops_
   size_t slice_filters_ = 0;
   size_t batch_ = 0, height_ = 0, width_ = 0;  // shape ops_ are reshaped for
   size_t out_height_ = 0, out_width_ = 0;
