@@ -3,8 +3,10 @@
 // on this machine, in Debian's headless Chromium (bench/ page + workers), except the native
 // figure. Prints a table; --json FILE writes every figure with its unit, plus `ratios`.
 //
-//   node scripts/bench.mjs [--json FILE] [--runs N] [--train-seconds S]
+//   node scripts/bench.mjs [--json FILE] [--runs N] [--rounds N] [--train-seconds S]
 //                          [--only cold-start] [--cold-page site|web] [--cold-runs N]
+// --rounds N (default 3): NeuroLens and ONNX Runtime (web and native) are timed against each
+// other in N alternating rounds (see alternate()).
 // --only cold-start: just the page's cold start (seconds; needs build/wasm, and build/wasm-threads
 // for the engine an isolated page runs). --cold-page: which page the cold start loads: `site`
 // (default), the built site (scripts/site.mjs into a temporary folder, served with
@@ -25,7 +27,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MODEL = path.join(ROOT, 'model/neurolens.safetensors');
 
 function parseArgs(argv) {
-  const o = { json: null, runs: 60, trainSeconds: 15, only: null, coldPage: 'site', coldRuns: 5 };
+  const o = { json: null, runs: 60, rounds: 3, trainSeconds: 15, only: null, coldPage: 'site', coldRuns: 5 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -34,18 +36,20 @@ function parseArgs(argv) {
     };
     if (a === '--json') o.json = value();
     else if (a === '--runs') o.runs = Number(value());
+    else if (a === '--rounds') o.rounds = Number(value());
     else if (a === '--train-seconds') o.trainSeconds = Number(value());
     else if (a === '--only') o.only = value();
     else if (a.startsWith('--only=')) o.only = a.slice(7);
     else if (a === '--cold-page') o.coldPage = value();
     else if (a === '--cold-runs') o.coldRuns = Number(value());
     else if (a === '-h' || a === '--help') {
-      console.log('usage: scripts/bench [--json FILE] [--runs N (>= 50, default 60)] [--train-seconds S (default 15)]\n' +
+      console.log('usage: scripts/bench [--json FILE] [--runs N (>= 50, default 60)] [--rounds N (default 3)] [--train-seconds S (default 15)]\n' +
                   '                     [--only cold-start | wasm-profile] [--cold-page site|web (default site)] [--cold-runs N (default 5)]');
       process.exit(0);
     } else throw new Error(`unknown argument '${a}'`);
   }
   if (!Number.isInteger(o.runs) || o.runs < 50) throw new Error('--runs must be a whole number >= 50 (the issue asks for medians of at least 50)');
+  if (!Number.isInteger(o.rounds) || o.rounds < 1) throw new Error('--rounds must be a whole number >= 1');
   if (!(o.trainSeconds > 0)) throw new Error('--train-seconds must be a positive number');
   if (o.only !== null && !['cold-start', 'wasm-profile'].includes(o.only)) throw new Error(`--only: 'cold-start' or 'wasm-profile' (got '${o.only}')`);
   if (!['site', 'web'].includes(o.coldPage)) throw new Error(`--cold-page must be 'site' or 'web' (got '${o.coldPage}')`);
@@ -58,6 +62,26 @@ const log = (...a) => console.error('bench:', ...a);
 // peer alike: see bench/page.js.
 const WARMUP_MS = 2000;
 const maxAbsDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+// Head-to-head timings (NeuroLens against one peer at one thread count) run in rounds: each
+// round times both sides one after the other, the side that goes first alternating, and each
+// side's figure is the median of its round medians. On a shared machine a slow minute then
+// falls on both sides of a ratio instead of on whichever ran during it. ours(round) and
+// theirs(round) return results with their median in `key`; the first round's result is kept
+// for everything else it reports, with the median over the rounds in `key`.
+async function alternate(rounds, key, ours, theirs) {
+  const a = [], b = [];
+  for (let r = 0; r < rounds; r++) {
+    if (r % 2 === 0) { a.push(await ours(r)); b.push(await theirs(r)); }
+    else { b.push(await theirs(r)); a.push(await ours(r)); }
+  }
+  const merged = (results) => ({ ...results[0], [key]: median(results.map((x) => x[key])), rounds_ms: results.map((x) => x[key]) });
+  return [merged(a), merged(b)];
+}
 
 // Native inference takes about a millisecond a pass: NeuroLens' and onnxruntime-node's are each
 // timed over this many passes after NATIVE_WARMUP, so one stalled millisecond on a shared
@@ -119,10 +143,9 @@ async function ortNativeInference(onnxFile, input, shape, threads, runs, warmup)
     times.push(performance.now() - t0);
   }
   await session.release();
-  const sorted = [...times].sort((a, b) => a - b);
   return { version: ort.env.versions?.node ?? ort.env.versions?.common, intra_op_threads_asked: threads,
            extra_threads_while_running: threadsWhileRunning - before,
-           median_ms: sorted.length % 2 ? sorted[(sorted.length - 1) / 2] : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2,
+           median_ms: median(times),
            probabilities: Array.from(out.probabilities.data), logits: Array.from(out.logits.data) };
 }
 
@@ -326,9 +349,6 @@ async function main() {
   if (opts.only === 'wasm-profile') return wasmProfileOnly(opts);
   const out = { machine: { cores: (await import('node:os')).cpus().length }, units: {} };
 
-  log('native inference (1 and 2 threads) and GEMM peak');
-  const native1 = nativeBench(1, opts.runs * NATIVE_RUNS_PER_RUN);
-  const native2 = nativeBench(2, opts.runs * NATIVE_RUNS_PER_RUN);
 
   const files = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'neurolens-bench-files-'));
   const onnxFile = exportOnnx(files);
@@ -355,9 +375,13 @@ async function main() {
     const run = (fn, arg) => page.evaluate(([f, a]) => window.bench[f](a), [fn, arg]);
     const runs = opts.runs, warmup = 10, warmupMs = WARMUP_MS;
 
-    log('NeuroLens wasm inference, 1 and 2 threads');
-    const nl1 = await run('neurolensInference', { build: 'wasm', threads: 1, runs, warmup, warmupMs });
-    const nl2 = await run('neurolensInference', { build: 'wasm-threads', threads: 2, runs, warmup, warmupMs });
+    log(`NeuroLens wasm and ONNX Runtime Web (wasm SIMD) inference, 1 and 2 threads, alternating in ${opts.rounds} rounds (ONNX Runtime Web in a fresh worker each time)`);
+    const [nl1, ortWeb1] = await alternate(opts.rounds, 'medianMs',
+      () => run('neurolensInference', { build: 'wasm', threads: 1, runs, warmup, warmupMs }),
+      () => run('ortInference', { threads: 1, runs, warmup, warmupMs }));
+    const [nl2, ortWeb2] = await alternate(opts.rounds, 'medianMs',
+      () => run('neurolensInference', { build: 'wasm-threads', threads: 2, runs, warmup, warmupMs }),
+      () => run('ortInference', { threads: 2, runs, warmup, warmupMs }));
     log('TensorFlow.js wasm inference, 1 and 2 threads');
     const tf1 = await run('tfjsInference', { backend: 'wasm', threads: 1, runs, warmup, warmupMs });
     const tf2 = await run('tfjsInference', { backend: 'wasm', threads: 2, runs, warmup, warmupMs });
@@ -367,17 +391,22 @@ async function main() {
       throw new Error(`TensorFlow.js and NeuroLens disagree: max |difference| of the probabilities is ${diff} (> 1e-4); ` +
                       'the timings would compare different networks');
 
-    log('ONNX Runtime Web (wasm SIMD) inference, 1 and 2 threads, each in a fresh worker');
-    const ortWeb1 = await run('ortInference', { threads: 1, runs, warmup, warmupMs });
-    const ortWeb2 = await run('ortInference', { threads: 2, runs, warmup, warmupMs });
     const inputNhwc = Float32Array.from(await run('input'));
     const { height: ih, width: iw, channels: ic } = nl1.input;
     const inputNchw = new Float32Array(inputNhwc.length);
     for (let y = 0; y < ih; y++) for (let x = 0; x < iw; x++) for (let c = 0; c < ic; c++)
       inputNchw[(c * ih + y) * iw + x] = inputNhwc[(y * iw + x) * ic + c];
-    log('onnxruntime-node (CPU) inference, 1 and 2 threads');
-    const ortNative1 = await ortNativeInference(onnxFile, inputNchw, [1, ic, ih, iw], 1, runs * NATIVE_RUNS_PER_RUN, NATIVE_WARMUP);
-    const ortNative2 = await ortNativeInference(onnxFile, inputNchw, [1, ic, ih, iw], 2, runs * NATIVE_RUNS_PER_RUN, NATIVE_WARMUP);
+    log(`NeuroLens native and onnxruntime-node (CPU) inference, 1 and 2 threads, alternating in ${opts.rounds} rounds; GEMM peak`);
+    const nativeRuns = runs * NATIVE_RUNS_PER_RUN;
+    const [native1, ortNative1] = await alternate(opts.rounds, 'median_ms',
+      (r) => nativeBench(1, nativeRuns, r === 0 ? ['--gemm-peak'] : []),
+      () => ortNativeInference(onnxFile, inputNchw, [1, ic, ih, iw], 1, nativeRuns, NATIVE_WARMUP));
+    const [native2, ortNative2] = await alternate(opts.rounds, 'median_ms',
+      () => nativeBench(2, nativeRuns),
+      () => ortNativeInference(onnxFile, inputNchw, [1, ic, ih, iw], 2, nativeRuns, NATIVE_WARMUP));
+    // The GEMM-peak share was measured with the first round's median: restate it for the median of the rounds.
+    native1.gflops_per_s = native1.mflops_per_image / native1.median_ms;
+    native1.fraction_of_gemm_peak = native1.gflops_per_s / native1.gemm_peak_gflops_per_s;
     log('PyTorch (CPU) inference, 1 and 2 threads, and training steps, batch 32, 2 threads');
     const torchPeer = pytorchPeer(inputNhwc, runs);
     log('NeuroLens native training steps, batch 32, 2 threads');
@@ -451,6 +480,9 @@ async function main() {
         neurolens_native_1t: native1.median_ms, neurolens_native_2t: native2.median_ms,
       },
       inference_runs: runs, browser_inference_warmup: { runs: warmup, ms: warmupMs },
+      head_to_head: { rounds: opts.rounds, round_medians_ms: {
+        neurolens_wasm_1t: nl1.rounds_ms, ort_web_1t: ortWeb1.rounds_ms, neurolens_wasm_2t: nl2.rounds_ms, ort_web_2t: ortWeb2.rounds_ms,
+        neurolens_native_1t: native1.rounds_ms, ort_native_1t: ortNative1.rounds_ms, neurolens_native_2t: native2.rounds_ms, ort_native_2t: ortNative2.rounds_ms } },
       native_inference_runs: runs * NATIVE_RUNS_PER_RUN, native_inference_warmup: NATIVE_WARMUP,
       outputs_max_abs_diff: diff,
       outputs_match_1e4: diff <= 1e-4,
@@ -550,6 +582,10 @@ function printTable(o) {
     `  wasm_over_native              ${f(r.wasm_over_native).padStart(8)}   <= 2.5`,
     `  inference_vs_ort_web_1t       ${f(r.inference_vs_ort_web_1t).padStart(8)}   >= 1.2   (2 threads: ${f(r.inference_vs_ort_web_2t)}, target >= 1.2)`,
     `  native_vs_ort_1t              ${f(r.native_vs_ort_1t).padStart(8)}   >= 1.0   (2 threads: ${f(r.native_vs_ort_2t)}, target >= 1.0)`,
+    `  (each side of the ONNX Runtime ratios is the median of ${o.head_to_head.rounds} alternating rounds; round by round:`,
+    ...[['ort_web_1t', 'neurolens_wasm_1t'], ['ort_web_2t', 'neurolens_wasm_2t'], ['ort_native_1t', 'neurolens_native_1t'], ['ort_native_2t', 'neurolens_native_2t']]
+      .map(([theirs, ours]) => `     ${theirs.padEnd(14)} ${o.head_to_head.round_medians_ms[theirs].map((t, k) => f(t / o.head_to_head.round_medians_ms[ours][k])).join('  ')}`),
+    '  )',
     `  native_train_vs_pytorch       ${f(r.native_train_vs_pytorch).padStart(8)}   >= 1.5`,
     `  finetune_wasm_vs_pytorch_native ${f(r.finetune_wasm_vs_pytorch_native).padStart(6)}`,
     `  cold_start_first_result_ms    ${f(r.cold_start_first_result_ms, 0).padStart(8)}   <= 1000`,

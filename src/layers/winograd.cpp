@@ -90,33 +90,39 @@ void WinogradConv3x3::create(const float* weight, const float* bias, size_t filt
   if (padding > 2)
     throw std::invalid_argument("Winograd 3x3 convolution: padding " + std::to_string(padding) +
                                 " exceeds 2 (the kernel's reach)");
-  // V_ξ[c][f] = (G g Gᵀ)[ξ] for the 3x3 kernel g of filter f and channel c, in double, with
+  // V_ξ = (G g Gᵀ)[ξ] for the 3x3 kernel g of each filter and channel, with
   //   G = [1    0    0 ]
   //       [1/2  1/2  1/2]
   //       [1/2 -1/2  1/2]
-  //       [0    0    1 ].
-  std::vector<float> v(kPositions * channels * filters);
-  for (size_t f = 0; f < filters; ++f)
-    for (size_t c = 0; c < channels; ++c) {
-      double g[3][3];
-      for (size_t ky = 0; ky < 3; ++ky)
-        for (size_t kx = 0; kx < 3; ++kx) g[ky][kx] = weight[((f * 3 + ky) * 3 + kx) * channels + c];
-      double t[4][3];  // G g
+  //       [0    0    1 ],
+  // stored [16][F][C] (each product's right operand as [N][K]: XNN_FLAG_TRANSPOSE_WEIGHTS), so
+  // that for one filter the loop runs along contiguous channels on both sides and vectorises:
+  // this runs once per model load (and per step when fine-tuning), on the page's cold path.
+  std::vector<float> v(kPositions * filters * channels);
+  const size_t c_count = channels, plane = filters * channels;  // one position's [F][C]
+  for (size_t f = 0; f < filters; ++f) {
+    const float* __restrict g = weight + f * 9 * c_count;  // tap ky*3+kx at g + (ky*3+kx)*C
+    float* __restrict out = v.data() + f * c_count;         // position ξ at out + ξ*F*C
+    for (size_t c = 0; c < c_count; ++c) {
+      float t[4][3];  // G g
       for (size_t kx = 0; kx < 3; ++kx) {
-        t[0][kx] = g[0][kx];
-        t[1][kx] = 0.5 * (g[0][kx] + g[1][kx] + g[2][kx]);
-        t[2][kx] = 0.5 * (g[0][kx] - g[1][kx] + g[2][kx]);
-        t[3][kx] = g[2][kx];
+        const float g0 = g[kx * c_count + c], g1 = g[(3 + kx) * c_count + c], g2 = g[(6 + kx) * c_count + c];
+        t[0][kx] = g0;
+        t[1][kx] = 0.5f * (g0 + g1 + g2);
+        t[2][kx] = 0.5f * (g0 - g1 + g2);
+        t[3][kx] = g2;
       }
-      for (size_t i = 0; i < 4; ++i) {
-        const double row[4] = {t[i][0], 0.5 * (t[i][0] + t[i][1] + t[i][2]),
-                               0.5 * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
-        for (size_t j = 0; j < 4; ++j) v[((i * 4 + j) * channels + c) * filters + f] = static_cast<float>(row[j]);
+      for (size_t i = 0; i < 4; ++i) {  // (G g) Gᵀ
+        out[(i * 4) * plane + c] = t[i][0];
+        out[(i * 4 + 1) * plane + c] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+        out[(i * 4 + 2) * plane + c] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+        out[(i * 4 + 3) * plane + c] = t[i][2];
       }
     }
+  }
   xnn_operator_t op = nullptr;
   check_xnn(xnn_create_batch_matrix_multiply_nc_f32_const_weights(kPositions, channels, filters, v.data(),
-                                                                  /*flags=*/0, &op),
+                                                                  XNN_FLAG_TRANSPOSE_WEIGHTS, &op),
             "create batch_matrix_multiply_nc_f32 (Winograd 3x3 convolution)");
   gemm_.reset(op);
   bias_.assign(filters, 0.0f);
