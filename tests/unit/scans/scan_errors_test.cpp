@@ -155,19 +155,23 @@ TEST_CASE("NIfTI hostile sizes and truncated data are refused, naming the proble
   CHECK(mentions(offset, "beyond"));
 }
 
-TEST_CASE("DICOM inputs that crashed GDCM under fuzz_dicom are refused with a message") {
-  // Kept as fuzz seeds (tests/fuzz/corpus/fuzz_dicom); each crashed GDCM 3.0.24 before
-  // cmake/patches/gdcm-missing-fragment.patch or before dicom.cpp caught GDCM's std::string throws.
+TEST_CASE("DICOM inputs that crashed GDCM or ran it out of memory under fuzz_dicom are refused with a message") {
+  // Kept as fuzz seeds (tests/fuzz/corpus/fuzz_dicom); each crashed GDCM 3.0.24 before the
+  // patches named below, or before dicom.cpp caught GDCM's std::string throws.
   const std::string dir = NEUROLENS_SOURCE_DIR "/tests/fuzz/corpus/fuzz_dicom/";
   auto error_in = [&](const char* name) {
     const std::vector<uint8_t> bytes = read_bytes(dir + name);
     REQUIRE(!bytes.empty());
     return error_of([&] { nl::scans::read_dicom(bytes, name); });
   };
-  // JPEG-LS Pixel Data with no fragment at all: GDCM took the first one (SEGV).
+  // JPEG-LS Pixel Data with no fragment at all: GDCM took the first one (SEGV;
+  // cmake/patches/gdcm-missing-fragment.patch, as the next one).
   CHECK(error_in("jpegls-no-fragments.dcm") == "could not decode the pixel data (JPEG-LS Lossy (Near-Lossless))");
   // A fragment whose value a cut-short read never set: GDCM measured it (SEGV).
   CHECK(error_in("fragment-without-value.dcm").starts_with("no pixel data (7FE0,0010)"));
+  // A 16 x 6 image whose JPEG-LS stream claims 30000 x 30000 at 16 bits: GDCM allocated and
+  // zeroed 1.8 GB before decoding (out of memory; cmake/patches/gdcm-jpegls-stream-size.patch).
+  CHECK(error_in("jpegls-stream-30000x30000.dcm") == "could not decode the pixel data (JPEG-LS Lossless)");
   // GDCM's always-on assertion throws a std::string, which ended the program.
   // (The function's signature after it is spelled by the compiler: GCC and Clang differ.)
   CHECK(error_in("gdcm-assert-string.dcm")
