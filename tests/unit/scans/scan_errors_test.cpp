@@ -172,6 +172,8 @@ TEST_CASE("DICOM inputs that crashed GDCM or ran it out of memory under fuzz_dic
   // A 16 x 6 image whose JPEG-LS stream claims 30000 x 30000 at 16 bits: GDCM allocated and
   // zeroed 1.8 GB before decoding (out of memory; cmake/patches/gdcm-jpegls-stream-size.patch).
   CHECK(error_in("jpegls-stream-30000x30000.dcm") == "could not decode the pixel data (JPEG-LS Lossless)");
+  // The same in a JPEG 2000 SIZ marker: OpenJPEG asked for 3.6 GB (cmake/patches/gdcm-j2k-size.patch).
+  CHECK(error_in("j2k-siz-30000x30000.dcm") == "could not decode the pixel data (JPEG 2000 Image Compression (Lossless Only))");
   // GDCM's always-on assertion throws a std::string, which ended the program.
   // (The function's signature after it is spelled by the compiler: GCC and Clang differ.)
   CHECK(error_in("gdcm-assert-string.dcm")
