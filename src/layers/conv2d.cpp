@@ -40,19 +40,29 @@ bool Conv2D::is_pointwise() const {
   return spec_.kernel == 1 && spec_.stride == 1 && spec_.padding == 0;
 }
 
-bool Conv2D::uses_winograd() const {
-  // Measured on the shipped model (`scripts/bench --only wasm-profile`, one run each way):
-  //  - WebAssembly SIMD: a pass 7.80 -> 5.98 ms on 1 thread and 4.29 -> 2.62 ms on 2; every
-  //    3x3 stride-1 layer faster (s1 1.08-1.53 -> 0.71 ms, s4 1.13 -> 0.92 ms). XNNPACK's
-  //    128-bit GEMM is slow enough there that 2.25x fewer multiply-adds outweigh the transforms.
-  //  - x86 with AVX-512 (`neurolens bench --profile`, 4 runs each way): slower, a pass
-  //    1.08-1.28 -> 1.19-1.72 ms, s1 0.13-0.14 -> 0.18-0.25 ms:
-  //    the direct convolution runs at ~220 GFLOP/s, the transforms cost a fifth of the pass
-  //    and the batched products over 32-128 channels run at ~140.
+bool Conv2D::uses_winograd(const Shape& input) const {
+  if (spec_.kernel != 3 || spec_.stride != 1 || spec_.padding > 2) return false;
+  // Measured on the shipped model:
+  //  - WebAssembly SIMD (`scripts/bench --only wasm-profile`, one run each way): a pass 7.80 ->
+  //    5.98 ms on 1 thread and 4.29 -> 2.62 ms on 2, every 3x3 stride-1 layer faster (s1
+  //    1.08-1.53 -> 0.71 ms, s4 1.13 -> 0.92 ms): XNNPACK's 128-bit GEMM is slow enough there
+  //    that 2.25x fewer multiply-adds outweigh the transforms.
+  //  - x86 with AVX-512 (`neurolens bench --profile`, 1 thread, 3 runs each way): the direct
+  //    convolution runs near XNNPACK's GEMM peak, and Winograd wins only where its 16 products
+  //    are large and its transformed blocks stay in cache: s2 (64 channels, 100 blocks, 0.8 MB)
+  //    0.128 -> 0.111 ms and s3 (128, 25 blocks, 0.4 MB) 0.132 -> 0.100 ms, but s1 (32 channels:
+  //    products with K = 32) 0.127 -> 0.161 ms and s4 (9 blocks: products with M = 9) 0.141 ->
+  //    0.177 ms. Training batches (s2-s3 at batch 32: 13-26 MB of blocks) were slower too:
+  //    `neurolens bench-train --batch 32 --threads 2` 273-297 -> 260-270 images/s.
 #if defined(__wasm__)
-  return spec_.kernel == 3 && spec_.stride == 1 && spec_.padding <= 2;
+  (void)input;
+  return true;
 #else
-  return false;
+  constexpr size_t kMinChannels = 64, kMinBlocks = 16, kMaxBlockBytes = size_t{1} << 20;
+  const size_t out_h = input[1] + 2 * spec_.padding - 2, out_w = input[2] + 2 * spec_.padding - 2;
+  const size_t blocks = input[0] * ((out_h + 1) / 2) * ((out_w + 1) / 2);
+  const size_t block_bytes = 16 * blocks * (input[3] + spec_.filters) * sizeof(float);  // U and M
+  return input[3] >= kMinChannels && blocks >= kMinBlocks && block_bytes <= kMaxBlockBytes;
 #endif
 }
 
@@ -111,14 +121,7 @@ void Conv2D::create_operator() {
   const float out_min = spec_.activation == Activation::relu ? 0.0f : -INFINITY;
   const float* bias = params_.size() > 1 ? params_[1].value.data() : nullptr;
   ops_.clear();
-  winograd_.reset();
   batch_ = height_ = width_ = 0;  // fresh operators must be reshaped
-  params_dirty_ = false;
-  input_grad_stale_ = true;  // the weights they packed may have changed too
-  if (uses_winograd()) {
-    winograd_.create(params_[0].value.data(), bias, f, c, spec_.padding, spec_.activation == Activation::relu);
-    return;
-  }
   slice_filters_ = conv_slice_filters(f, k * k * c, kConvSliceBytes);
   for (size_t first = 0; first < f; first += slice_filters_) {
     const size_t count = std::min(slice_filters_, f - first);
@@ -134,10 +137,23 @@ void Conv2D::create_operator() {
   }
 }
 
+void Conv2D::refresh_operators(bool winograd) {
+  if (params_dirty_) {  // every packed copy of the weights is stale
+    ops_.clear();
+    winograd_.reset();
+    params_dirty_ = false;
+    input_grad_stale_ = true;
+  }
+  if (winograd && !winograd_.created())
+    winograd_.create(params_[0].value.data(), params_.size() > 1 ? params_[1].value.data() : nullptr, spec_.filters,
+                     in_channels(), spec_.padding, spec_.activation == Activation::relu);
+  if (!winograd && ops_.empty()) create_operator();
+}
+
 void Conv2D::prepare_operators() {
   if (params_.empty()) return;
   const bool had_input_grad = input_grad_op_ != nullptr;
-  if (params_dirty_ || (ops_.empty() && !winograd_.created())) create_operator();
+  refresh_operators(last_forward_winograd_);
   if (had_input_grad && input_grad_stale_) create_input_grad_operator();
 }
 
@@ -208,8 +224,9 @@ void Conv2D::forward(Runtime& rt, const std::vector<const Tensor*>& in, Tensor& 
   if (params_.empty()) throw_layer_error(spec_, "forward before create_params");
   const Tensor& x = *in[0];
   const Shape out_shape = output_shape({x.shape()});
-  if (params_dirty_ || (ops_.empty() && !winograd_.created())) create_operator();
-  if (winograd_.created()) {
+  last_forward_winograd_ = uses_winograd(x.shape());
+  refresh_operators(last_forward_winograd_);
+  if (last_forward_winograd_) {
     out.reshape(out_shape);
     winograd_.run(rt, x, out);
     return;

@@ -4,9 +4,9 @@
 //
 // Forward: xnn_convolution2d_nhwc_f32 (one per slice of output channels when the weights are
 // large, see kConvSliceBytes), created (weights packed) when the parameters are dirty,
-// reshaped when batch or spatial size change. In the WebAssembly builds a 3x3 stride-1
-// convolution runs as Winograd F(2x2, 3x3) instead (winograd.h; see uses_winograd for why only
-// there).
+// reshaped when batch or spatial size change. A 3x3 stride-1 convolution runs as Winograd
+// F(2x2, 3x3) instead (winograd.h) where that was measured faster: always in the WebAssembly
+// builds, natively from 64 channels and 16 output blocks (uses_winograd).
 // Backward:
 //  - dX on XNNPACK's deconvolution (the transposed convolution) of dY with the same weights,
 //    created (weights packed) when they change, like the forward operator; a pointwise
@@ -64,13 +64,19 @@ class Conv2D : public Layer {
   // dx (already shaped like the input) = the deconvolution of g (dY, out_shape).
   void input_gradient(Runtime& rt, const float* g, const Shape& out_shape, Tensor& dx);
   bool is_pointwise() const;  // 1x1, stride 1, no padding: the columns are the input pixels
-  bool uses_winograd() const;  // the forward pass runs on winograd_ instead of ops_
+  // Whether the forward pass on this input runs on winograd_ (3x3 stride 1, where measured
+  // faster) rather than ops_.
+  bool uses_winograd(const Shape& input) const;
+  // Drops the packed weights when the parameters changed, then creates the forward operator
+  // of the path asked for unless it exists.
+  void refresh_operators(bool winograd);
 
   // The forward convolution as one operator per slice of output channels (slice_filters_
   // each, the last one possibly fewer), all reading the same input and writing their
   // channels of the same output. See create_operator for why.
   std::vector<XnnOp> ops_;
   WinogradConv3x3 winograd_;  // 3x3 stride 1: the forward pass instead of ops_
+  bool last_forward_winograd_ = false;  // the path prepare_operators re-packs
   size_t slice_filters_ = 0;
   size_t batch_ = 0, height_ = 0, width_ = 0;  // shape ops_ are reshaped for
   size_t out_height_ = 0, out_width_ = 0;

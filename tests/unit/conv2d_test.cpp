@@ -435,3 +435,32 @@ TEST_CASE("He-normal init gives the same weights in every build") {
                                     0.281024605,  0.405881613,  0.491924942};
   CHECK(nl::ref::mismatch(values, want, 1e-8, 1e-6) == "");
 }
+
+TEST_CASE("conv2d 3x3 stride 1: Winograd and direct paths by input size, each re-packed after params_changed") {
+  // 64 channels: natively a single 8x8 image runs as Winograd (16 blocks) and a batch of two
+  // 40x40 images as direct convolution (its blocks exceed the cache budget); in the WebAssembly
+  // builds both run as Winograd. Either way every shape, in any order, before and after new
+  // weights (also packed ahead by prepare_operators), matches the naive loops.
+  Runtime rt(2);
+  const ConvCase small{"winograd-sized", {1, 8, 8, 64, 16, 3, 1, 1}, true, true};
+  ConvCase large = small;
+  large.g.n = 2;
+  large.g.h = large.g.w = 40;
+  auto layer = make_conv(small, 91);
+  uint64_t seed = 92;
+  for (int round = 0; round < 2; ++round) {
+    for (const ConvCase* cc : std::initializer_list<const ConvCase*>{&small, &large, &small}) {
+      CAPTURE(round);
+      CAPTURE(cc->g.h);
+      const Tensor x = nl::ref::random_tensor(input_shape(cc->g), seed++);
+      Tensor y;
+      layer->forward(rt, {&x}, y, false);
+      const std::string err = nl::ref::mismatch(y.values(), reference_forward(*layer, cc->g, x, true), 1e-4, 1e-4);
+      CHECK_MESSAGE(err.empty(), err);
+    }
+    nl::ref::fill_uniform(layer->params()[0].value.values(), seed++, -0.5f, 0.5f);
+    nl::ref::fill_uniform(layer->params()[1].value.values(), seed++, -0.5f, 0.5f);
+    layer->params_changed();
+    if (round == 0) layer->prepare_operators();
+  }
+}
