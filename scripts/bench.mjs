@@ -67,7 +67,8 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-// Head-to-head timings (NeuroLens against one peer at one thread count) run in rounds: each
+// Head-to-head timings (NeuroLens against one peer at one thread count, or training steps
+// against PyTorch's) run in rounds: each
 // round times both sides one after the other, the side that goes first alternating, and each
 // side's figure is the median of its round medians. On a shared machine a slow minute then
 // falls on both sides of a ratio instead of on whichever ran during it. ours(round) and
@@ -79,7 +80,7 @@ async function alternate(rounds, key, ours, theirs) {
     if (r % 2 === 0) { a.push(await ours(r)); b.push(await theirs(r)); }
     else { b.push(await theirs(r)); a.push(await ours(r)); }
   }
-  const merged = (results) => ({ ...results[0], [key]: median(results.map((x) => x[key])), rounds_ms: results.map((x) => x[key]) });
+  const merged = (results) => ({ ...results[0], [key]: median(results.map((x) => x[key])), round_values: results.map((x) => x[key]) });
   return [merged(a), merged(b)];
 }
 
@@ -407,10 +408,10 @@ async function main() {
     // The GEMM-peak share was measured with the first round's median: restate it for the median of the rounds.
     native1.gflops_per_s = native1.mflops_per_image / native1.median_ms;
     native1.fraction_of_gemm_peak = native1.gflops_per_s / native1.gemm_peak_gflops_per_s;
-    log('PyTorch (CPU) inference, 1 and 2 threads, and training steps, batch 32, 2 threads');
-    const torchPeer = pytorchPeer(inputNhwc, runs);
-    log('NeuroLens native training steps, batch 32, 2 threads');
-    const nativeTrain = nativeTrainBench();
+    log(`NeuroLens native and PyTorch (CPU) training steps, batch 32, 2 threads, alternating in ${opts.rounds} rounds; PyTorch inference, 1 and 2 threads`);
+    const [nativeTrain, torchPeer] = await alternate(opts.rounds, 'images_per_s',
+      () => { const r = nativeTrainBench(); return { ...r, images_per_s: r.runs[0].images_per_second }; },
+      () => { const r = pytorchPeer(inputNhwc, runs); return { ...r, images_per_s: r.train.images_per_s }; });
     const peerDiffs = {
       ort_web_1t: logProbabilityDiff(nl1.probabilities, ortWeb1.logits), ort_web_2t: logProbabilityDiff(nl1.probabilities, ortWeb2.logits),
       ort_native_1t: logProbabilityDiff(nl1.probabilities, ortNative1.logits), ort_native_2t: logProbabilityDiff(nl1.probabilities, ortNative2.logits),
@@ -481,8 +482,8 @@ async function main() {
       },
       inference_runs: runs, browser_inference_warmup: { runs: warmup, ms: warmupMs },
       head_to_head: { rounds: opts.rounds, round_medians_ms: {
-        neurolens_wasm_1t: nl1.rounds_ms, ort_web_1t: ortWeb1.rounds_ms, neurolens_wasm_2t: nl2.rounds_ms, ort_web_2t: ortWeb2.rounds_ms,
-        neurolens_native_1t: native1.rounds_ms, ort_native_1t: ortNative1.rounds_ms, neurolens_native_2t: native2.rounds_ms, ort_native_2t: ortNative2.rounds_ms } },
+        neurolens_wasm_1t: nl1.round_values, ort_web_1t: ortWeb1.round_values, neurolens_wasm_2t: nl2.round_values, ort_web_2t: ortWeb2.round_values,
+        neurolens_native_1t: native1.round_values, ort_native_1t: ortNative1.round_values, neurolens_native_2t: native2.round_values, ort_native_2t: ortNative2.round_values } },
       native_inference_runs: runs * NATIVE_RUNS_PER_RUN, native_inference_warmup: NATIVE_WARMUP,
       outputs_max_abs_diff: diff,
       outputs_match_1e4: diff <= 1e-4,
@@ -508,7 +509,8 @@ async function main() {
       },
       peer_inference_ms: { ort_web_1t: ortWeb1.medianMs, ort_web_2t: ortWeb2.medianMs, ort_native_1t: ortNative1.median_ms,
                            ort_native_2t: ortNative2.median_ms, pytorch_1t: torchPeer.inference['1t'].median_ms, pytorch_2t: torchPeer.inference['2t'].median_ms },
-      train_images_per_s: { neurolens_native_2t: nativeTrain.runs[0].images_per_second, pytorch_2t: torchPeer.train.images_per_s, batch: 32 },
+      train_images_per_s: { neurolens_native_2t: nativeTrain.images_per_s, pytorch_2t: torchPeer.images_per_s, batch: 32,
+        rounds: { neurolens_native_2t: nativeTrain.round_values, pytorch_2t: torchPeer.round_values } },
       scan_slices_per_s: Object.fromEntries(Object.entries(scans).map(([k, r]) => [k, {
         read: r.read_slices_per_s, classify: r.classify_slices_per_s, total: r.slices_per_s }])),
     });
@@ -525,8 +527,8 @@ async function main() {
       native_vs_ort_1t: ortNative1.median_ms / native1.median_ms,
       native_vs_ort_2t: ortNative2.median_ms / native2.median_ms,
       native_vs_pytorch_1t: torchPeer.inference['1t'].median_ms / native1.median_ms,
-      native_train_vs_pytorch: nativeTrain.runs[0].images_per_second / torchPeer.train.images_per_s,
-      finetune_wasm_vs_pytorch_native: fine.whole.neurolens_2t.imagesPerSecond / torchPeer.train.images_per_s,
+      native_train_vs_pytorch: nativeTrain.images_per_s / torchPeer.images_per_s,
+      finetune_wasm_vs_pytorch_native: fine.whole.neurolens_2t.imagesPerSecond / torchPeer.images_per_s,
       cold_start_first_result_ms: cold.first_result_ms,
     };
     out.targets = { inference_vs_tfjs_wasm: '>= 1.5', finetune_vs_tfjs: '>= 5', wasm_over_native: '<= 2.5',
@@ -586,7 +588,7 @@ function printTable(o) {
     ...[['ort_web_1t', 'neurolens_wasm_1t'], ['ort_web_2t', 'neurolens_wasm_2t'], ['ort_native_1t', 'neurolens_native_1t'], ['ort_native_2t', 'neurolens_native_2t']]
       .map(([theirs, ours]) => `     ${theirs.padEnd(14)} ${o.head_to_head.round_medians_ms[theirs].map((t, k) => f(t / o.head_to_head.round_medians_ms[ours][k])).join('  ')}`),
     '  )',
-    `  native_train_vs_pytorch       ${f(r.native_train_vs_pytorch).padStart(8)}   >= 1.5`,
+    `  native_train_vs_pytorch       ${f(r.native_train_vs_pytorch).padStart(8)}   >= 1.5   (alternating rounds too; round by round: ${o.train_images_per_s.rounds.neurolens_native_2t.map((v, k) => f(v / o.train_images_per_s.rounds.pytorch_2t[k])).join('  ')})`,
     `  finetune_wasm_vs_pytorch_native ${f(r.finetune_wasm_vs_pytorch_native).padStart(6)}`,
     `  cold_start_first_result_ms    ${f(r.cold_start_first_result_ms, 0).padStart(8)}   <= 1000`,
   ];
