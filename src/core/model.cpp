@@ -295,7 +295,11 @@ void Model::backward(Runtime& rt, const Tensor& dlogits, bool keep_all_gradients
       if (extra.shape() != target.shape())
         throw std::logic_error("layer '" + arch_.layers[i].name + "': input gradient shape " +
                                to_string(extra.shape()) + " differs from " + to_string(target.shape()));
-      for (size_t e = 0; e < target.size(); ++e) target[e] += extra[e];
+      float* t = target.data();
+      const float* x = extra.data();
+      parallel_ranges(rt, target.size(), [&](size_t begin, size_t end) {
+        for (size_t e = begin; e < end; ++e) t[e] += x[e];
+      });
     }
   }
 }

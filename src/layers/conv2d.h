@@ -13,7 +13,9 @@
 //    layer's dX is the product dY·W (gemm.h).
 //  - dWᵀ += colsᵀ·dY on XNNPACK (gemm.h) over im2col of the input, written transposed (one
 //    row per kernel tap and channel, copied from a channel-major copy of the input made by
-//    XNNPACK's transpose), a few images at a time so the im2col buffers stay small.
+//    XNNPACK's transpose), a few images at a time so the im2col buffers stay small; when the
+//    im2col rows are short (k*k*C <= 16: a first layer on grey images), summed directly from
+//    the input instead (uses_direct_weight_gradient).
 // Why colsᵀ·dY rather than dYᵀ·cols: XNNPACK's dynamic fully-connected operator packs its
 // right operand on every run, so the small dY [rows,F] belongs there, not the large cols
 // [rows,k*k*C]; measured about 4x faster for the weight gradient.
@@ -60,6 +62,9 @@ class Conv2D : public Layer {
   // The input columns of images [first, first+count), transposed: [k*k*C, count*OH*OW]
   // (row (kh*k + kw)*C + c holds that tap and channel for every output position).
   void im2col_transposed(Runtime& rt, const Tensor& x, size_t first, size_t count, float* cols_t);
+  bool uses_direct_weight_gradient() const;
+  // weight_grad_t_ += colsᵀ·g for the whole batch, gathering each im2col row as it goes.
+  void direct_weight_gradient(Runtime& rt, const Tensor& x, const float* g, const Shape& out_shape);
   void create_input_grad_operator();
   // dx (already shaped like the input) = the deconvolution of g (dY, out_shape).
   void input_gradient(Runtime& rt, const float* g, const Shape& out_shape, Tensor& dx);
@@ -89,6 +94,7 @@ class Conv2D : public Layer {
   Tensor planes_;                 // an im2col chunk channel-major, [C, images*H*W]
   Transposer cols_transposer_;    // NHWC chunk -> planes_ (or colsᵀ itself when pointwise)
   Tensor weight_grad_t_;                // dWᵀ [KK,F], summed over chunks
+  std::vector<double> direct_partial_;  // direct_weight_gradient's per-task sums
   MatMul weight_grad_{MatMulForm::nn};            // dWᵀ[KK,F] += colsᵀ[KK,M] · dY[M,F]
   MatMul pointwise_input_grad_{MatMulForm::nn};   // pointwise: dX[M,C] = dY[M,F] · W[F,C]
   XnnOp input_grad_op_;                           // the deconvolution giving dX

@@ -96,7 +96,6 @@ void MaxPool::backward(Runtime& rt, const std::vector<const Tensor*>& in, const 
   if (din.empty() || din[0] == nullptr) return;
   Tensor& dx = *din[0];
   dx.reshape(x.shape());
-  dx.fill(0.0f);
   const size_t n_count = x.dim(0), h = x.dim(1), w = x.dim(2), c = x.dim(3);
   const size_t oh = out.dim(1), ow = out.dim(2);
   // One task per image (each writes only its own gradient). Per output pixel: one pass over
@@ -108,6 +107,7 @@ void MaxPool::backward(Runtime& rt, const std::vector<const Tensor*>& in, const 
     std::vector<uint32_t> best_at(c);
     const float* xn = x.data() + n * h * w * c;
     float* dxn = dx.data() + n * h * w * c;
+    std::fill(dxn, dxn + h * w * c, 0.0f);  // here, not before the tasks: on every thread
     for (size_t oy = 0; oy < oh; ++oy) {
       const WindowRange ry = pool_window(spec_, oy, h);
       for (size_t ox = 0; ox < ow; ++ox) {
