@@ -98,13 +98,14 @@ const std::vector<Option> kOptions = {
     {"--warmup", "N", "untimed steps first (default 2)"},
     {"--threads", "LIST", "thread counts to measure, comma-separated (default 1,2)"},
     {"--no-augment", "", "assemble batches without augmentation"},
+    {"--profile", "", "also print each layer's forward and backward time per step"},
     {"--json", "", "print the figures as JSON"},
 };
 
 void print_help() {
   std::printf(
       "usage: neurolens bench-train [--arch NAME] [--input-size N] [--batch N] [--steps N]\n"
-      "                             [--warmup N] [--threads LIST] [--no-augment] [--json]\n\n"
+      "                             [--warmup N] [--threads LIST] [--no-augment] [--profile] [--json]\n\n"
       "Times full training steps (batch assembly with augmentation, forward in training mode,\n"
       "softmax cross-entropy, backward, AdamW) of a freshly initialised model on synthetic\n"
       "images, and prints images per second for each thread count with the share of time in\n"
@@ -135,6 +136,7 @@ struct Figures {
   double batch_s = 0, forward_s = 0, backward_s = 0, step_s = 0;  // wall time per phase
   double xnn_run_s = 0, xnn_create_s = 0;
   int64_t xnn_calls = 0;
+  std::vector<double> forward_ms, backward_ms;  // per layer, summed over the timed steps
 };
 
 // Smooth random blobs, seeded: enough images for a few distinct batches.
@@ -186,8 +188,10 @@ Figures measure(size_t threads, const Architecture& arch, const Dataset& data,
     }
     std::vector<size_t> items(batch);
     for (size_t k = 0; k < batch; ++k) items[k] = (s * batch + k) % data.size();
-    const StepResult step = trainer.step(items, s + 1, 0);
-    if (s >= warmup) {
+    const bool timed = s >= warmup;
+    const StepResult step = trainer.step(items, s + 1, 0, timed ? &f.forward_ms : nullptr,
+                                         timed ? &f.backward_ms : nullptr);
+    if (timed) {
       f.batch_s += step.batch_seconds;
       f.forward_s += step.forward_seconds;
       f.backward_s += step.backward_seconds;
@@ -203,9 +207,32 @@ Figures measure(size_t threads, const Architecture& arch, const Dataset& data,
   return f;
 }
 
-void print_json(const nlohmann::json& setup, const std::vector<Figures>& results) {
+// Each layer's mean forward and backward milliseconds per step.
+nlohmann::json layer_profile(const Figures& f, const Architecture& arch, size_t steps) {
+  nlohmann::json layers = nlohmann::json::array();
+  for (size_t i = 0; i < arch.layers.size(); ++i)
+    layers.push_back({{"name", arch.layers[i].name},
+                      {"type", arch.layers[i].type},
+                      {"forward_ms", i < f.forward_ms.size() ? f.forward_ms[i] / steps : 0.0},
+                      {"backward_ms", i < f.backward_ms.size() ? f.backward_ms[i] / steps : 0.0}});
+  return layers;
+}
+
+void print_profile(const Figures& f, const Architecture& arch, size_t steps) {
+  std::printf("\nper layer on %zu threads, mean ms per step (backward includes summing the gradients it passes on)\n", f.threads);
+  std::printf("layer                  type              forward  backward   share\n");
+  const double step_ms = 1e3 * f.seconds / steps;
+  for (const nlohmann::json& l : layer_profile(f, arch, steps)) {
+    const double fw = l["forward_ms"], bw = l["backward_ms"];
+    std::printf("%-22s %-16s %8.3f  %8.3f  %5.1f%%\n", l["name"].get<std::string>().c_str(),
+                l["type"].get<std::string>().c_str(), fw, bw, 100.0 * (fw + bw) / step_ms);
+  }
+}
+
+void print_json(const nlohmann::json& setup, const std::vector<Figures>& results, const Architecture* profile_arch,
+                size_t steps) {
   nlohmann::json runs = nlohmann::json::array();
-  for (const Figures& f : results)
+  for (const Figures& f : results) {
     runs.push_back({{"threads", f.threads},
                     {"images_per_second", f.images_per_second},
                     {"seconds", f.seconds},
@@ -217,6 +244,8 @@ void print_json(const nlohmann::json& setup, const std::vector<Figures>& results
                     {"xnnpack_create_s", f.xnn_create_s},
                     {"xnnpack_run_calls", f.xnn_calls},
                     {"own_code_s", f.seconds - f.xnn_run_s - f.xnn_create_s}});
+    if (profile_arch != nullptr) runs.back()["layers"] = layer_profile(f, *profile_arch, steps);
+  }
   nlohmann::json out = setup;
   out["runs"] = std::move(runs);
   std::printf("%s\n", out.dump(2).c_str());
@@ -265,7 +294,7 @@ int run_bench_train(const CommandArgs& argv) {
   if (args.has("--json")) {
     print_json({{"arch", arch_name}, {"input_size", size}, {"batch", batch}, {"steps", steps},
                 {"parameters", params}, {"flops_per_image", flops}},
-               results);
+               results, args.has("--profile") ? &arch : nullptr, steps);
     return 0;
   }
   std::printf("training throughput: %s, %zux%zu grey input, %zu parameters, %.1f MFLOP/image forward\n",
@@ -273,6 +302,8 @@ int run_bench_train(const CommandArgs& argv) {
   std::printf("batch %zu, %zu timed steps after %zu warm-up steps, augmentation %s\n\n", batch, steps,
               warmup, augment.flip ? "on" : "off");
   print_table(results, steps);
+  if (args.has("--profile"))
+    for (const Figures& f : results) print_profile(f, arch, steps);
   return 0;
 }
 

@@ -243,7 +243,7 @@ const Tensor& Model::activation(size_t i) const {
   return graph_->nodes[i].out;
 }
 
-void Model::backward(Runtime& rt, const Tensor& dlogits, bool keep_all_gradients) {
+void Model::backward(Runtime& rt, const Tensor& dlogits, bool keep_all_gradients, std::vector<double>* layer_ms) {
   Graph& g = *graph_;
   if (!g.forwarded) throw std::logic_error("Model::backward: call forward first (there is no pass to differentiate)");
   for (Graph::Node& node : g.nodes) node.grad_valid = false;
@@ -252,6 +252,7 @@ void Model::backward(Runtime& rt, const Tensor& dlogits, bool keep_all_gradients
     throw std::invalid_argument("Model::backward: dlogits has shape " + to_string(dlogits.shape()) +
                                 ", the logits have shape " + to_string(logits_value.shape()));
   if (g.logits == kImage) return;  // the model has no layer before its softmax
+  if (layer_ms != nullptr) layer_ms->resize(g.nodes.size(), 0.0);
 
   // needs[i]: the gradient at node i's output is wanted, because node i or a node upstream of
   // it has trainable parameters (or every gradient was asked for). Below the first trainable
@@ -285,6 +286,7 @@ void Model::backward(Runtime& rt, const Tensor& dlogits, bool keep_all_gradients
         din[k] = &g.scratch[k];
       }
     }
+    const auto start = std::chrono::steady_clock::now();
     node.layer->backward(rt, g.inputs_of(node), node.out, node.grad, din);
     for (size_t k = 0; k < node.inputs.size(); ++k)
       if (direct[k]) g.nodes[node.inputs[k]].grad_valid = true;
@@ -301,6 +303,8 @@ void Model::backward(Runtime& rt, const Tensor& dlogits, bool keep_all_gradients
         for (size_t e = begin; e < end; ++e) t[e] += x[e];
       });
     }
+    if (layer_ms != nullptr)  // the layer's backward and the sums of what it passed on
+      (*layer_ms)[i] += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   }
 }
 

@@ -80,8 +80,10 @@ class Model {
 
   // Backpropagates dLoss/dlogits from the last forward(training=true), accumulating
   // parameter gradients. Stops early below the first non-frozen layer with parameters
-  // unless keep_all_gradients (Grad-CAM needs the gradient at a conv output).
-  void backward(Runtime& rt, const Tensor& dlogits, bool keep_all_gradients = false);
+  // unless keep_all_gradients (Grad-CAM needs the gradient at a conv output). layer_ms, when
+  // given, gets each layer's backward time added to its entry, as forward's.
+  void backward(Runtime& rt, const Tensor& dlogits, bool keep_all_gradients = false,
+                std::vector<double>* layer_ms = nullptr);
   const Tensor& gradient(size_t layer) const;  // dLoss/d(output of layer i) after backward
   void zero_grad();
 

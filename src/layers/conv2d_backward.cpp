@@ -318,8 +318,16 @@ void Conv2D::backward(Runtime& rt, const std::vector<const Tensor*>& in, const T
   if (want_params) {  // dW [F,KK] += (dWᵀ)ᵀ
     float* dw = params_[0].grad.data();
     const float* dw_t = weight_grad_t_.data();
-    parallel_for(rt, f, [&](size_t j) {
-      for (size_t i = 0; i < kk; ++i) dw[j * kk + i] += dw_t[i * f + j];
+    // Tiles of 16 filters by 16 columns: a filter's row read down dWᵀ's column one float
+    // per cache line (for s4's 2,304 x 256 that was a cache miss per weight).
+    constexpr size_t kTile = 16;
+    parallel_for(rt, (f + kTile - 1) / kTile, [&](size_t tile) {
+      const size_t j0 = tile * kTile, j1 = std::min(f, j0 + kTile);
+      for (size_t i0 = 0; i0 < kk; i0 += kTile) {
+        const size_t i1 = std::min(kk, i0 + kTile);
+        for (size_t j = j0; j < j1; ++j)
+          for (size_t i = i0; i < i1; ++i) dw[j * kk + i] += dw_t[i * f + j];
+      }
     });
   }
 }

@@ -1,5 +1,6 @@
 #include "train/optimizer.h"
 
+#include "core/cpu_clones.h"
 #include "core/runtime.h"
 
 #include <cmath>
@@ -15,6 +16,40 @@ bool is_decayed(const ParamRef& p) {
 
 namespace {
 bool is_updated(const ParamRef& p) { return p.param->trainable && !p.layer->frozen; }
+
+// The sum of v[i]^2 in double, in kLanes interleaved partial sums added at the end: a fixed
+// order (the same result on any thread count) that vectorises, where one running sum waited
+// on each addition in turn (1.2 M of them per resnet-s step, serial).
+NL_CPU_CLONES double sum_of_squares(const float* v, size_t n) {
+  constexpr size_t kLanes = 8;
+  double lanes[kLanes] = {};
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (size_t l = 0; l < kLanes; ++l) lanes[l] += static_cast<double>(v[i + l]) * v[i + l];
+  for (size_t l = 0; i < n; ++i, ++l) lanes[l] += static_cast<double>(v[i]) * v[i];
+  double sum = 0.0;
+  for (double lane : lanes) sum += lane;
+  return sum;
+}
+
+struct AdamWStep {
+  double b1, b2, step_size, inv_sqrt_c2, epsilon, decay, grad_scale;
+};
+
+// AdamW on n weights, in double: a division and a square root per weight, so compiled for the
+// CPU's widest vectors too (measured: 1.8% of a resnet-s training step on baseline x86-64).
+NL_CPU_CLONES void adamw_update(const AdamWStep& s, float* __restrict w, const float* __restrict g,
+                                float* __restrict m, float* __restrict v, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const double gi = g[i] * s.grad_scale;
+    const double mi = s.b1 * m[i] + (1.0 - s.b1) * gi;
+    const double vi = s.b2 * v[i] + (1.0 - s.b2) * gi * gi;
+    m[i] = static_cast<float>(mi);
+    v[i] = static_cast<float>(vi);
+    const double denom = std::sqrt(vi) * s.inv_sqrt_c2 + s.epsilon;
+    w[i] = static_cast<float>(w[i] * s.decay - s.step_size * mi / denom);
+  }
+}
 }  // namespace
 
 const char* optimizer_name(OptimizerKind kind) {
@@ -32,7 +67,7 @@ double Optimizer::step(Runtime& rt, Model& model, double lr) {
   double norm_sq = 0.0;
   for (const ParamRef& p : params) {
     if (!is_updated(p)) continue;
-    for (float g : p.param->grad.values()) norm_sq += static_cast<double>(g) * g;
+    norm_sq += sum_of_squares(p.param->grad.data(), p.param->grad.size());
   }
   const double norm = std::sqrt(norm_sq);
   if (!std::isfinite(norm))
@@ -78,22 +113,17 @@ void Optimizer::update(Runtime& rt, const ParamRef& p, Moments& mo, double lr, d
     });
     return;
   }
-  const double b1 = options_.beta1, b2 = options_.beta2;
-  const double correction1 = 1.0 - std::pow(b1, static_cast<double>(steps_));
-  const double correction2 = 1.0 - std::pow(b2, static_cast<double>(steps_));
-  const double step_size = lr / correction1;
-  const double inv_sqrt_c2 = 1.0 / std::sqrt(correction2);
+  AdamWStep step;
+  step.b1 = options_.beta1;
+  step.b2 = options_.beta2;
+  step.step_size = lr / (1.0 - std::pow(step.b1, static_cast<double>(steps_)));
+  step.inv_sqrt_c2 = 1.0 / std::sqrt(1.0 - std::pow(step.b2, static_cast<double>(steps_)));
+  step.epsilon = options_.epsilon;
+  step.decay = decay;
+  step.grad_scale = grad_scale;
   float* v = mo.v.data();
   parallel_ranges(rt, n, [&](size_t begin, size_t end) {
-    for (size_t i = begin; i < end; ++i) {
-      const double gi = g[i] * grad_scale;
-      const double mi = b1 * m[i] + (1.0 - b1) * gi;
-      const double vi = b2 * v[i] + (1.0 - b2) * gi * gi;
-      m[i] = static_cast<float>(mi);
-      v[i] = static_cast<float>(vi);
-      const double denom = std::sqrt(vi) * inv_sqrt_c2 + options_.epsilon;
-      w[i] = static_cast<float>(w[i] * decay - step_size * mi / denom);
-    }
+    adamw_update(step, w + begin, g + begin, m + begin, v + begin, end - begin);
   });
 }
 

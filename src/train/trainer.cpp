@@ -176,7 +176,8 @@ void Trainer::swap_ema() {
   swapped_ = !swapped_;
 }
 
-StepResult Trainer::step(std::span<const size_t> items, size_t epoch, size_t batch) {
+StepResult Trainer::step(std::span<const size_t> items, size_t epoch, size_t batch, std::vector<double>* forward_ms,
+                         std::vector<double>* backward_ms) {
   StepResult result;
   auto lap_start = Clock::now();
   auto lap = [&lap_start] {
@@ -197,7 +198,7 @@ StepResult Trainer::step(std::span<const size_t> items, size_t epoch, size_t bat
   result.batch_seconds = lap();
 
   model_.zero_grad();
-  model_.forward(rt_, input_, /*training=*/true);
+  model_.forward(rt_, input_, /*training=*/true, forward_ms);
   const Tensor& logits = model_.logits();
   const float smoothing = static_cast<float>(options_.label_smoothing);
   double loss = softmax_cross_entropy(logits, labels_, smoothing, &dlogits_);
@@ -217,7 +218,7 @@ StepResult Trainer::step(std::span<const size_t> items, size_t epoch, size_t bat
   result.correct = count_correct(logits, mix >= 0.5 ? labels_ : labels_mixed_);
   result.forward_seconds = lap();
 
-  model_.backward(rt_, dlogits_);
+  model_.backward(rt_, dlogits_, /*keep_all_gradients=*/false, backward_ms);
   result.backward_seconds = lap();
 
   result.lr = schedule_.at(optimizer_.steps());

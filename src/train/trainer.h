@@ -87,8 +87,10 @@ class Trainer {
   // forward, loss, backward, an optimizer step at the scheduled learning rate and the weight
   // average. `epoch` (1-based) and `batch` (0-based within it) seed the augmentation and
   // mixup and name the step when the loss is not finite (std::runtime_error). run() trains
-  // with it; called directly (bench-train), it touches no epoch bookkeeping.
-  StepResult step(std::span<const size_t> items, size_t epoch, size_t batch);
+  // with it; called directly (bench-train), it touches no epoch bookkeeping. forward_ms and
+  // backward_ms, when given, get each layer's time added (Model::forward and backward).
+  StepResult step(std::span<const size_t> items, size_t epoch, size_t batch,
+                  std::vector<double>* forward_ms = nullptr, std::vector<double>* backward_ms = nullptr);
 
   const TrainOptions& options() const { return options_; }
   size_t epochs_done() const { return history_.size(); }

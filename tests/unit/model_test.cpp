@@ -466,7 +466,15 @@ TEST_CASE("gradients add up where a node feeds several inputs; backward stops be
   const Tensor xr = ref::random_tensor({2, 9, 7, 2}, 45);
   r.zero_grad();
   r.forward(rt, xr, true);
-  r.backward(rt, ref::random_tensor({2, 3}, 46), false);
+  std::vector<double> backward_ms;  // the per-layer profile: time only where backward ran
+  r.backward(rt, ref::random_tensor({2, 3}, 46), false, &backward_ms);
+  REQUIRE(backward_ms.size() == r.layer_count());
+  for (size_t i = 0; i < r.layer_count(); ++i) {
+    CAPTURE(r.layer(i).spec().name);
+    CHECK(backward_ms[i] >= 0.0);
+    if (i < r.layer_index("fc")) CHECK(backward_ms[i] == 0.0);
+  }
+  CHECK(backward_ms[r.layer_index("fc")] > 0.0);
   CHECK(r.gradient(r.layer_index("fc")).shape() == Shape{2, 3});
   CHECK_THROWS_AS(r.gradient(r.layer_index("gap")), std::logic_error);
   CHECK_THROWS_AS(r.gradient(0), std::logic_error);
