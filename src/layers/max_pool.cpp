@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/cpu_clones.h"
 #include "layers/layer_checks.h"
 #include "layers/pool_geometry.h"
 
@@ -15,7 +16,7 @@ namespace {
 // Per channel: v replaces the best so far, and position its position, when strictly greater
 // (ties keep the earlier position). Selects, no branches, and restrict pointers (the buffers
 // never overlap).
-void max_step(const float* __restrict v, uint32_t position, float* __restrict best,
+[[gnu::always_inline]] inline void max_step(const float* __restrict v, uint32_t position, float* __restrict best,
               uint32_t* __restrict best_at, size_t c) {
   for (size_t ch = 0; ch < c; ++ch) {
     const float value = v[ch], old = best[ch];  // loaded unconditionally, so the loop vectorises
@@ -27,11 +28,40 @@ void max_step(const float* __restrict v, uint32_t position, float* __restrict be
 }
 
 // d += g where this window position won, per channel.
-void add_where_won(const float* __restrict g, const uint32_t* __restrict best_at, uint32_t position,
+[[gnu::always_inline]] inline void add_where_won(const float* __restrict g, const uint32_t* __restrict best_at, uint32_t position,
                    float* __restrict d, size_t c) {
   for (size_t ch = 0; ch < c; ++ch) {
     const float grad = g[ch];  // loaded unconditionally, so the loop vectorises
     d[ch] += best_at[ch] == position ? grad : 0.0f;
+  }
+}
+
+// One image's input gradient dxn (zeroed here, so on the task's thread and while in cache).
+// Per output pixel: one pass over the window finds, per channel, the window position of the
+// first maximum; then one pass per position adds the gradient where it won. Both are selects
+// over channels (no data-dependent branch or scatter), so they vectorise: compiled for the
+// CPU's widest vectors too (cpu_clones.h).
+NL_CPU_CLONES void image_backward(const LayerSpec& spec, const float* xn, const float* gn, size_t h, size_t w,
+                                  size_t c, size_t oh, size_t ow, float* dxn) {
+  std::vector<float> best(c);
+  std::vector<uint32_t> best_at(c);
+  std::fill(dxn, dxn + h * w * c, 0.0f);
+  for (size_t oy = 0; oy < oh; ++oy) {
+    const WindowRange ry = pool_window(spec, oy, h);
+    for (size_t ox = 0; ox < ow; ++ox) {
+      const WindowRange rx = pool_window(spec, ox, w);
+      std::fill(best.begin(), best.end(), -INFINITY);
+      std::fill(best_at.begin(), best_at.end(), 0u);  // all -inf or NaN: the first position
+      uint32_t position = 0;
+      for (size_t iy = ry.begin; iy < ry.end; ++iy)
+        for (size_t ix = rx.begin; ix < rx.end; ++ix, ++position)
+          max_step(xn + (iy * w + ix) * c, position, best.data(), best_at.data(), c);
+      const float* g = gn + (oy * ow + ox) * c;
+      position = 0;
+      for (size_t iy = ry.begin; iy < ry.end; ++iy)
+        for (size_t ix = rx.begin; ix < rx.end; ++ix, ++position)
+          add_where_won(g, best_at.data(), position, dxn + (iy * w + ix) * c, c);
+    }
   }
 }
 
@@ -98,35 +128,10 @@ void MaxPool::backward(Runtime& rt, const std::vector<const Tensor*>& in, const 
   dx.reshape(x.shape());
   const size_t n_count = x.dim(0), h = x.dim(1), w = x.dim(2), c = x.dim(3);
   const size_t oh = out.dim(1), ow = out.dim(2);
-  // One task per image (each writes only its own gradient). Per output pixel: one pass over
-  // the window finds, per channel, the window position of the first maximum; then one pass
-  // per position adds the gradient where it won. Both are selects over channels (no
-  // data-dependent branch or scatter), so they vectorise.
+  // One task per image (each writes only its own gradient).
   parallel_for(rt, n_count, [&](size_t n) {
-    std::vector<float> best(c);
-    std::vector<uint32_t> best_at(c);
-    const float* xn = x.data() + n * h * w * c;
-    float* dxn = dx.data() + n * h * w * c;
-    std::fill(dxn, dxn + h * w * c, 0.0f);  // here, not before the tasks: on every thread
-    for (size_t oy = 0; oy < oh; ++oy) {
-      const WindowRange ry = pool_window(spec_, oy, h);
-      for (size_t ox = 0; ox < ow; ++ox) {
-        const WindowRange rx = pool_window(spec_, ox, w);
-        std::fill(best.begin(), best.end(), -INFINITY);
-        std::fill(best_at.begin(), best_at.end(), 0u);  // all -inf or NaN: the first position
-        uint32_t position = 0;
-        for (size_t iy = ry.begin; iy < ry.end; ++iy)
-          for (size_t ix = rx.begin; ix < rx.end; ++ix, ++position) {
-            max_step(xn + (iy * w + ix) * c, position, best.data(), best_at.data(), c);
-          }
-        const float* g = dout.data() + ((n * oh + oy) * ow + ox) * c;
-        position = 0;
-        for (size_t iy = ry.begin; iy < ry.end; ++iy)
-          for (size_t ix = rx.begin; ix < rx.end; ++ix, ++position) {
-            add_where_won(g, best_at.data(), position, dxn + (iy * w + ix) * c, c);
-          }
-      }
-    }
+    image_backward(spec_, x.data() + n * h * w * c, dout.data() + n * oh * ow * c, h, w, c, oh, ow,
+                   dx.data() + n * h * w * c);
   });
 }
 

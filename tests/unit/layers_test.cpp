@@ -359,18 +359,22 @@ TEST_CASE("batch_norm training: batch statistics, running statistics, full backw
 
 TEST_CASE("batch_norm training at large odd sizes: blocked sums match double loops, same bits on 1 and 2 threads") {
   // Many row blocks and tasks, a partial last one, channels not a multiple of the vector
-  // width, and an offset mean (values around 50 with spread 1: a one-pass variance in float
-  // would lose most digits).
-  for (const Shape& shape : {Shape{5, 23, 19, 13}, Shape{3, 37, 41, 2}, Shape{1029, 7}}) {
+  // width, and an offset mean (values around 50 with spread 1: an uncentred one-pass variance
+  // in float would lose most digits).
+  // The last case, values around 1000 with spread 0.02: the centred one-pass sums must not lose
+  // the variance there. Only the statistics are compared in that case: the output, computed as
+  // x * scale + shift in float, loses digits at such an offset whatever the statistics.
+  for (const Shape& shape : {Shape{5, 23, 19, 13}, Shape{3, 37, 41, 2}, Shape{1029, 7}, Shape{2, 31, 17, 5}}) {
     CAPTURE(nl::to_string(shape));
     const size_t c = shape.back(), rows = nl::numel(shape) / c;
-    const Tensor x = ref::random_tensor(shape, 71, 49.0f, 51.0f);
+    const bool narrow = shape[0] == 2;
+    const Tensor x = ref::random_tensor(shape, 71, narrow ? 999.99f : 49.0f, narrow ? 1000.01f : 51.0f);
     const Tensor r = ref::random_tensor(shape, 72);
     std::vector<double> outs[2], dxs[2], stats[2];
     for (size_t t = 0; t < 2; ++t) {
       Runtime rt(t + 1);
       LayerSpec spec = make_spec("batch_norm", "bn");
-      spec.momentum = 0.5f;
+      spec.momentum = narrow ? 1.0f : 0.5f;  // narrow: the running statistics are the batch's
       nl::BatchNorm bn(spec);
       Shape one = shape;
       one[0] = 1;
@@ -382,22 +386,25 @@ TEST_CASE("batch_norm training at large odd sizes: blocked sums match double loo
       const Tensor dx = forward_backward(bn, rt, {&x}, out, true, r);
       const std::string fwd =
           ref::mismatch(out.values(), ref::batch_norm_train(rows, c, doubles(x), gamma, beta, spec.epsilon), 1e-4, 1e-4);
-      CHECK_MESSAGE(fwd.empty(), fwd);
+      if (!narrow) CHECK_MESSAGE(fwd.empty(), fwd);
       std::vector<double> mean, var, want_mean(c), want_var(c);
       ref::channel_stats(rows, c, doubles(x), mean, var);
       for (size_t ch = 0; ch < c; ++ch) {
-        want_mean[ch] = 0.5 * 0.0 + 0.5 * mean[ch];
-        want_var[ch] = 0.5 * 1.0 + 0.5 * var[ch] * rows / (rows - 1.0);
+        const double m = spec.momentum;
+        want_mean[ch] = (1.0 - m) * 0.0 + m * mean[ch];
+        want_var[ch] = (1.0 - m) * 1.0 + m * var[ch] * rows / (rows - 1.0);
       }
       const std::string st = ref::mismatch(bn.params()[2].value.values(), want_mean, 1e-6, 1e-6) +
-                             ref::mismatch(bn.params()[3].value.values(), want_var, 1e-6, 1e-5);
+                             ref::mismatch(bn.params()[3].value.values(), want_var, narrow ? 0.0 : 1e-6, 1e-5);
       CHECK_MESSAGE(st.empty(), st);
       const ref::BatchNormGrads want = ref::batch_norm_train_backward(rows, c, doubles(x), gamma, doubles(r), spec.epsilon);
       const std::string edx = ref::mismatch(dx.values(), want.dx, 1e-4, 1e-3);
-      CHECK_MESSAGE(edx.empty(), edx);
       const std::string edg = ref::mismatch(bn.params()[0].grad.values(), want.dgamma, 1e-3, 1e-4) +
                               ref::mismatch(bn.params()[1].grad.values(), want.dbeta, 1e-3, 1e-4);
-      CHECK_MESSAGE(edg.empty(), edg);
+      if (!narrow) {
+        CHECK_MESSAGE(edx.empty(), edx);
+        CHECK_MESSAGE(edg.empty(), edg);
+      }
       outs[t] = doubles(out);
       dxs[t] = doubles(dx);
       for (const nl::Param& p : bn.params()) {
