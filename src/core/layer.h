@@ -109,12 +109,20 @@ class Layer {
   // calls it for several layers at once on different threads (it touches only this layer).
   virtual void prepare_operators() {}
 
+  // A ReLU that follows this layer, as its only consumer, applied by this layer in training
+  // passes (Model decides; see model.h): with set_fused_relu(true), forward writes max(0, y),
+  // and backward, given that output and its gradient, passes gradient only where the output is
+  // positive. Saves the ReLU's own passes over the tensor. Layers that can say so.
+  virtual bool can_fuse_relu() const { return false; }
+  void set_fused_relu(bool on) { fused_relu_ = on; }
+
   bool frozen = false;  // fine-tuning: no parameter gradients
 
  protected:
   LayerSpec spec_;
   std::vector<Param> params_;
   bool params_dirty_ = true;
+  bool fused_relu_ = false;
 };
 
 // Creates the layer for spec.type; throws std::invalid_argument for an unknown type,

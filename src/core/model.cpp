@@ -37,12 +37,17 @@ struct Model::Graph {
     Shape shape;                      // output at batch 1
     Tensor out, grad;
     bool grad_valid = false;
+    // Training passes fold a ReLU into the layer before it when that layer can apply it and
+    // has no other consumer (Layer::can_fuse_relu): on the producer, relu is the ReLU's node;
+    // on the ReLU, producer is that layer. -1 otherwise.
+    int relu = -1, producer = -1;
   };
   std::vector<Node> nodes;
   std::map<std::string, size_t> index;
   int logits = 0;  // node feeding the final softmax (or the last node); kImage: the image
   Tensor input;    // copy of the last forward's input (the first layers' backward needs it)
   bool forwarded = false;
+  bool fused = false;  // the last forward was a training pass, with the ReLUs folded in
   Tensor scratch[2];  // input gradients that must be added to an existing gradient
 
   const Tensor& value(int i) const { return i == kImage ? input : nodes[i].out; }
@@ -112,6 +117,19 @@ Model::Model(Architecture arch, std::vector<std::string> classes, Preprocessing 
     throw std::invalid_argument("the model has " + std::to_string(classes_.size()) + " classes but its last layer '" +
                                 last_name + "' outputs " + std::to_string(last.shape[1]) + " values per image");
   g.logits = arch_.layers.back().type == "softmax" ? last.inputs[0] : static_cast<int>(g.nodes.size()) - 1;
+
+  std::vector<size_t> consumers(g.nodes.size(), 0);
+  for (const Graph::Node& node : g.nodes)
+    for (int j : node.inputs)
+      if (j != kImage) ++consumers[j];
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    Graph::Node& node = g.nodes[i];
+    if (arch_.layers[i].type != "relu" || node.inputs.size() != 1 || node.inputs[0] == kImage) continue;
+    const int j = node.inputs[0];
+    if (consumers[j] != 1 || j == g.logits || !g.nodes[j].layer->can_fuse_relu()) continue;
+    node.producer = j;
+    g.nodes[j].relu = static_cast<int>(i);
+  }
 }
 
 Model::Model(Model&&) noexcept = default;
@@ -222,13 +240,17 @@ const Tensor& Model::forward(Runtime& rt, const Tensor& input, bool training, st
       throw std::invalid_argument("a batch of " + std::to_string(s[0]) + " images is too large: layer '" +
                                   arch_.layers[i].name + "' would need more memory than this build can address");
   g.forwarded = false;
+  g.fused = training;
   g.input = input;
   if (layer_ms != nullptr) layer_ms->resize(g.nodes.size(), 0.0);
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     Graph::Node& node = g.nodes[i];
     node.grad_valid = false;
+    if (training && node.producer >= 0) continue;  // applied by its producer, into node.out
+    const bool fuse = training && node.relu >= 0;
+    if (node.relu >= 0) node.layer->set_fused_relu(fuse);
     const auto start = std::chrono::steady_clock::now();  // a clock read per layer costs nothing measurable
-    node.layer->forward(rt, g.inputs_of(node), node.out, training);
+    node.layer->forward(rt, g.inputs_of(node), fuse ? g.nodes[node.relu].out : node.out, training);
     if (layer_ms != nullptr)
       (*layer_ms)[i] += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   }
@@ -240,7 +262,11 @@ const Tensor& Model::logits() const { return graph_->value(graph_->logits); }
 
 const Tensor& Model::activation(size_t i) const {
   layer(i);
-  return graph_->nodes[i].out;
+  const Graph::Node& node = graph_->nodes[i];
+  if (graph_->fused && node.relu >= 0)
+    throw std::logic_error("the output of layer '" + arch_.layers[i].name + "' was not kept: the training pass applied "
+                           "the ReLU '" + arch_.layers[node.relu].name + "' in place (read that layer's output)");
+  return node.out;
 }
 
 void Model::backward(Runtime& rt, const Tensor& dlogits, bool keep_all_gradients, std::vector<double>* layer_ms) {
@@ -269,7 +295,30 @@ void Model::backward(Runtime& rt, const Tensor& dlogits, bool keep_all_gradients
   top.grad_valid = true;
   for (int i = g.logits; i >= 0; --i) {
     Graph::Node& node = g.nodes[i];
-    if (!node.grad_valid || !needs[i]) continue;
+    // A ReLU folded into its producer (training passes) has no backward of its own: the
+    // producer masks by the ReLU's output. Asked for every gradient, the ReLU's backward
+    // still writes the producer's, which the producer then masks again (the same mask).
+    if (g.fused && node.producer >= 0) {
+      if (keep_all_gradients && node.grad_valid && needs[i]) {
+        Graph::Node& producer = g.nodes[node.producer];
+        std::vector<Tensor*> din{&producer.grad};
+        node.layer->backward(rt, {&node.out}, node.out, node.grad, din);
+        producer.grad_valid = true;
+      }
+      continue;
+    }
+    const Tensor* out = &node.out;
+    const Tensor* dout = &node.grad;
+    bool valid = node.grad_valid;
+    if (g.fused && node.relu >= 0) {
+      const Graph::Node& relu = g.nodes[node.relu];
+      out = &relu.out;
+      if (!keep_all_gradients) {
+        dout = &relu.grad;
+        valid = relu.grad_valid;
+      }
+    }
+    if (!valid || !needs[i]) continue;
     // Where each input's gradient goes: straight into the input node's gradient when this is
     // its first contribution, else into scratch, added afterwards (a node feeding several
     // consumers, or feeding both inputs of one add, gets the sum).
@@ -287,7 +336,7 @@ void Model::backward(Runtime& rt, const Tensor& dlogits, bool keep_all_gradients
       }
     }
     const auto start = std::chrono::steady_clock::now();
-    node.layer->backward(rt, g.inputs_of(node), node.out, node.grad, din);
+    node.layer->backward(rt, g.inputs_of(node), *out, *dout, din);
     for (size_t k = 0; k < node.inputs.size(); ++k)
       if (direct[k]) g.nodes[node.inputs[k]].grad_valid = true;
     for (size_t k = 0; k < node.inputs.size(); ++k) {

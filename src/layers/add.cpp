@@ -34,7 +34,7 @@ void Add::forward(Runtime& rt, const std::vector<const Tensor*>& in, Tensor& out
   const float* a = in[0]->data();
   const float* b = in[1]->data();
   float* o = out.data();
-  const bool relu = spec_.activation == Activation::relu;
+  const bool relu = spec_.activation == Activation::relu || fused_relu_;
   parallel_ranges(rt, out.size(), [&](size_t begin, size_t end) {
     if (relu)
       for (size_t i = begin; i < end; ++i) {
@@ -63,7 +63,7 @@ void Add::backward(Runtime& rt, const std::vector<const Tensor*>& in, const Tens
   if (!first) return;
   const float* y = out.data();
   const float* g = dout.data();
-  const bool relu = spec_.activation == Activation::relu;
+  const bool relu = spec_.activation == Activation::relu || fused_relu_;
   parallel_ranges(rt, out.size(), [&](size_t begin, size_t end) {
     if (relu)
       relu_backward(y + begin, g + begin, first + begin, end - begin);

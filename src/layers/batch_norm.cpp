@@ -206,10 +206,14 @@ void BatchNorm::forward(Runtime& rt, const std::vector<const Tensor*>& in, Tenso
   float* yd = out.data();
   const float* sc = scale.data();
   const float* sh = shift.data();
+  const bool relu = fused_relu_;
   for_rows(rt, rows, [&](size_t r) {
     const float* xr = xd + r * c;
     float* yr = yd + r * c;
-    for (size_t ch = 0; ch < c; ++ch) yr[ch] = xr[ch] * sc[ch] + sh[ch];
+    if (relu)
+      for (size_t ch = 0; ch < c; ++ch) yr[ch] = std::max(xr[ch] * sc[ch] + sh[ch], 0.0f);
+    else
+      for (size_t ch = 0; ch < c; ++ch) yr[ch] = xr[ch] * sc[ch] + sh[ch];
   });
   last_training_ = batch_statistics;
   last_shape_ = shape;
@@ -227,6 +231,11 @@ void BatchNorm::backward(Runtime& rt, const std::vector<const Tensor*>& in, cons
   const float* mean = mean_.data();
   const float* inv_std = inv_std_.data();
   const bool want_dx = !din.empty() && din[0] != nullptr;
+  // With the ReLU fused (set_fused_relu), out is its output and dout its gradient: the
+  // gradient at this layer's own output is dout where out > 0, else 0. Read so in each pass
+  // below rather than written out first (that pass was the ReLU's backward).
+  const bool relu = fused_relu_;
+  const float* yd = out.data();
   // Per channel: sum(dy) and sum(dy * x_hat), with x_hat = (x - mean) * inv_std; the latter
   // summed as sum(dy * (x - mean)) and scaled once. Not needed by a frozen layer's inference
   // statistics (constants).
@@ -235,10 +244,13 @@ void BatchNorm::backward(Runtime& rt, const std::vector<const Tensor*>& in, cons
     blocked_sums(rt, rows, 2 * c, partial_, sums, [&](size_t r, float* acc) {
       const float* xr = xd + r * c;
       const float* gr = gd + r * c;
+      const float* yr = yd + r * c;
       float* acc_dy_xc = acc + c;
       for (size_t ch = 0; ch < c; ++ch) {
-        acc[ch] += gr[ch];
-        acc_dy_xc[ch] += gr[ch] * (xr[ch] - mean[ch]);
+        const float g = gr[ch], y = relu ? yr[ch] : 1.0f;  // loaded unconditionally: it vectorises
+        const float dy = y > 0.0f ? g : 0.0f;
+        acc[ch] += dy;
+        acc_dy_xc[ch] += dy * (xr[ch] - mean[ch]);
       }
     });
     for (size_t ch = 0; ch < c; ++ch) sums[c + ch] *= inv_std[ch];
@@ -274,8 +286,13 @@ void BatchNorm::backward(Runtime& rt, const std::vector<const Tensor*>& in, cons
     for_rows(rt, rows, [&](size_t r) {
       const float* xr = xd + r * c;
       const float* gr = gd + r * c;
+      const float* yr = yd + r * c;
       float* dr = dxd + r * c;
-      for (size_t ch = 0; ch < c; ++ch) dr[ch] = kp[ch] * (gr[ch] - mdy[ch] - (xr[ch] - mean[ch]) * qp[ch]);
+      for (size_t ch = 0; ch < c; ++ch) {
+        const float g = gr[ch], y = relu ? yr[ch] : 1.0f;
+        const float dy = y > 0.0f ? g : 0.0f;
+        dr[ch] = kp[ch] * (dy - mdy[ch] - (xr[ch] - mean[ch]) * qp[ch]);
+      }
     });
   } else {
     // Inference statistics are constants: dx = gamma * inv_std * dy.
@@ -284,8 +301,12 @@ void BatchNorm::backward(Runtime& rt, const std::vector<const Tensor*>& in, cons
     const float* kp = k.data();
     for_rows(rt, rows, [&](size_t r) {
       const float* gr = gd + r * c;
+      const float* yr = yd + r * c;
       float* dr = dxd + r * c;
-      for (size_t ch = 0; ch < c; ++ch) dr[ch] = kp[ch] * gr[ch];
+      for (size_t ch = 0; ch < c; ++ch) {
+        const float g = gr[ch], y = relu ? yr[ch] : 1.0f;
+        dr[ch] = y > 0.0f ? kp[ch] * g : 0.0f;
+      }
     });
   }
 }

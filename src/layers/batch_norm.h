@@ -22,6 +22,7 @@ class BatchNorm : public Layer {
   std::vector<ParamShape> param_shapes(const std::vector<Shape>& inputs) const override;
   void init_params(uint64_t seed) override;
   double flops(const std::vector<Shape>& inputs) const override;
+  bool can_fuse_relu() const override { return true; }
   void forward(Runtime& rt, const std::vector<const Tensor*>& in, Tensor& out, bool training) override;
   void backward(Runtime& rt, const std::vector<const Tensor*>& in, const Tensor& out,
                 const Tensor& dout, const std::vector<Tensor*>& din) override;

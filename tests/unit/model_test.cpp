@@ -121,7 +121,8 @@ struct Net {
   // Which side of every ReLU kink and which max-pool winner the current forward sits on.
   std::vector<size_t> signature() {
     std::vector<size_t> sig;
-    for (const char* name : {"bn1", "add"})
+    // The ReLUs' outputs, not their inputs': a training pass folds each into the layer before it.
+    for (const char* name : {"relu1", "relu2"})
       for (float v : m.activation(m.layer_index(name)).values()) sig.push_back(v > 0.0f);
     const Tensor& pooled_in = m.activation(m.layer_index("relu2"));
     const ref::PoolGeometry g{pooled_in.dim(0), pooled_in.dim(1), pooled_in.dim(2), pooled_in.dim(3), 2, 2, 0};
@@ -371,6 +372,57 @@ TEST_CASE("a ResNet-style network's gradients match finite differences") {
                   "analytic " << dx[i] << ", numeric " << num);
   }
   CHECK(input_checked >= 8);
+}
+
+TEST_CASE("training passes fold each ReLU into the batch norm or add before it: same gradients, outputs kept where read") {
+  // resnet(): bn1 -> relu1 and add -> relu2 fold (bn1 and add feed nothing else); bn2 feeds the add.
+  Runtime rt(2);
+  Model m(resnet(), kClasses);
+  randomize(m, 27);
+  const Tensor x = ref::random_tensor({3, 9, 7, 2}, 28);
+  const Tensor dlogits = ref::random_tensor({3, 3}, 29);
+  auto gradients = [&](bool keep_all) {
+    m.zero_grad();
+    m.forward(rt, x, true);
+    m.backward(rt, dlogits, keep_all);
+    std::vector<double> all;
+    for (nl::ParamRef& p : m.parameters())
+      for (float g : p.param->grad.values()) all.push_back(g);
+    return all;
+  };
+  // Asked for every gradient, the ReLU's backward runs and the producer masks again: the same bits.
+  const std::vector<double> folded = gradients(false);
+  CHECK(error_of([&] { m.gradient(m.layer_index("bn1")); }).find("the gradient at layer 'bn1' was not computed") == 0);
+  const std::vector<double> kept = gradients(true);
+  CHECK(folded == kept);
+  const Tensor& relu_out = m.activation(m.layer_index("relu1"));
+  const Tensor& bn_grad = m.gradient(m.layer_index("bn1"));
+  const Tensor& relu_grad = m.gradient(m.layer_index("relu1"));
+  REQUIRE(bn_grad.shape() == relu_grad.shape());
+  for (size_t i = 0; i < bn_grad.size(); ++i) CHECK(bn_grad[i] == (relu_out[i] > 0.0f ? relu_grad[i] : 0.0f));
+  // The folded layers' own outputs are not kept by a training pass, and saying so beats stale values.
+  CHECK(error_of([&] { m.activation(m.layer_index("bn1")); }).find("the output of layer 'bn1' was not kept") == 0);
+  CHECK(error_of([&] { m.activation(m.layer_index("add")); }).find("the output of layer 'add' was not kept") == 0);
+  // An inference pass keeps every output, and the ReLU's is max(0, its input).
+  m.forward(rt, x, false);
+  const Tensor& bn = m.activation(m.layer_index("bn1"));
+  const Tensor& relu = m.activation(m.layer_index("relu1"));
+  for (size_t i = 0; i < bn.size(); ++i) CHECK(relu[i] == std::max(bn[i], 0.0f));
+  // A training pass's folded ReLU outputs against naive loops: relu1 = max(0, batch norm of
+  // conv1's output with the batch's statistics), relu2 = max(0, bn2 + relu1).
+  m.forward(rt, x, true);
+  const Tensor& c1 = m.activation(m.layer_index("conv1"));
+  const size_t c = c1.dim(3), rows = c1.size() / c;
+  const nl::Layer& bn1 = m.layer(m.layer_index("bn1"));
+  std::vector<double> want1 = ref::batch_norm_train(rows, c, doubles(c1), doubles(bn1.params()[0].value),
+                                                    doubles(bn1.params()[1].value), bn1.spec().epsilon);
+  for (double& v : want1) v = std::max(v, 0.0);
+  CHECK(ref::mismatch(m.activation(m.layer_index("relu1")).values(), want1, 1e-5, 1e-4) == "");
+  const Tensor& bn2 = m.activation(m.layer_index("bn2"));
+  const Tensor& r1 = m.activation(m.layer_index("relu1"));
+  std::vector<double> want2(bn2.size());
+  for (size_t i = 0; i < bn2.size(); ++i) want2[i] = std::max(static_cast<double>(bn2[i]) + r1[i], 0.0);
+  CHECK(ref::mismatch(m.activation(m.layer_index("relu2")).values(), want2, 1e-6, 1e-6) == "");
 }
 
 TEST_CASE("folded() equals the unfolded model in inference") {
