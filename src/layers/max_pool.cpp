@@ -65,6 +65,61 @@ NL_CPU_CLONES void image_backward(const LayerSpec& spec, const float* xn, const 
   }
 }
 
+// One image's training forward: yn, and per output value the window position of the first
+// maximum (winners, row-major within the clipped window) for backward, which then reads these
+// bytes instead of the input again. A NaN in a window makes its output NaN, so that a training
+// run going wrong shows in its loss.
+NL_CPU_CLONES void image_forward(const LayerSpec& spec, const float* xn, size_t h, size_t w, size_t c, size_t oh,
+                                 size_t ow, float* yn, uint8_t* winners) {
+  std::vector<float> best(c);
+  std::vector<uint32_t> best_at(c), nan_seen(c);
+  for (size_t oy = 0; oy < oh; ++oy) {
+    const WindowRange ry = pool_window(spec, oy, h);
+    for (size_t ox = 0; ox < ow; ++ox) {
+      const WindowRange rx = pool_window(spec, ox, w);
+      std::fill(best.begin(), best.end(), -INFINITY);
+      std::fill(best_at.begin(), best_at.end(), 0u);
+      std::fill(nan_seen.begin(), nan_seen.end(), 0u);
+      uint32_t position = 0;
+      for (size_t iy = ry.begin; iy < ry.end; ++iy)
+        for (size_t ix = rx.begin; ix < rx.end; ++ix, ++position) {
+          const float* v = xn + (iy * w + ix) * c;
+          max_step(v, position, best.data(), best_at.data(), c);
+          for (size_t ch = 0; ch < c; ++ch) nan_seen[ch] |= v[ch] != v[ch] ? 1u : 0u;
+        }
+      float* y = yn + (oy * ow + ox) * c;
+      uint8_t* win = winners + (oy * ow + ox) * c;
+      for (size_t ch = 0; ch < c; ++ch) {
+        y[ch] = nan_seen[ch] != 0 ? NAN : best[ch];
+        win[ch] = static_cast<uint8_t>(best_at[ch]);
+      }
+    }
+  }
+}
+
+// One image's input gradient from the winners of its training forward (dxn zeroed here).
+NL_CPU_CLONES void image_backward_from_winners(const LayerSpec& spec, const uint8_t* winners, const float* gn,
+                                               size_t h, size_t w, size_t c, size_t oh, size_t ow, float* dxn) {
+  std::fill(dxn, dxn + h * w * c, 0.0f);
+  for (size_t oy = 0; oy < oh; ++oy) {
+    const WindowRange ry = pool_window(spec, oy, h);
+    for (size_t ox = 0; ox < ow; ++ox) {
+      const WindowRange rx = pool_window(spec, ox, w);
+      const float* __restrict g = gn + (oy * ow + ox) * c;
+      const uint8_t* __restrict win = winners + (oy * ow + ox) * c;
+      uint32_t position = 0;
+      for (size_t iy = ry.begin; iy < ry.end; ++iy)
+        for (size_t ix = rx.begin; ix < rx.end; ++ix, ++position) {
+          float* __restrict d = dxn + (iy * w + ix) * c;
+          for (size_t ch = 0; ch < c; ++ch) {
+            const float grad = g[ch];  // loaded unconditionally, so the loop vectorises
+            d[ch] += win[ch] == position ? grad : 0.0f;
+          }
+        }
+    }
+  }
+}
+
 }  // namespace
 
 MaxPool::MaxPool(const LayerSpec& spec) : Layer(spec) { check_pool_spec(spec_); }
@@ -78,9 +133,25 @@ double MaxPool::flops(const std::vector<Shape>& inputs) const {
   return static_cast<double>(numel(output_shape(inputs))) * static_cast<double>(spec_.kernel * spec_.kernel);
 }
 
-void MaxPool::forward(Runtime& rt, const std::vector<const Tensor*>& in, Tensor& out, bool) {
+void MaxPool::forward(Runtime& rt, const std::vector<const Tensor*>& in, Tensor& out, bool training) {
   const Shape& shape = in.at(0)->shape();
   const Shape out_shape = output_shape({shape});
+  winners_shape_.clear();
+  // Training: our own pass, which keeps each output's winner for backward (window positions
+  // fit a byte up to 16x16 kernels). Measured on resnet-s's stem (32 x 80 x 80 x 32 in):
+  // backward no longer reads the 26 MB input again.
+  if (training && spec_.kernel > 1 && spec_.kernel * spec_.kernel <= 256) {
+    out.reshape(out_shape);
+    winners_.resize(numel(out_shape));
+    const Tensor& x = *in[0];
+    const size_t h = shape[1], w = shape[2], c = shape[3], oh = out_shape[1], ow = out_shape[2];
+    parallel_for(rt, shape[0], [&](size_t n) {
+      image_forward(spec_, x.data() + n * h * w * c, h, w, c, oh, ow, out.data() + n * oh * ow * c,
+                    winners_.data() + n * oh * ow * c);
+    });
+    winners_shape_ = out_shape;
+    return;
+  }
   if (spec_.kernel == 1) {  // padding < kernel, so 0: out[y,x] = in[y*stride, x*stride]
     out.reshape(out_shape);
     const size_t c = shape[3];
@@ -129,9 +200,14 @@ void MaxPool::backward(Runtime& rt, const std::vector<const Tensor*>& in, const 
   const size_t n_count = x.dim(0), h = x.dim(1), w = x.dim(2), c = x.dim(3);
   const size_t oh = out.dim(1), ow = out.dim(2);
   // One task per image (each writes only its own gradient).
+  const bool from_winners = winners_shape_ == out.shape();  // the last forward was a training one
   parallel_for(rt, n_count, [&](size_t n) {
-    image_backward(spec_, x.data() + n * h * w * c, dout.data() + n * oh * ow * c, h, w, c, oh, ow,
-                   dx.data() + n * h * w * c);
+    if (from_winners)
+      image_backward_from_winners(spec_, winners_.data() + n * oh * ow * c, dout.data() + n * oh * ow * c, h, w, c,
+                                  oh, ow, dx.data() + n * h * w * c);
+    else
+      image_backward(spec_, x.data() + n * h * w * c, dout.data() + n * oh * ow * c, h, w, c, oh, ow,
+                     dx.data() + n * h * w * c);
   });
 }
 

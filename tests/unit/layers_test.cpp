@@ -220,6 +220,40 @@ TEST_CASE("max_pool backward with many ties matches the first-maximum reference,
   }
 }
 
+TEST_CASE("max_pool training forward keeps the winners: the same output and gradient bits as the inference path") {
+  // Training forwards run our own loop and keep each output's winning window position;
+  // after an inference forward (XNNPACK), backward finds the winners from the input again.
+  // Ties and -inf as above, every pool case, 2 threads.
+  Runtime rt(2);
+  for (const PoolCase& pc : kPoolCases) {
+    CAPTURE(label(pc));
+    Tensor x = ref::random_tensor(pc.input, 41, -2.0f, 2.0f);
+    for (size_t i = 0; i < x.size(); ++i) {
+      x[i] = std::round(x[i] * 2.0f) / 2.0f;
+      if (i % 11 == 3) x[i] = -INFINITY;
+    }
+    const ref::PoolGeometry g = geometry(pc, pc.input[0]);
+    const Tensor r = ref::random_tensor({g.n, g.out_h(), g.out_w(), g.c}, 42);
+    nl::MaxPool pool(pool_spec("max_pool", pc.kernel, pc.stride, pc.padding));
+    Tensor out_train, out_infer;
+    const Tensor dx_train = forward_backward(pool, rt, {&x}, out_train, true, r);
+    const Tensor dx_infer = forward_backward(pool, rt, {&x}, out_infer, false, r);
+    CHECK(doubles(out_train) == ref::max_pool(g, doubles(x)));  // exact, -inf included
+    CHECK(doubles(out_train) == doubles(out_infer));
+    CHECK(doubles(dx_train) == doubles(dx_infer));
+  }
+  // A NaN in a window makes that output NaN in training, so a diverging run shows in its loss.
+  const PoolCase pc{{1, 4, 4, 3}, 2, 2, 0};
+  nl::MaxPool pool(pool_spec("max_pool", pc.kernel, pc.stride, pc.padding));
+  Tensor x = ref::random_tensor(pc.input, 43);
+  x[(1 * 4 + 1) * 3 + 2] = NAN;  // pixel (1,1), channel 2: in output (0,0)'s window
+  Tensor out;
+  pool.forward(rt, {&x}, out, true);
+  CHECK(std::isnan(out[2]));
+  for (size_t i = 0; i < out.size(); ++i)
+    if (i != 2) CHECK(std::isfinite(out[i]));
+}
+
 TEST_CASE("avg_pool forward excludes padding from the average, like XNNPACK") {
   Runtime rt(1);
   for (const PoolCase& pc : kPoolCases) {
