@@ -27,50 +27,14 @@ namespace {
   }
 }
 
-// d += g where this window position won, per channel.
-[[gnu::always_inline]] inline void add_where_won(const float* __restrict g, const uint32_t* __restrict best_at, uint32_t position,
-                   float* __restrict d, size_t c) {
-  for (size_t ch = 0; ch < c; ++ch) {
-    const float grad = g[ch];  // loaded unconditionally, so the loop vectorises
-    d[ch] += best_at[ch] == position ? grad : 0.0f;
-  }
-}
-
-// One image's input gradient dxn (zeroed here, so on the task's thread and while in cache).
-// Per output pixel: one pass over the window finds, per channel, the window position of the
-// first maximum; then one pass per position adds the gradient where it won. Both are selects
-// over channels (no data-dependent branch or scatter), so they vectorise: compiled for the
-// CPU's widest vectors too (cpu_clones.h).
-NL_CPU_CLONES void image_backward(const LayerSpec& spec, const float* xn, const float* gn, size_t h, size_t w,
-                                  size_t c, size_t oh, size_t ow, float* dxn) {
-  std::vector<float> best(c);
-  std::vector<uint32_t> best_at(c);
-  std::fill(dxn, dxn + h * w * c, 0.0f);
-  for (size_t oy = 0; oy < oh; ++oy) {
-    const WindowRange ry = pool_window(spec, oy, h);
-    for (size_t ox = 0; ox < ow; ++ox) {
-      const WindowRange rx = pool_window(spec, ox, w);
-      std::fill(best.begin(), best.end(), -INFINITY);
-      std::fill(best_at.begin(), best_at.end(), 0u);  // all -inf or NaN: the first position
-      uint32_t position = 0;
-      for (size_t iy = ry.begin; iy < ry.end; ++iy)
-        for (size_t ix = rx.begin; ix < rx.end; ++ix, ++position)
-          max_step(xn + (iy * w + ix) * c, position, best.data(), best_at.data(), c);
-      const float* g = gn + (oy * ow + ox) * c;
-      position = 0;
-      for (size_t iy = ry.begin; iy < ry.end; ++iy)
-        for (size_t ix = rx.begin; ix < rx.end; ++ix, ++position)
-          add_where_won(g, best_at.data(), position, dxn + (iy * w + ix) * c, c);
-    }
-  }
-}
-
-// One image's training forward: yn, and per output value the window position of the first
-// maximum (winners, row-major within the clipped window) for backward, which then reads these
-// bytes instead of the input again. A NaN in a window makes its output NaN, so that a training
-// run going wrong shows in its loss.
-NL_CPU_CLONES void image_forward(const LayerSpec& spec, const float* xn, size_t h, size_t w, size_t c, size_t oh,
-                                 size_t ow, float* yn, uint8_t* winners) {
+// One image's winners: per output value, the window position of its first maximum (row-major
+// within the clipped window; ties to the earliest), which backward routes the gradient to. With
+// yn, also the output (a training forward, which keeps the winners so that backward need not
+// read the input again); a NaN in a window makes its output NaN, so that a training run going
+// wrong shows in its loss. Selects over channels, no data-dependent branches: it vectorises,
+// compiled for the CPU's widest vectors too (cpu_clones.h).
+NL_CPU_CLONES void find_winners(const LayerSpec& spec, const float* xn, size_t h, size_t w, size_t c, size_t oh,
+                                size_t ow, float* yn, uint16_t* winners) {
   std::vector<float> best(c);
   std::vector<uint32_t> best_at(c), nan_seen(c);
   for (size_t oy = 0; oy < oh; ++oy) {
@@ -87,18 +51,18 @@ NL_CPU_CLONES void image_forward(const LayerSpec& spec, const float* xn, size_t 
           max_step(v, position, best.data(), best_at.data(), c);
           for (size_t ch = 0; ch < c; ++ch) nan_seen[ch] |= v[ch] != v[ch] ? 1u : 0u;
         }
+      uint16_t* win = winners + (oy * ow + ox) * c;
+      for (size_t ch = 0; ch < c; ++ch) win[ch] = static_cast<uint16_t>(best_at[ch]);
+      if (yn == nullptr) continue;
       float* y = yn + (oy * ow + ox) * c;
-      uint8_t* win = winners + (oy * ow + ox) * c;
-      for (size_t ch = 0; ch < c; ++ch) {
-        y[ch] = nan_seen[ch] != 0 ? NAN : best[ch];
-        win[ch] = static_cast<uint8_t>(best_at[ch]);
-      }
+      for (size_t ch = 0; ch < c; ++ch) y[ch] = nan_seen[ch] != 0 ? NAN : best[ch];
     }
   }
 }
 
-// One image's input gradient from the winners of its training forward (dxn zeroed here).
-NL_CPU_CLONES void image_backward_from_winners(const LayerSpec& spec, const uint8_t* winners, const float* gn,
+// One image's input gradient from its winners (dxn zeroed here, on the task's thread and
+// while in cache): per window position, the gradient added where that position won.
+NL_CPU_CLONES void image_backward(const LayerSpec& spec, const uint16_t* winners, const float* gn,
                                                size_t h, size_t w, size_t c, size_t oh, size_t ow, float* dxn) {
   std::fill(dxn, dxn + h * w * c, 0.0f);
   for (size_t oy = 0; oy < oh; ++oy) {
@@ -106,7 +70,7 @@ NL_CPU_CLONES void image_backward_from_winners(const LayerSpec& spec, const uint
     for (size_t ox = 0; ox < ow; ++ox) {
       const WindowRange rx = pool_window(spec, ox, w);
       const float* __restrict g = gn + (oy * ow + ox) * c;
-      const uint8_t* __restrict win = winners + (oy * ow + ox) * c;
+      const uint16_t* __restrict win = winners + (oy * ow + ox) * c;
       uint32_t position = 0;
       for (size_t iy = ry.begin; iy < ry.end; ++iy)
         for (size_t ix = rx.begin; ix < rx.end; ++ix, ++position) {
@@ -137,17 +101,16 @@ void MaxPool::forward(Runtime& rt, const std::vector<const Tensor*>& in, Tensor&
   const Shape& shape = in.at(0)->shape();
   const Shape out_shape = output_shape({shape});
   winners_shape_.clear();
-  // Training: our own pass, which keeps each output's winner for backward (window positions
-  // fit a byte up to 16x16 kernels). Measured on resnet-s's stem (32 x 80 x 80 x 32 in):
-  // backward no longer reads the 26 MB input again.
-  if (training && spec_.kernel > 1 && spec_.kernel * spec_.kernel <= 256) {
+  // Training: our own pass, which keeps each output's winner for backward. Measured on
+  // resnet-s's stem (32 x 80 x 80 x 32 in): backward no longer reads the 26 MB input again.
+  if (training && spec_.kernel > 1) {
     out.reshape(out_shape);
     winners_.resize(numel(out_shape));
     const Tensor& x = *in[0];
     const size_t h = shape[1], w = shape[2], c = shape[3], oh = out_shape[1], ow = out_shape[2];
     parallel_for(rt, shape[0], [&](size_t n) {
-      image_forward(spec_, x.data() + n * h * w * c, h, w, c, oh, ow, out.data() + n * oh * ow * c,
-                    winners_.data() + n * oh * ow * c);
+      find_winners(spec_, x.data() + n * h * w * c, h, w, c, oh, ow, out.data() + n * oh * ow * c,
+                   winners_.data() + n * oh * ow * c);
     });
     winners_shape_ = out_shape;
     return;
@@ -199,15 +162,14 @@ void MaxPool::backward(Runtime& rt, const std::vector<const Tensor*>& in, const 
   dx.reshape(x.shape());
   const size_t n_count = x.dim(0), h = x.dim(1), w = x.dim(2), c = x.dim(3);
   const size_t oh = out.dim(1), ow = out.dim(2);
-  // One task per image (each writes only its own gradient).
-  const bool from_winners = winners_shape_ == out.shape();  // the last forward was a training one
+  // One task per image (each writes only its own gradient). After any forward other than a
+  // training one, the image's winners are found from the input first.
+  const bool have_winners = winners_shape_ == out.shape();
+  if (!have_winners) winners_.resize(out.size());
   parallel_for(rt, n_count, [&](size_t n) {
-    if (from_winners)
-      image_backward_from_winners(spec_, winners_.data() + n * oh * ow * c, dout.data() + n * oh * ow * c, h, w, c,
-                                  oh, ow, dx.data() + n * h * w * c);
-    else
-      image_backward(spec_, x.data() + n * h * w * c, dout.data() + n * oh * ow * c, h, w, c, oh, ow,
-                     dx.data() + n * h * w * c);
+    uint16_t* winners = winners_.data() + n * oh * ow * c;
+    if (!have_winners) find_winners(spec_, x.data() + n * h * w * c, h, w, c, oh, ow, nullptr, winners);
+    image_backward(spec_, winners, dout.data() + n * oh * ow * c, h, w, c, oh, ow, dx.data() + n * h * w * c);
   });
 }
 

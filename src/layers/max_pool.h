@@ -2,8 +2,8 @@
 // maximum over the window's input pixels only, as if padded positions were -infinity.
 // Backward routes each output gradient to the first maximum of its window (row-major order
 // within the window), so ties go to the earliest input position. Training forwards run our own
-// loop instead, which keeps each output's winning position (a byte) for backward; after an
-// inference forward, backward finds the winners again from the input.
+// loop instead, which keeps each output's winning position for backward; after an inference
+// forward, backward finds the winners from the input.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -24,7 +24,7 @@ class MaxPool : public Layer {
  private:
   XnnOp op_;
   Shape planned_;  // input shape the operator is reshaped for
-  std::vector<uint8_t> winners_;  // the last training forward's: window position per output value
+  std::vector<uint16_t> winners_;  // window position per output value (kernels up to 64x64 fit)
   Shape winners_shape_;           // its output shape; empty after any other forward
   pthreadpool_t pool_ = nullptr;
 };
