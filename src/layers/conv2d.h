@@ -11,17 +11,13 @@
 //  - dX on XNNPACK's deconvolution (the transposed convolution) of dY with the same weights,
 //    created (weights packed) when they change, like the forward operator; a pointwise
 //    layer's dX is the product dY·W (gemm.h).
-//  - dWᵀ += colsᵀ·dY on XNNPACK (gemm.h) over im2col of the input, written transposed (one
-//    row per kernel tap and channel, copied from a channel-major copy of the input made by
-//    XNNPACK's transpose), a few images at a time so the im2col buffers stay small; when the
-//    im2col rows are short (k*k*C <= 16: a first layer on grey images), summed directly from
-//    the input instead (uses_direct_weight_gradient).
-// Why colsᵀ·dY rather than dYᵀ·cols: XNNPACK's dynamic fully-connected operator packs its
-// right operand on every run, so the small dY [rows,F] belongs there, not the large cols
-// [rows,k*k*C]; measured about 4x faster for the weight gradient.
+//  - dW summed from the input in place by ConvWeightGradient (conv_weight_gradient.h): a
+//    register-tiled product over a zero-padded, channel-major copy of the input, without
+//    im2col (measured on resnet-s: see that header).
 #pragma once
 #include "core/gemm.h"
 #include "core/layer.h"
+#include "layers/conv_weight_gradient.h"
 #include "layers/winograd.h"
 
 namespace nl {
@@ -59,12 +55,6 @@ class Conv2D : public Layer {
  private:
   size_t in_channels() const;  // from the weight; 0 before create_params
   void create_operator();
-  // The input columns of images [first, first+count), transposed: [k*k*C, count*OH*OW]
-  // (row (kh*k + kw)*C + c holds that tap and channel for every output position).
-  void im2col_transposed(Runtime& rt, const Tensor& x, size_t first, size_t count, float* cols_t);
-  bool uses_direct_weight_gradient() const;
-  // weight_grad_t_ += colsᵀ·g for the whole batch, gathering each im2col row as it goes.
-  void direct_weight_gradient(Runtime& rt, const Tensor& x, const float* g, const Shape& out_shape);
   void create_input_grad_operator();
   // dx (already shaped like the input) = the deconvolution of g (dY, out_shape).
   void input_gradient(Runtime& rt, const float* g, const Shape& out_shape, Tensor& dx);
@@ -90,12 +80,7 @@ class Conv2D : public Layer {
 
   // Backward scratch, kept between steps to avoid re-allocation.
   Tensor masked_dout_;  // dY·[Y>0] for the fused ReLU
-  Tensor cols_t_;
-  Tensor planes_;                 // an im2col chunk channel-major, [C, images*H*W]
-  Transposer cols_transposer_;    // NHWC chunk -> planes_ (or colsᵀ itself when pointwise)
-  Tensor weight_grad_t_;                // dWᵀ [KK,F], summed over chunks
-  std::vector<double> direct_partial_;  // direct_weight_gradient's per-task sums
-  MatMul weight_grad_{MatMulForm::nn};            // dWᵀ[KK,F] += colsᵀ[KK,M] · dY[M,F]
+  ConvWeightGradient weight_grad_;
   MatMul pointwise_input_grad_{MatMulForm::nn};   // pointwise: dX[M,C] = dY[M,F] · W[F,C]
   XnnOp input_grad_op_;                           // the deconvolution giving dX
   bool input_grad_stale_ = true;                  // the forward operator was re-created since
