@@ -2,6 +2,8 @@
 // architecture's (topological) order; node inputs are indices, kImage for the image batch.
 #include "core/model.h"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -390,9 +392,19 @@ void Model::params_changed() {
 }
 
 void Model::prepare_operators(Runtime& rt) {
-  std::vector<Layer*> layers;
-  for (Graph::Node& node : graph_->nodes) layers.push_back(node.layer.get());
-  parallel_for(rt, layers.size(), [&](size_t i) { layers[i]->prepare_operators(); });
+  // Largest layers first, each to whichever thread is free next (re-packing costs about the
+  // parameter count): resnet-s's last convolution is nearly half the work, and the thread
+  // pool's even split of the layer list into ranges had one thread idle a third of the time
+  // (measured on 2 threads: 5.5-7.6 ms a call).
+  std::vector<std::pair<size_t, Layer*>> layers;
+  for (Graph::Node& node : graph_->nodes) {
+    size_t size = 0;
+    for (const Param& param : node.layer->params()) size += param.value.size();
+    layers.emplace_back(size, node.layer.get());
+  }
+  std::stable_sort(layers.begin(), layers.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::atomic<size_t> next{0};
+  parallel_for(rt, layers.size(), [&](size_t) { layers[next++].second->prepare_operators(); });
 }
 
 }  // namespace nl

@@ -1,5 +1,5 @@
-// ConvWeightGradient (see the header): the zero-padded planes, the tiled kernel for each
-// instruction set, and the sum of the blocks.
+// ConvWeightGradient (see the header): the tiled kernel for each instruction set, the
+// zero-padded copy of the input it reads when the convolution pads, and the sum of the blocks.
 #include "layers/conv_weight_gradient.h"
 
 #include "core/cpu_clones.h"
@@ -14,9 +14,9 @@ namespace nl {
 
 namespace {
 
-// Images are copied into the planes this many floats at a time at most (16 MB), whole images
-// per chunk: big batches of big images would otherwise need another copy of the whole input.
-constexpr size_t kPlanesBudgetFloats = size_t{1} << 22;
+// A padding convolution's images are copied this many floats at a time at most (16 MB), whole
+// images per chunk: big batches of big images would otherwise need another copy of the input.
+constexpr size_t kPaddedBudgetFloats = size_t{1} << 22;
 // A block is whole output lines, about this many output positions: its slice of dY (positions
 // by 32 filters, 128 kB) stays in L2 while every row of dWᵀ is summed over it.
 constexpr size_t kBlockPositions = 1024;
@@ -26,11 +26,15 @@ constexpr size_t kTaskFilters = 32;
 
 }  // namespace
 
+// Output position (n, oy, ox) reads, for row i of dWᵀ (a tap and a channel), the input float
+// input[n * image_stride + oy * line_stride + row_offset[i] + ox * position_step]: an NHWC input
+// (zero-padded when the convolution pads) read in place.
 struct ConvWeightGradientJob {
-  const float* planes;      // [C][image][padded_h][padded_w]
-  const size_t* tap_offset; // per row of dWᵀ (a tap and a channel): its first read in planes
+  const float* input;
+  const size_t* row_offset;
+  size_t image_stride, line_stride, position_step;
   const float* dy;          // the chunk's output gradient [image][out_h][out_w][filters]
-  size_t filters, out_h, out_w, stride, padded_w, image_floats;
+  size_t filters, out_h, out_w;
   size_t rows;              // rows of dWᵀ: k*k*C
   size_t lines, lines_per_block;
   float* block_sums;        // per block: dWᵀ [rows, filters]
@@ -48,13 +52,13 @@ template <class Vec, size_t Taps, size_t Vecs>
 [[gnu::always_inline]] inline void tile(const Job& job, size_t line0, size_t line1, size_t i0, size_t j,
                                         float* out) {
   constexpr size_t kLanes = sizeof(Vec) / sizeof(float);
-  const size_t f = job.filters, ow = job.out_w, s = job.stride;
+  const size_t f = job.filters, ow = job.out_w, s = job.position_step;
   Vec acc[Taps][Vecs] = {};
   for (size_t line = line0; line < line1; ++line) {
     const size_t n = line / job.out_h, oy = line % job.out_h;
-    const float* base = job.planes + n * job.image_floats + oy * s * job.padded_w;
+    const float* base = job.input + n * job.image_stride + oy * job.line_stride;
     const float* a[Taps];
-    for (size_t q = 0; q < Taps; ++q) a[q] = base + job.tap_offset[i0 + q];
+    for (size_t q = 0; q < Taps; ++q) a[q] = base + job.row_offset[i0 + q];
     const float* g = job.dy + line * ow * f + j;
     for (size_t ox = 0, ix = 0; ox < ow; ++ox, ix += s, g += f) {
       Vec b[Vecs];
@@ -82,7 +86,9 @@ template <class Vec, size_t Taps, size_t Vecs>
   }
 }
 
-// Every row of dWᵀ for columns [j, j + Vecs*lanes).
+// Every row of dWᵀ for columns [j, j + Vecs*lanes). (Sharing the rows of a short last tile
+// evenly with the one before, 5 + 4 rather than 7 + 2 for a first layer's 9 rows, measured no
+// faster: that layer's time is reading dY.)
 template <class Vec, size_t Taps, size_t Vecs>
 [[gnu::always_inline]] inline void column(const Job& job, size_t line0, size_t line1, size_t j, float* out) {
   size_t i0 = 0;
@@ -194,31 +200,49 @@ void ConvWeightGradient::accumulate(Runtime& rt, const Tensor& x, const float* d
   const size_t k = window.kernel, s = window.stride, p = window.padding, f = filters;
   const size_t hp = h + 2 * p, wp = w + 2 * p;
   const size_t oh = (hp - k) / s + 1, ow = (wp - k) / s + 1;
-  const size_t rows = k * k * c, image_floats = hp * wp;
-  const size_t images_per_chunk = std::clamp<size_t>(kPlanesBudgetFloats / (image_floats * c), 1, batch);
+  const size_t rows = k * k * c;
+  // Without padding, the input is read as it is (NHWC). With padding, from a copy with a zero
+  // border (whole images at a time, up to the budget), so that every output line reads the same
+  // way (testing each pixel against the image's edges made lines of 5-20 positions twice as
+  // slow), and channel-major: a tile's rows (one tap's neighbouring channels) are then read as
+  // separate sequential streams, where NHWC read a strided cache line for each position, which
+  // was up to 1.5x slower from 64 channels on.
+  const size_t image_floats = p == 0 ? h * w * c : hp * wp;
+  const size_t images_per_chunk =
+      p == 0 ? batch : std::clamp<size_t>(kPaddedBudgetFloats / (image_floats * c), 1, batch);
   const size_t lines_per_block = std::max<size_t>(1, kBlockPositions / ow);
   const size_t column_tasks = (f + kTaskFilters - 1) / kTaskFilters;
+  row_offset_.resize(rows);
   for (size_t first = 0; first < batch; first += images_per_chunk) {
     const size_t count = std::min(images_per_chunk, batch - first);
-    const size_t channel_floats = count * image_floats;
-    const std::array<size_t, 4> layout{c, count, hp, wp};
-    if (layout != planes_layout_) {  // zero the borders, which the steps after do not write
-      planes_.reshape({c, channel_floats});
-      planes_.fill(0.0f);
-      planes_layout_ = layout;
-    }
-    parallel_for(rt, count, [&](size_t n) {
-      fill_plane_rows(x.data() + (first + n) * h * w * c, h, w, c, p, channel_floats,
-                      planes_.data() + n * image_floats);
-    });
-    tap_offset_.resize(rows);
+    const float* input = x.data() + first * h * w * c;
+    size_t line_stride = s * w * c, position_step = s * c;
     for (size_t kh = 0; kh < k; ++kh)
       for (size_t kw = 0; kw < k; ++kw)
-        for (size_t ch = 0; ch < c; ++ch) tap_offset_[(kh * k + kw) * c + ch] = ch * channel_floats + kh * wp + kw;
+        for (size_t ch = 0; ch < c; ++ch) row_offset_[(kh * k + kw) * c + ch] = (kh * w + kw) * c + ch;
+    if (p > 0) {
+      const size_t channel_floats = count * image_floats;
+      const std::array<size_t, 4> layout{c, count, hp, wp};
+      if (layout != planes_layout_) {  // zero the borders, which the calls after do not write
+        planes_.reshape({c, channel_floats});
+        planes_.fill(0.0f);
+        planes_layout_ = layout;
+      }
+      parallel_for(rt, count, [&](size_t n) {
+        fill_plane_rows(input + n * h * w * c, h, w, c, p, channel_floats, planes_.data() + n * image_floats);
+      });
+      input = planes_.data();
+      line_stride = s * wp;
+      position_step = s;
+      for (size_t kh = 0; kh < k; ++kh)
+        for (size_t kw = 0; kw < k; ++kw)
+          for (size_t ch = 0; ch < c; ++ch)
+            row_offset_[(kh * k + kw) * c + ch] = ch * channel_floats + kh * wp + kw;
+    }
     const size_t lines = count * oh, blocks = (lines + lines_per_block - 1) / lines_per_block;
     block_sums_.resize(blocks * rows * f);
-    const Job job{planes_.data(), tap_offset_.data(), dy + first * oh * ow * f, f, oh, ow, s, wp,
-                  image_floats, rows, lines, lines_per_block, block_sums_.data()};
+    const Job job{input, row_offset_.data(), image_floats, line_stride, position_step, dy + first * oh * ow * f,
+                  f, oh, ow, rows, lines, lines_per_block, block_sums_.data()};
     parallel_for(rt, blocks * column_tasks, [&](size_t task) {
       const size_t block = task / column_tasks, column = task % column_tasks;
       block_sum_(job, block, column * kTaskFilters, std::min(f, (column + 1) * kTaskFilters));

@@ -6,10 +6,10 @@
 // dW[f, kh, kw, c] = Σ over images n and output positions (oy, ox) of
 //   dY[n, oy, ox, f] · x[n, oy*s + kh - p, ox*s + kw - p, c]   (zero outside the image).
 // Seen as a matrix product dWᵀ[k*k*C, F] = colsᵀ · dY, each row of colsᵀ (a tap and a channel)
-// is the channel's zero-padded plane read from the tap's offset with the stride. So the input
-// is copied once, channel-major and zero-padded, and a register-tiled kernel (a few rows of
-// dWᵀ by two SIMD vectors of filters) reads those rows in place: no im2col matrix (9x the
-// input for a 3x3 kernel), no packing of dY. The kernel is compiled for AVX-512, AVX2+FMA and
+// is one channel of the input read from the tap's offset, one float every s pixels. So a
+// register-tiled kernel (a few rows of dWᵀ by two SIMD vectors of filters) reads those rows in
+// place: no im2col matrix (9x the input for a 3x3 kernel), no packing of dY. The input is read
+// as it is (NHWC) when the convolution does not pad, else from a zero-padded channel-major copy. The kernel is compiled for AVX-512, AVX2+FMA and
 // plain SIMD (SSE2 / WebAssembly SIMD128) and picked for the CPU at run time.
 //
 // Measured on resnet-s (batch 32, 160 px, 2 threads, `neurolens bench-train --profile`), the
@@ -54,9 +54,9 @@ class ConvWeightGradient {
 
  private:
   void (*block_sum_)(const ConvWeightGradientJob&, size_t block, size_t j_begin, size_t j_end);
-  Tensor planes_;                          // a chunk of images as [C][image][H + 2p][W + 2p]
+  Tensor planes_;                          // padding: a chunk of images as [C][image][H + 2p][W + 2p]
   std::array<size_t, 4> planes_layout_{};  // {C, images, H + 2p, W + 2p} of planes_
-  std::vector<size_t> tap_offset_;  // per row of dWᵀ: its first read in planes_
+  std::vector<size_t> row_offset_;         // per row of dWᵀ: its first read in an image
   std::vector<float> block_sums_;   // per block of output lines: its dWᵀ [k*k*C, F]
 };
 
