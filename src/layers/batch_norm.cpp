@@ -258,8 +258,8 @@ void BatchNorm::backward(Runtime& rt, const std::vector<const Tensor*>& in, cons
   const double* sum_dy = sums.data();
   const double* sum_dy_xhat = sums.data() + c;
   if (!frozen) {
-    float* dgamma = param(kGamma).grad.data();
-    float* dbeta = param(kBeta).grad.data();
+    float* dgamma = param(kGamma).gradient().data();
+    float* dbeta = param(kBeta).gradient().data();
     for (size_t ch = 0; ch < c; ++ch) {
       dgamma[ch] += static_cast<float>(sum_dy_xhat[ch]);
       dbeta[ch] += static_cast<float>(sum_dy[ch]);

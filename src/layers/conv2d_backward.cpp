@@ -96,7 +96,7 @@ void Conv2D::backward(Runtime& rt, const std::vector<const Tensor*>& in, const T
     // block of filters: the same sums on any thread count.
     constexpr size_t kBlock = 16;
     const size_t rows = batch * pixels;
-    float* db = params_[1].grad.data();
+    float* db = params_[1].gradient().data();
     parallel_for(rt, (f + kBlock - 1) / kBlock, [&](size_t block) {
       const size_t j0 = block * kBlock, j1 = std::min(f, j0 + kBlock);
       double sums[kBlock] = {};
@@ -114,7 +114,7 @@ void Conv2D::backward(Runtime& rt, const std::vector<const Tensor*>& in, const T
       input_gradient(rt, g, out_shape, *dx);
   }
   if (want_params)
-    weight_grad_.accumulate(rt, x, g, {spec_.kernel, spec_.stride, spec_.padding}, f, params_[0].grad.data());
+    weight_grad_.accumulate(rt, x, g, {spec_.kernel, spec_.stride, spec_.padding}, f, params_[0].gradient().data());
 }
 
 }  // namespace nl

@@ -109,9 +109,9 @@ void Dense::backward(Runtime& rt, const std::vector<const Tensor*>& in, const Te
     g = masked_dout_.data();
   }
   if (want_params) {
-    weight_grad_.run(rt, u, batch, c, g, x.data(), params_[0].grad.data(), /*accumulate=*/true);
+    weight_grad_.run(rt, u, batch, c, g, x.data(), params_[0].gradient().data(), /*accumulate=*/true);
     if (params_.size() > 1) {
-      float* db = params_[1].grad.data();
+      float* db = params_[1].gradient().data();
       for (size_t j = 0; j < u; ++j) {
         double sum = 0.0;
         for (size_t n = 0; n < batch; ++n) sum += g[n * u + j];

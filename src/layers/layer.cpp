@@ -15,7 +15,7 @@ double Layer::planned_parameters(const std::vector<Shape>& inputs) const {
 void Layer::create_params(const std::vector<Shape>& inputs) {
   params_.clear();  // output_shape (via param_shapes) checks inputs against existing parameters
   for (const ParamShape& p : param_shapes(inputs))
-    params_.push_back({p.name, Tensor(p.shape, p.initial), Tensor(p.shape, 0.0f), p.trainable});
+    params_.push_back({p.name, Tensor(p.shape, p.initial), Tensor(), p.trainable});
   params_dirty_ = true;
 }
 

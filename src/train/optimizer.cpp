@@ -67,7 +67,8 @@ double Optimizer::step(Runtime& rt, Model& model, double lr) {
   double norm_sq = 0.0;
   for (const ParamRef& p : params) {
     if (!is_updated(p)) continue;
-    norm_sq += sum_of_squares(p.param->grad.data(), p.param->grad.size());
+    const Tensor& g = p.param->gradient();
+    norm_sq += sum_of_squares(g.data(), g.size());
   }
   const double norm = std::sqrt(norm_sq);
   if (!std::isfinite(norm))
@@ -97,7 +98,7 @@ double Optimizer::step(Runtime& rt, Model& model, double lr) {
 
 void Optimizer::update(Runtime& rt, const ParamRef& p, Moments& mo, double lr, double grad_scale) const {
   float* w = p.param->value.data();
-  const float* g = p.param->grad.data();
+  const float* g = p.param->gradient().data();
   float* m = mo.m.data();
   const size_t n = p.param->value.size();
   const double decay = is_decayed(p) ? 1.0 - lr * options_.weight_decay : 1.0;

@@ -798,10 +798,13 @@ TEST_CASE("each layer type creates exactly the parameters it declares, and plans
         CAPTURE(p.name);
         CHECK(p.name == declared[i].name);
         CHECK(p.value.shape() == declared[i].shape);
-        CHECK(p.grad.shape() == declared[i].shape);
         CHECK(p.trainable == declared[i].trainable);
         CHECK(doubles(p.value) == std::vector<double>(p.value.size(), declared[i].initial));
-        CHECK(doubles(p.grad) == std::vector<double>(p.grad.size(), 0.0));
+        // No gradient memory until a backward pass asks for it; then zeros of the value's shape.
+        CHECK(p.grad.size() == 0);
+        nl::Tensor& g = layer->params()[i].gradient();
+        CHECK(g.shape() == declared[i].shape);
+        CHECK(doubles(g) == std::vector<double>(g.size(), 0.0));
         values += static_cast<double>(p.value.size());
       }
       CHECK(layer->planned_parameters(inputs) == values);

@@ -181,7 +181,7 @@ TEST_CASE("AdamW and SGD updates over several chunks give the same bits on one a
       Optimizer opt(o);
       for (uint64_t step = 0; step < 3; ++step) {
         for (const ParamRef& p : model.parameters())
-          nl::ref::fill_uniform(p.param->grad.values(), 90 + step, -1.0f, 1.0f);
+          nl::ref::fill_uniform(p.param->gradient().values(), 90 + step, -1.0f, 1.0f);
         opt.step(rt, model, 0.01);
       }
       const std::span<const float> w = model.parameters()[0].param->value.values();
@@ -234,11 +234,11 @@ TEST_CASE("AdamW steps match hand-computed values; biases are not decayed; froze
     }
     return out;
   };
-  std::copy(g1.begin(), g1.end(), w.param->grad.data());
-  std::copy(gb1.begin(), gb1.end(), b.param->grad.data());
+  std::copy(g1.begin(), g1.end(), w.param->gradient().data());
+  std::copy(gb1.begin(), gb1.end(), b.param->gradient().data());
   adam.step(rt, model, lr);
-  std::copy(g2.begin(), g2.end(), w.param->grad.data());
-  std::copy(gb2.begin(), gb2.end(), b.param->grad.data());
+  std::copy(g2.begin(), g2.end(), w.param->gradient().data());
+  std::copy(gb2.begin(), gb2.end(), b.param->gradient().data());
   adam.step(rt, model, lr);
   CHECK(adam.steps() == 2);
   std::string bad = ref::mismatch(w.param->value.values(), expect(w0, g1, g2, true), 1e-6, 1e-5);
@@ -252,8 +252,8 @@ TEST_CASE("AdamW steps match hand-computed values; biases are not decayed; froze
   Optimizer restored(o);
   restored.load_state(twin, adam.state_tensors(), adam.steps());
   for (Model* m : {&model, &twin}) {
-    std::copy(g1.begin(), g1.end(), m->parameters()[0].param->grad.data());
-    std::copy(gb2.begin(), gb2.end(), m->parameters()[1].param->grad.data());
+    std::copy(g1.begin(), g1.end(), m->parameters()[0].param->gradient().data());
+    std::copy(gb2.begin(), gb2.end(), m->parameters()[1].param->gradient().data());
   }
   adam.step(rt, model, 0.05);
   restored.step(rt, twin, 0.05);
@@ -273,7 +273,7 @@ TEST_CASE("AdamW clips the global gradient norm and rejects bad state") {
   Model model = dense_model();
   for (ParamRef& p : model.parameters()) {
     p.param->value.fill(0.0f);
-    p.param->grad.fill(3.0f);  // 8 values: norm sqrt(72)
+    p.param->gradient().fill(3.0f);  // 8 values: norm sqrt(72)
   }
   OptimizerOptions o;
   o.max_grad_norm = 1.0;
@@ -329,8 +329,8 @@ TEST_CASE("SGD (Nesterov) steps match hand-computed values; its state round-trip
     return out;
   };
   auto set_grads = [](Model& m, const std::vector<float>& gw, const std::vector<float>& gb) {
-    std::copy(gw.begin(), gw.end(), m.parameters()[0].param->grad.data());
-    std::copy(gb.begin(), gb.end(), m.parameters()[1].param->grad.data());
+    std::copy(gw.begin(), gw.end(), m.parameters()[0].param->gradient().data());
+    std::copy(gb.begin(), gb.end(), m.parameters()[1].param->gradient().data());
   };
   set_grads(model, g1, gb1);
   sgd.step(rt, model, lrs[0]);
