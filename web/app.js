@@ -3,6 +3,7 @@
 // views/<name>.js and exports mount(section, app) -> {show?, modelChanged?, acceptFiles?}.
 import { EngineClient } from './lib/engine-client.js';
 import { filesFromDataTransfer } from './lib/files.js';
+import { groupDigits } from './lib/format.js';
 import { loadActiveModel, saveActiveModel, clearActiveModel } from './lib/model-store.js';
 import { setUpOffline, setUpFileHandling, isolationHint, keepDownload } from './lib/offline.js';
 import * as classifyView from './views/classify.js';
@@ -55,7 +56,7 @@ class App extends EventTarget {
     if (message) { statusLine.textContent = message; return; }
     const m = this.model;
     if (!m) return;
-    const params = m.info.parameterCount.toLocaleString('en');
+    const params = groupDigits(m.info.parameterCount);
     const e = this.engineStatus;
     // e.why: the reason a better build is not running, e.g. "not cross-origin isolated"; on a
     // built site, the hint says when the service worker makes the page isolated (lib/offline.js)
@@ -153,10 +154,14 @@ async function main() {
   setUpDropAndPaste(router);
   setUpFileHandling((files) => router.active().acceptFiles?.(files));
   // The engine (the worker started with App) and the model at once; a built site's service
-  // worker (none on the development server) once the page has started.
+  // worker (none on the development server) once the page has started and the engine is idle:
+  // the offline copy (the service worker fetching the site) started with the page used to
+  // compete for the two cores with the model's warm-up and a first classification (about 100
+  // ms later a first result, headless Chromium on 2 cores).
   const model = findInitialModel(app);
   let started;
-  setUpOffline(app, { after: new Promise((resolve) => { started = resolve; }) });
+  const startedPromise = new Promise((resolve) => { started = resolve; });
+  setUpOffline(app, { after: startedPromise.then(() => app.engine.idle()) });
   try {
     // The model goes to the worker without waiting for the status reply (the worker answers
     // in order, so the status is known before the model's line is shown).

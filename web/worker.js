@@ -39,16 +39,19 @@ const warmUpSlice = (() => {
   return levels;
 })();
 let modelsLoaded = 0;
+let warmedUp = Promise.resolve();  // the latest warm-up has run
 function warmUpSoon(engine) {
   const loaded = ++modelsLoaded;
-  engineWithThreads.then(() => setTimeout(() => {
-    if (loaded !== modelsLoaded) return;  // another model came since; it has its own warm-up
-    try {
-      engine.classifyGrey(WARM_UP_SIDE, WARM_UP_SIDE, warmUpSlice, {});
-    } catch (error) {
-      console.warn('NeuroLens: warming up the model failed:', error);
+  warmedUp = engineWithThreads.then(() => new Promise((resolve) => setTimeout(() => {
+    if (loaded === modelsLoaded) {  // else another model came since; it has its own warm-up
+      try {
+        engine.classifyGrey(WARM_UP_SIDE, WARM_UP_SIDE, warmUpSlice, {});
+      } catch (error) {
+        console.warn('NeuroLens: warming up the model failed:', error);
+      }
     }
-  }, 0), () => {});
+    resolve();
+  }, 0)), () => {});
 }
 
 const jobs = {
@@ -67,6 +70,11 @@ const jobs = {
     const info = engine.loadModel(bytes);
     warmUpSoon(engine);
     return info;
+  },
+  // Answers once the latest model's warm-up has run (EngineClient.idle).
+  async idle() {
+    await warmedUp;
+    return true;
   },
   async info() {
     const { engine } = await engineWithThreads;

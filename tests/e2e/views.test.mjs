@@ -7,6 +7,7 @@ import path from 'node:path';
 import { ROOT, startServer, launchBrowser, openPage, foreignRequests, screenshot, chooseFiles, settledCards } from './helpers/harness.mjs';
 import { encodePng, hugePngHeader, syntheticShape, syntheticSlice } from './helpers/png.mjs';
 import { TEST_CLASSES } from './helpers/test-model.mjs';
+import { groupDigits } from '../../web/lib/format.js';
 
 let server, browser, setDir;
 before(async () => {
@@ -74,9 +75,15 @@ test('evaluate: accuracy, confusion matrix, per-class figures and the misclassif
   await context.close();
 });
 
+test('parameter counts are grouped in threes without Intl', () => {
+  assert.deepEqual([0, 7, 999, 1000, 65536, 1229732, 1234567.5].map(groupDigits),
+                   ['0', '7', '999', '1,000', '65,536', '1,229,732', '1,234,567.5']);
+});
+
 test('learn: the layer diagram and the feature maps of the current image', async () => {
   const { page, context } = await openPage(browser, server.origin);
   const info = await page.evaluate(() => window.neurolens.model.info);
+  assert.match(await page.textContent('#status'), new RegExp(`\\(\\d+ classes, ${groupDigits(info.parameterCount)} parameters\\)`));
   await page.goto(`${server.origin}/#learn`);
   const boxes = await page.$$eval('#layer-diagram li', (lis) => lis.length);
   assert.equal(boxes, info.layers.length + 1);

@@ -45,4 +45,11 @@ export class EngineClient {
     await this.ready;
     return this.send(type, payload, options);
   }
+
+  // Resolves once the engine has nothing to do: the model's warm-up has run and no request is
+  // open. For work that can wait for it (the offline copy).
+  async idle() {
+    await this.request('idle');
+    await this.rpc.whenIdle();
+  }
 }

@@ -44,6 +44,7 @@ export class WorkerRpc {
   constructor(worker, { onCrash } = {}) {
     this.worker = worker;
     this.pending = new Map();
+    this.idleWaiters = [];
     this.nextId = 1;
     this.stopped = null;
     this.onCrash = onCrash ?? ((detail) => this.terminate(`the worker crashed (${detail})`));
@@ -76,6 +77,20 @@ export class WorkerRpc {
     if (ok) job.resolve(result);
     else job.reject(new Error(error));
     if (fatal) this.onCrash(error);
+    this.notifyIfIdle();
+  }
+
+  // -> Promise resolved once no request is open (at once when none is).
+  whenIdle() {
+    return new Promise((resolve) => {
+      this.idleWaiters.push(resolve);
+      this.notifyIfIdle();
+    });
+  }
+
+  notifyIfIdle() {
+    if (this.pending.size > 0) return;
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
   // Stops the worker at once, whatever it is doing; open requests fail with `reason`.
@@ -84,5 +99,6 @@ export class WorkerRpc {
     this.stopped ??= reason;
     for (const job of this.pending.values()) job.reject(new Error(reason));
     this.pending.clear();
+    this.notifyIfIdle();
   }
 }

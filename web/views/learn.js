@@ -3,6 +3,7 @@
 // threshold, outlier detector), and the feature maps each layer produces for the current image.
 import { h, clear } from '../lib/dom.js';
 import { filesFromInput } from '../lib/files.js';
+import { groupDigits } from '../lib/format.js';
 import { drawFeatureMaps } from './feature-maps.js';
 
 const TYPE_NOTES = {
@@ -70,7 +71,7 @@ export function mount(section, app) {
         h('span', { class: 'layer-name' }, layer.name),
         h('span', { class: 'layer-type' }, layer.type),
         h('span', { class: 'layer-shape' }, shapeText(layer.outputShape)),
-        h('span', { class: 'layer-params' }, layer.params ? `${layer.params.toLocaleString('en')} params` : ''),
+        h('span', { class: 'layer-params' }, layer.params ? `${groupDigits(layer.params)} params` : ''),
         layer.inputs.length > 1 ? h('span', { class: 'layer-inputs' }, `from ${layer.inputs.join(' + ')}`) : null);
       item.addEventListener('click', () => { layerSelect.value = layer.name; refreshMaps(); });
       diagram.append(item);
@@ -78,7 +79,7 @@ export function mount(section, app) {
     }
     const firstConv = info.layers.find((l) => l.type === 'conv2d');
     if (firstConv) layerSelect.value = firstConv.name;
-    totals.textContent = `${info.layers.length} layers · ${info.parameterCount.toLocaleString('en')} parameters · ` +
+    totals.textContent = `${info.layers.length} layers · ${groupDigits(info.parameterCount)} parameters · ` +
       `${(info.flops / 1e6).toFixed(1)} MFLOP per image`;
     confidence.textContent = confidenceText(info.confidence);
   }
