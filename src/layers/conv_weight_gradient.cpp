@@ -112,10 +112,13 @@ template <class Vec, size_t Taps>
 
 // GCC/Clang vector extensions; the tile sizes fill each instruction set's registers without
 // spilling: AVX-512 7 rows x 2 x 16 filters in 14 of 32 registers (the shape of XNNPACK's
-// 7x32 kernel); AVX2 and 128-bit SIMD 6 rows x 2 vectors in 12 of 16.
+// 7x32 kernel); AVX2 6 rows x 2 vectors in 12 of 16. 128-bit SIMD takes 4 rows x 2 vectors:
+// WebAssembly has no fused multiply-add, so each product needs a temporary register too, and
+// V8 keeps one of x86's 16 for itself; 6 rows spilled (Node, one thread, batch 32: s1's
+// weight gradient 35.3 -> 22.2 ms, s3's 34.0 -> 24.1 ms, s4's 35.3 -> 28.8 ms).
 using Vec4 = float __attribute__((vector_size(16)));
 void block_sum_simd128(const Job& job, size_t block, size_t j_begin, size_t j_end) {
-  block_sum<Vec4, 6>(job, block, j_begin, j_end);
+  block_sum<Vec4, 4>(job, block, j_begin, j_end);
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__wasm__)
