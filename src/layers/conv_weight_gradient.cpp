@@ -21,7 +21,7 @@ constexpr size_t kPaddedBudgetFloats = size_t{1} << 22;
 // by 32 filters, 128 kB) stays in L2 while every row of dWᵀ is summed over it.
 constexpr size_t kBlockPositions = 1024;
 // Columns of dWᵀ (filters) per task: a multiple of every kernel's two-vector width (8, 16 and
-// 32 floats), so that the partition, and so the sums, are the same on every CPU.
+// 32 floats), so that no task splits a tile and the partition is the same on every CPU.
 constexpr size_t kTaskFilters = 32;
 
 }  // namespace
@@ -219,10 +219,8 @@ void ConvWeightGradient::accumulate(Runtime& rt, const Tensor& x, const float* d
   for (size_t first = 0; first < batch; first += images_per_chunk) {
     const size_t count = std::min(images_per_chunk, batch - first);
     const float* input = x.data() + first * h * w * c;
-    size_t line_stride = s * w * c, position_step = s * c;
-    for (size_t kh = 0; kh < k; ++kh)
-      for (size_t kw = 0; kw < k; ++kw)
-        for (size_t ch = 0; ch < c; ++ch) row_offset_[(kh * k + kw) * c + ch] = (kh * w + kw) * c + ch;
+    // Where a tap (kh, kw) and channel ch start in an image: NHWC steps, or the planes'.
+    size_t channel_step = 1, row_step = w * c, column_step = c;
     if (p > 0) {
       const size_t channel_floats = count * image_floats;
       const std::array<size_t, 4> layout{c, count, hp, wp};
@@ -235,16 +233,17 @@ void ConvWeightGradient::accumulate(Runtime& rt, const Tensor& x, const float* d
         fill_plane_rows(input + n * h * w * c, h, w, c, p, channel_floats, planes_.data() + n * image_floats);
       });
       input = planes_.data();
-      line_stride = s * wp;
-      position_step = s;
-      for (size_t kh = 0; kh < k; ++kh)
-        for (size_t kw = 0; kw < k; ++kw)
-          for (size_t ch = 0; ch < c; ++ch)
-            row_offset_[(kh * k + kw) * c + ch] = ch * channel_floats + kh * wp + kw;
+      channel_step = channel_floats;
+      row_step = wp;
+      column_step = 1;
     }
+    for (size_t kh = 0; kh < k; ++kh)
+      for (size_t kw = 0; kw < k; ++kw)
+        for (size_t ch = 0; ch < c; ++ch)
+          row_offset_[(kh * k + kw) * c + ch] = ch * channel_step + kh * row_step + kw * column_step;
     const size_t lines = count * oh, blocks = (lines + lines_per_block - 1) / lines_per_block;
     block_sums_.resize(blocks * rows * f);
-    const Job job{input, row_offset_.data(), image_floats, line_stride, position_step, dy + first * oh * ow * f,
+    const Job job{input, row_offset_.data(), image_floats, s * row_step, s * column_step, dy + first * oh * ow * f,
                   f, oh, ow, rows, lines, lines_per_block, block_sums_.data()};
     parallel_for(rt, blocks * column_tasks, [&](size_t task) {
       const size_t block = task / column_tasks, column = task % column_tasks;
