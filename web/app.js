@@ -155,9 +155,9 @@ async function main() {
   setUpFileHandling((files) => router.active().acceptFiles?.(files));
   // The engine (the worker started with App) and the model at once; a built site's service
   // worker (none on the development server) once the page has started and the engine is idle:
-  // the offline copy (the service worker fetching the site) started with the page used to
-  // compete for the two cores with the model's warm-up and a first classification (about 100
-  // ms later a first result, headless Chromium on 2 cores).
+  // started with the page, the offline copy (the service worker fetching the site) competed
+  // for the two cores with the model's warm-up and a first classification, which then came
+  // about 100 ms later (headless Chromium on 2 cores).
   const model = findInitialModel(app);
   let started;
   const startedPromise = new Promise((resolve) => { started = resolve; });

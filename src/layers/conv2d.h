@@ -11,9 +11,9 @@
 //  - dX on XNNPACK's deconvolution (the transposed convolution) of dY with the same weights,
 //    created (weights packed) when they change, like the forward operator; a pointwise
 //    layer's dX is the product dY·W (gemm.h).
-//  - dW summed from the input in place by ConvWeightGradient (conv_weight_gradient.h): a
-//    register-tiled product over a zero-padded, channel-major copy of the input, without
-//    im2col (measured on resnet-s: see that header).
+//  - dW by ConvWeightGradient (conv_weight_gradient.h): a register-tiled product that reads
+//    the input in place (or a zero-padded, channel-major copy of it when the convolution pads),
+//    without im2col (measured on resnet-s: see that header).
 #pragma once
 #include "core/gemm.h"
 #include "core/layer.h"

@@ -1,7 +1,6 @@
 // Conv2D's backward pass (the forward pass and operator set-up are in conv2d.cpp).
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <string>
 
 #include "layers/conv2d.h"
